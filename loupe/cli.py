@@ -1,0 +1,151 @@
+"""The ``loupe`` command: index, search, demo (and the agent, UI and evals).
+
+Errors meant for the user (:class:`~loupe.errors.LoupeError`) print one line
+and exit with status 1; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from tqdm import tqdm
+
+from loupe.config import Settings, load_settings
+from loupe.errors import LoupeError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Loupe: find identical, near-identical and similar images, and images by their text.")
+
+
+class _State:
+    settings: Settings
+
+
+state = _State()
+
+
+@app.callback()
+def main(
+    index: Annotated[Optional[Path], typer.Option(help="Index folder (default: $LOUPE_INDEX or ~/.loupe/index).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="TOML config file (default: $LOUPE_CONFIG or ./loupe.toml).")] = None,
+) -> None:
+    settings = _user_errors(lambda: load_settings(config))
+    state.settings = settings.with_index_dir(index) if index else settings
+
+
+@app.command()
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="Folders or image files to index.")],
+    metadata: Annotated[Optional[Path], typer.Option(help="CSV or JSONL with title, description, price, ... per image.")] = None,
+    prune: Annotated[bool, typer.Option(help="Remove rows of files under PATHS that no longer exist.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per commit.")] = 16,
+) -> None:
+    """Index images into the LanceDB table; re-running only processes new and changed files."""
+    _user_errors(lambda: run_index(state.settings, paths, metadata, prune, batch_size))
+
+
+def run_index(settings: Settings, paths: list[Path], metadata: Path | None, prune: bool, batch_size: int):
+    from loupe.display import console, print_report
+    from loupe.indexer import Indexer
+    from loupe.metadata import load_metadata
+    from store.image_table import ImageTable
+    from tools.models import Models
+
+    entries = None
+    if metadata is not None:
+        try:
+            entries = load_metadata(metadata)
+        except LoupeError as exc:
+            console.print(f"[yellow]metadata not applied:[/yellow] {exc}. Fix it and run the same command "
+                          "again: only the metadata is updated then.", highlight=False)
+    models = Models(settings)
+    table = ImageTable.open_or_create(settings.index_dir, models.index_info())
+    bar = tqdm(total=0, unit="img", desc="indexing", disable=None, dynamic_ncols=True)
+
+    def progress(done: int, total: int, stage: str) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(stage, refresh=True)
+
+    report = Indexer(settings, models, table, batch_size).run([p.expanduser() for p in paths], entries, prune, progress)
+    bar.close()
+    if entries is not None:
+        report.problems[:0] = entries.problems
+    print_report(report)
+    console.print(f"index: {settings.index_dir} ({table.count()} images)")
+    return report
+
+
+@app.command()
+def search(
+    text: Annotated[Optional[str], typer.Argument(help="Words to find in printed text, captions and metadata.")] = None,
+    image: Annotated[Optional[Path], typer.Option(help="Find this picture, copies of it and similar ones.")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, help="How many results.")] = 10,
+    where: Annotated[Optional[str], typer.Option(help="SQL filter on stored columns, e.g. \"year = 2019 AND price < 20\".")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Search by image (--image) or by words (TEXT); both together run both searches."""
+    if not text and not image:
+        _fail("give words to search for, or --image FILE")
+    from tools.toolbox import Toolbox
+
+    toolbox = Toolbox(state.settings)
+    results = []
+    if image:
+        results.append(("image search", _user_errors(lambda: toolbox.image_search(image=image, k=k, where=where))))
+    if text:
+        results.append(("text search", _user_errors(lambda: toolbox.text_search(text, k=k, where=where))))
+    if as_json:
+        print(json.dumps([r.to_dict() for _, r in results], indent=2, ensure_ascii=False))
+        return
+    from loupe.display import print_result
+
+    for title, result in results:
+        print_result(result, title)
+
+
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Option(help="Where the sample collection and its index are written.")] = Path("~/.loupe/demo"),
+) -> None:
+    """Build a small sample collection, index it, and run a few searches."""
+    from loupe.display import console, print_result
+    from loupe.sample import build_sample
+    from tools.toolbox import Toolbox
+
+    folder = folder.expanduser()
+    collection, metadata, queries = build_sample(folder)
+    settings = state.settings.with_index_dir(folder / "index")
+    console.print(f"[bold]sample collection[/bold] written to {collection}")
+    _user_errors(lambda: run_index(settings, [collection], metadata, prune=False, batch_size=8))
+    toolbox = Toolbox(settings)
+    for title, action in [
+        ("phone photo of the bus (not in the collection)", lambda: toolbox.image_search(image=queries["bus_phone_photo"], k=5)),
+        ("photo of the bookshop receipt", lambda: toolbox.image_search(image=queries["receipt_phone_photo"], k=3)),
+        ('"corner bookshop"', lambda: toolbox.text_search("corner bookshop", k=3)),
+        ('"total 21.00"', lambda: toolbox.text_search("total 21.00", k=3)),
+        ('"minibus" (through the image tags)', lambda: toolbox.text_search("minibus", k=3)),
+        ('"receipt" only from 2019', lambda: toolbox.text_search("receipt", k=5, where="year = 2019")),
+    ]:
+        print_result(_user_errors(action), title)
+
+
+def _user_errors(action):
+    """Run ``action``; a LoupeError becomes one line on stderr and exit status 1."""
+    try:
+        return action()
+    except LoupeError as exc:
+        _fail(str(exc))
+
+
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(code=1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,130 @@
+"""One place that names every model and setting Loupe uses.
+
+Settings come, lowest priority first, from the defaults below, a TOML file
+(``$LOUPE_CONFIG``, else ``./loupe.toml``), and ``LOUPE_*`` environment
+variables. Every model is named here and nowhere else, so a user can see at a
+glance what runs and swap any stage without touching code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loupe.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which model runs each pipeline stage.
+
+    image_encoder: ``efficientnet-lite0`` (packaged ImageNet CNN, the offline
+        default) or ``open_clip:<architecture>`` (e.g. ``open_clip:ViT-B-32``).
+    image_encoder_weights: a weights file, or an open_clip pretrained tag that
+        the resolver finds in the cache or, when online, on the hub.
+    image_encoder_config: an open_clip model-config JSON for architectures
+        open_clip does not know (a fine-tuned or small model).
+    text_embedder: ``all-MiniLM-L6-v2`` (packaged), a sentence-transformers
+        model directory or hub id (e.g. ``thenlper/gte-base``), or
+        ``openai:text-embedding-3-small``.
+    ocr: ``rapidocr`` (PP-OCR detection + recognition) or ``tesseract``.
+    captioner: ``tags`` (labels from the image encoder's classifier plus OCR
+        words, labelled as tags) or ``hf:<directory or hub id>`` for an
+        image-to-text model run with transformers.
+    """
+
+    image_encoder: str = "efficientnet-lite0"
+    image_encoder_weights: str = ""
+    image_encoder_config: str = ""
+    text_embedder: str = "all-MiniLM-L6-v2"
+    ocr: str = "rapidocr"
+    captioner: str = "tags"
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """Which language model drives the agent.
+
+    backend: ``rule-based`` (deterministic planner, offline), ``openai`` or
+        ``openai-compatible`` (any server speaking the chat-completions
+        protocol at ``base_url``: vLLM, llama.cpp server, Ollama).
+    """
+
+    backend: str = "rule-based"
+    model: str = "gpt-4o-mini"
+    base_url: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, resolved once at start-up."""
+
+    index_dir: Path = field(default_factory=lambda: _default_home() / "index")
+    models: ModelSettings = field(default_factory=ModelSettings)
+    llm: LLMSettings = field(default_factory=LLMSettings)
+    # Larger images are refused before decoding: a 30000x30000 PNG would need
+    # 2.7 GB of RAM. 256 MP is above any phone camera (200 MP) today.
+    max_pixels: int = 256_000_000
+    offline: bool = False
+
+    def with_index_dir(self, index_dir: str | Path) -> Settings:
+        """A copy that points at another index folder (the CLI's ``--index``)."""
+        return dataclasses.replace(self, index_dir=Path(index_dir).expanduser())
+
+
+def _default_home() -> Path:
+    return Path(os.environ.get("LOUPE_HOME", Path.home() / ".loupe")).expanduser()
+
+
+_ENV_OVERRIDES = {
+    "LOUPE_IMAGE_ENCODER": ("models", "image_encoder"),
+    "LOUPE_IMAGE_ENCODER_WEIGHTS": ("models", "image_encoder_weights"),
+    "LOUPE_IMAGE_ENCODER_CONFIG": ("models", "image_encoder_config"),
+    "LOUPE_TEXT_EMBEDDER": ("models", "text_embedder"),
+    "LOUPE_OCR": ("models", "ocr"),
+    "LOUPE_CAPTIONER": ("models", "captioner"),
+    "LOUPE_LLM": ("llm", "backend"),
+    "LOUPE_LLM_MODEL": ("llm", "model"),
+    "LOUPE_LLM_BASE_URL": ("llm", "base_url"),
+}
+
+
+def load_settings(config_file: str | Path | None = None) -> Settings:
+    """Read defaults, then the TOML file, then ``LOUPE_*`` variables."""
+    path = Path(config_file or os.environ.get("LOUPE_CONFIG") or "loupe.toml").expanduser()
+    raw: dict = {}
+    if path.is_file():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    elif config_file is not None:
+        raise ConfigError(f"config file {path} does not exist")
+
+    sections: dict[str, dict] = {"models": dict(raw.get("models", {})), "llm": dict(raw.get("llm", {}))}
+    for variable, (section, key) in _ENV_OVERRIDES.items():
+        if variable in os.environ:
+            sections[section][key] = os.environ[variable]
+
+    try:
+        models = ModelSettings(**sections["models"])
+        llm = LLMSettings(**sections["llm"])
+    except TypeError as exc:
+        raise ConfigError(f"unknown setting in {path}: {exc}") from exc
+
+    top: dict = {}
+    index_dir = os.environ.get("LOUPE_INDEX") or raw.get("index_dir")
+    if index_dir:
+        top["index_dir"] = Path(index_dir).expanduser()
+    max_pixels = os.environ.get("LOUPE_MAX_PIXELS") or raw.get("max_pixels")
+    if max_pixels:
+        try:
+            top["max_pixels"] = int(max_pixels)
+        except ValueError as exc:
+            raise ConfigError(f"max_pixels must be a whole number, got {max_pixels!r}") from exc
+    offline_flags = (os.environ.get("LOUPE_OFFLINE"), os.environ.get("HF_HUB_OFFLINE"))
+    top["offline"] = bool(raw.get("offline", False)) or any(f not in (None, "", "0") for f in offline_flags)
+    return Settings(models=models, llm=llm, **top)

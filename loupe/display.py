@@ -1,0 +1,35 @@
+"""Printing search results and index reports in the terminal."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from loupe.indexer import IndexReport
+from tools.records import SearchResult
+
+console = Console()
+
+
+def print_result(result: SearchResult, title: str) -> None:
+    if not result.records:
+        console.print(f"[bold]{title}[/bold]: no match. {result.note}")
+        return
+    table = Table(title=f"{title} ({result.seconds * 1000:.0f} ms)", show_lines=False, expand=False)
+    for column in ("#", "score", "match", "file", "why", "metadata"):
+        table.add_column(column, overflow="fold")
+    for rank, record in enumerate(result.records, start=1):
+        meta = record.metadata
+        facts = [meta.get("title"), f"price {meta['price']}" if meta.get("price") is not None else None,
+                 meta.get("taken_at")]
+        why = record.why + (f"\n“{record.matched_text}”" if record.matched_text else "")
+        table.add_row(str(rank), f"{record.score:.2f}", record.match, record.file_name, why,
+                      " · ".join(str(f) for f in facts if f))
+    console.print(table)
+
+
+def print_report(report: IndexReport) -> None:
+    for problem in report.problems:
+        console.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
+    timing = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in report.stage_seconds.items())
+    console.print(f"[bold]indexed:[/bold] {report.summary()}" + (f"  ({timing})" if timing else ""))

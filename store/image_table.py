@@ -1,0 +1,211 @@
+"""The images table on disk: writes that survive a crash, and the searches.
+
+Every write is one LanceDB commit (a ``merge_insert`` keyed on ``path``), and a
+commit is atomic: a process killed with ``kill -9`` leaves the table at the
+last commit, so a restarted run re-indexes only the files of the lost batch,
+and upserting on ``path`` means no file can ever get two rows.
+
+This module knows nothing about models: callers hand it vectors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+from lancedb.index import FTS, BTree, IvfPq
+
+from loupe.errors import IndexMismatchError, LoupeError
+from store.schema import RECORD_COLUMNS, TABLE_NAME, IndexInfo, image_table_schema
+
+# Below this many rows an exact (flat) scan is fast enough (measured by
+# evals/bench_store.py) and always exact; above it an IVF-PQ index with
+# re-ranking keeps queries fast.
+VECTOR_INDEX_MIN_ROWS = 50_000
+VECTOR_COLUMNS = ("image_vector", "ocr_vector", "caption_vector")
+
+
+class IndexNotFoundError(LoupeError):
+    """No index exists at the given folder yet."""
+
+
+class ImageTable:
+    """The ``images`` table in one index folder."""
+
+    def __init__(self, index_dir: Path, info: IndexInfo, table: lancedb.table.Table) -> None:
+        self.index_dir = index_dir
+        self.info = info
+        self._table = table
+
+    @classmethod
+    def open(cls, index_dir: str | Path) -> ImageTable:
+        """Open an existing index; the error says how to make one if there is none."""
+        index_dir = Path(index_dir).expanduser()
+        info = IndexInfo.load(index_dir)
+        db = lancedb.connect(index_dir) if info else None
+        if info is None or TABLE_NAME not in db.list_tables().tables:
+            raise IndexNotFoundError(
+                f"no Loupe index at {index_dir}: run `loupe index FOLDER` first (or pass --index)"
+            )
+        return cls(index_dir, info, db.open_table(TABLE_NAME))
+
+    @classmethod
+    def open_or_create(cls, index_dir: str | Path, info: IndexInfo) -> ImageTable:
+        """Open the index, creating it if needed; refuse one built with other models."""
+        index_dir = Path(index_dir).expanduser()
+        index_dir.mkdir(parents=True, exist_ok=True)
+        existing = IndexInfo.load(index_dir)
+        if existing is not None and existing.vector_models() != info.vector_models():
+            raise IndexMismatchError(
+                f"the index at {index_dir} was built with {_describe(existing)}, but the configuration "
+                f"now names {_describe(info)}. Vectors of different models cannot be mixed: use another "
+                "--index folder, or restore the configuration the index was built with"
+            )
+        db = lancedb.connect(index_dir)
+        if TABLE_NAME in db.list_tables().tables:
+            table = db.open_table(TABLE_NAME)
+        else:
+            table = db.create_table(TABLE_NAME, schema=image_table_schema(info))
+        info.save(index_dir)
+        return cls(index_dir, info, table)
+
+    # ----- writing -------------------------------------------------------------------------
+
+    def upsert(self, rows: list[dict[str, Any]]) -> None:
+        """Insert new files and replace changed ones, in one atomic commit."""
+        if not rows:
+            return
+        data = pa.Table.from_pylist(rows, schema=self._table.schema)
+        (
+            self._table.merge_insert("path")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(data)
+        )
+
+    def delete_paths(self, paths: list[str]) -> None:
+        """Remove the rows of files that no longer exist (``--prune``)."""
+        for start in range(0, len(paths), 500):
+            chunk = paths[start:start + 500]
+            self._table.delete("path IN (" + ", ".join(sql_string(p) for p in chunk) + ")")
+
+    def finish_writes(self) -> None:
+        """Compact the commits of a run and bring the search indexes up to date.
+
+        Many small commits keep a crash cheap; compacting once at the end keeps
+        reads fast. The full-text index is built once and then updated by
+        ``optimize``; the vector indexes appear once the table is large.
+        """
+        indexed = {index.columns[0]: index.index_type for index in self._table.list_indices()}
+        rows = self._table.count_rows()
+        if "search_text" not in indexed and rows:
+            self._table.create_index("search_text", config=FTS(with_position=False))
+        if "path" not in indexed and rows:
+            self._table.create_index("path", config=BTree())
+        if rows >= VECTOR_INDEX_MIN_ROWS:
+            for column in VECTOR_COLUMNS:
+                if column not in indexed:
+                    self._table.create_index(
+                        vector_column_name=column, config=IvfPq(distance_type="cosine")
+                    )
+        self._table.optimize()
+
+    # ----- reading -------------------------------------------------------------------------
+
+    def count(self) -> int:
+        return self._table.count_rows()
+
+    def file_states(self) -> dict[str, tuple[str, int, float]]:
+        """path -> (sha256, file size, mtime) of every indexed file, for incremental runs."""
+        columns = self._scan(["path", "sha256", "file_size", "mtime"])
+        return {
+            path: (sha, size, mtime)
+            for path, sha, size, mtime in zip(
+                columns["path"].to_pylist(), columns["sha256"].to_pylist(),
+                columns["file_size"].to_pylist(), columns["mtime"].to_pylist(),
+            )
+        }
+
+    def perceptual_hashes(self) -> tuple[list[str], np.ndarray]:
+        """(ids, int64 hashes) of every row: Hamming distance is computed in numpy."""
+        columns = self._scan(["id", "phash"])
+        return columns["id"].to_pylist(), columns["phash"].to_numpy(zero_copy_only=False)
+
+    def _scan(self, columns: list[str]) -> pa.Table:
+        """A few columns of every row (no vectors, so cheap even at 100k rows)."""
+        rows = self.count()
+        if rows == 0:
+            return pa.table({c: pa.array([], self._table.schema.field(c).type) for c in columns})
+        return self._table.search().select(columns).limit(rows).to_arrow()
+
+    def get(self, ids: list[str], columns: list[str] | None = None) -> list[dict[str, Any]]:
+        """Rows by id, in the order of ``ids`` (missing ids are left out)."""
+        if not ids:
+            return []
+        rows = (
+            self._table.search()
+            .where("id IN (" + ", ".join(sql_string(i) for i in ids) + ")")
+            .select(columns or RECORD_COLUMNS)
+            .limit(len(ids))
+            .to_list()
+        )
+        by_id = {row["id"]: row for row in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def find(self, where: str, limit: int = 50, columns: list[str] | None = None) -> list[dict[str, Any]]:
+        """Rows matching an SQL filter, e.g. ``sha256 = '...'``."""
+        return self._table.search().where(where).select(columns or RECORD_COLUMNS).limit(limit).to_list()
+
+    def vector_search(
+        self, column: str, vector: np.ndarray, limit: int, where: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Nearest rows by cosine distance, each with ``_distance`` (0 = same direction)."""
+        query = (
+            self._table.search(vector.astype(np.float32), vector_column_name=column)
+            .distance_type("cosine")
+            .select([*RECORD_COLUMNS, "_distance"])
+            .limit(limit)
+        )
+        if column != "image_vector":
+            # Rows without text carry a zero vector: keep them out of text search.
+            text_filter = "has_text" if column == "ocr_vector" else "caption != ''"
+            where = f"({where}) AND {text_filter}" if where else text_filter
+        if where:
+            query = query.where(where, prefilter=True)
+        if self.count() >= VECTOR_INDEX_MIN_ROWS:
+            query = query.nprobes(20).refine_factor(5)
+        return query.to_list()
+
+    def full_text_search(self, text: str, limit: int, where: str | None = None) -> list[dict[str, Any]]:
+        """BM25 ranking over OCR text, captions, metadata and file names."""
+        query = (
+            self._table.search(text, query_type="fts", fts_columns="search_text")
+            .select([*RECORD_COLUMNS, "_score"])
+            .limit(limit)
+        )
+        if where:
+            query = query.where(where, prefilter=True)
+        return query.to_list()
+
+    def thumbnail(self, record_id: str) -> bytes | None:
+        rows = self.get([record_id], columns=["id", "thumbnail"])
+        return rows[0]["thumbnail"] if rows else None
+
+    def vector_of(self, record_id: str, column: str = "image_vector") -> np.ndarray | None:
+        rows = self.get([record_id], columns=["id", column])
+        return np.asarray(rows[0][column], dtype=np.float32) if rows else None
+
+
+def sql_string(value: str) -> str:
+    """Quote a value as an SQL string literal for LanceDB filters."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _describe(info: IndexInfo) -> str:
+    return (
+        f"image encoder {info.image_encoder} ({info.image_dim}-d) and text embedder "
+        f"{info.text_embedder} ({info.text_dim}-d)"
+    )

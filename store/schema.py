@@ -1,0 +1,90 @@
+"""The one LanceDB table Loupe keeps: one row per image file.
+
+Vector widths depend on the configured models, so the schema is built from
+them; :class:`IndexInfo` records which models filled the vectors, because
+vectors from two different encoders must never be compared.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+TABLE_NAME = "images"
+INFO_FILE = "loupe-index.json"
+
+# Columns an answer shows; vectors and the thumbnail stay out of results unless
+# asked for, so a search reads a few hundred bytes per row, not kilobytes.
+RECORD_COLUMNS = [
+    "id", "path", "file_name", "sha256", "phash", "file_size", "width", "height", "format",
+    "taken_at", "year", "camera", "orientation", "ocr_text", "ocr_lines", "caption",
+    "caption_kind", "title", "description", "price", "metadata_json", "indexed_at",
+]
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """Which models produced an index's vectors, and their widths."""
+
+    image_encoder: str
+    image_dim: int
+    text_embedder: str
+    text_dim: int
+    ocr: str
+    captioner: str
+
+    def vector_models(self) -> tuple[str, int, str, int]:
+        """What must stay the same for old and new vectors to be comparable."""
+        return (self.image_encoder, self.image_dim, self.text_embedder, self.text_dim)
+
+    def save(self, index_dir: Path) -> None:
+        (index_dir / INFO_FILE).write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, index_dir: Path) -> IndexInfo | None:
+        path = index_dir / INFO_FILE
+        if not path.is_file():
+            return None
+        return cls(**json.loads(path.read_text(encoding="utf-8")))
+
+
+def image_table_schema(info: IndexInfo) -> pa.Schema:
+    """Arrow schema of the images table for the given vector widths."""
+    image_vector = pa.list_(pa.float32(), info.image_dim)
+    text_vector = pa.list_(pa.float32(), info.text_dim)
+    return pa.schema([
+        pa.field("id", pa.string(), nullable=False),  # stable id derived from the path
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("file_name", pa.string()),
+        pa.field("sha256", pa.string()),
+        pa.field("phash", pa.int64()),
+        pa.field("file_size", pa.int64()),
+        pa.field("mtime", pa.float64()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("format", pa.string()),
+        pa.field("taken_at", pa.string()),
+        pa.field("year", pa.int32()),
+        pa.field("camera", pa.string()),
+        pa.field("orientation", pa.int32()),
+        pa.field("image_vector", image_vector),
+        pa.field("orb_keypoints", pa.binary()),  # for geometric verification (tools/local_features)
+        pa.field("orb_descriptors", pa.binary()),
+        pa.field("ocr_text", pa.string()),
+        pa.field("ocr_lines", pa.string()),  # JSON: [{text, box, confidence}]
+        pa.field("has_text", pa.bool_()),
+        pa.field("ocr_vector", text_vector),
+        pa.field("caption", pa.string()),
+        pa.field("caption_kind", pa.string()),  # "caption" (a model wrote it) or "tags"
+        pa.field("caption_vector", text_vector),
+        pa.field("title", pa.string()),
+        pa.field("description", pa.string()),
+        pa.field("price", pa.float64()),
+        pa.field("metadata_json", pa.string()),
+        pa.field("search_text", pa.string()),  # what full-text (BM25) search reads
+        pa.field("thumbnail", pa.binary()),
+        pa.field("indexed_at", pa.string()),
+    ])

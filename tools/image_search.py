@@ -1,0 +1,153 @@
+"""The image_search tool: which records show this picture, a copy of it, or something like it.
+
+Three signals, cheapest first, decide both the ranking and the match label:
+
+* identical: the same bytes (SHA-256), or the same pixel size and perceptual
+  hash (the same picture re-saved). A resized copy keeps its perceptual hash
+  but not its size, so it is a near-duplicate, not identical.
+* near-duplicate: perceptual hash within a few bits (resized, recompressed),
+  geometric verification of local features (cropped, rotated, a phone photo
+  of the same object), or a very high embedding cosine.
+* similar: embedding cosine above the encoder's calibrated threshold.
+
+Anything below "similar" is not returned: an empty list says nothing
+resembling the query is indexed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from loupe.errors import LoupeError
+from store.image_table import ImageTable, sql_string
+from tools.image_file import ImageFile, hamming_distances, open_image
+from tools.local_features import SAME_OBJECT_INLIERS, LocalFeatures, count_inliers, extract_features
+from tools.models import Models
+from tools.records import (IDENTICAL, MATCH_ORDER, NEAR_DUPLICATE, SIMILAR, SearchResult,
+                           attach_thumbnails, record_from_row)
+
+NEAR_DUPLICATE_PHASH_BITS = 6  # resized/recompressed copies measured at most 4 of 64 bits apart
+VECTOR_CANDIDATES = 50  # nearest rows by embedding that are considered at all
+VERIFY_CANDIDATES = 30  # of those, how many get geometric verification (about 7 ms each)
+
+
+@dataclass(frozen=True)
+class QueryImage:
+    """What image_search compares: from a file, uploaded bytes, or a stored record."""
+
+    label: str
+    vector: np.ndarray
+    features: LocalFeatures
+    sha256: str
+    phash: int
+    size: tuple[int, int]
+    record_id: str = ""  # set when the query is a stored record ("more like #3")
+
+
+def query_from_file(models: Models, image: ImageFile) -> QueryImage:
+    vector = models.image_encoder.embed_images([image.image]).vectors[0]
+    return QueryImage(label=image.path.name, vector=vector, features=extract_features(image.image),
+                      sha256=image.sha256, phash=image.phash, size=(image.width, image.height))
+
+
+def query_from_record(table: ImageTable, record_id: str) -> QueryImage:
+    rows = table.find(f"id = {sql_string(record_id)}", limit=1,
+                      columns=["id", "file_name", "sha256", "phash", "width", "height", "image_vector",
+                               "orb_keypoints", "orb_descriptors"])
+    if not rows:
+        raise LoupeError(f"no record with id {record_id} in the index")
+    row = rows[0]
+    return QueryImage(label=row["file_name"], vector=np.asarray(row["image_vector"], np.float32),
+                      features=LocalFeatures.from_bytes(row["orb_keypoints"], row["orb_descriptors"]),
+                      sha256=row["sha256"], phash=row["phash"], size=(row["width"], row["height"]),
+                      record_id=record_id)
+
+
+def load_query(table: ImageTable, models: Models, image: str | Path | bytes | None = None,
+               record_id: str | None = None) -> QueryImage:
+    """The query from a file path, uploaded bytes or a record id (exactly one)."""
+    if record_id:
+        return query_from_record(table, record_id)
+    return query_from_file(models, open_image(image, models.settings.max_pixels))
+
+
+def image_search(table: ImageTable, models: Models, image: str | Path | bytes | None = None,
+                 record_id: str | None = None, k: int = 10, where: str | None = None) -> SearchResult:
+    """Ranked records that show the query image, a copy of it, or a similar picture."""
+    start = time.perf_counter()
+    query = load_query(table, models, image, record_id)
+    encoder = models.image_encoder
+    candidates = _candidates(table, query, where)
+
+    verify_ids = [row["id"] for row in sorted(candidates.values(), key=lambda r: -r["cosine"])][:VERIFY_CANDIDATES]
+    features = {row["id"]: LocalFeatures.from_bytes(row["orb_keypoints"], row["orb_descriptors"])
+                for row in table.get(verify_ids, columns=["id", "orb_keypoints", "orb_descriptors"])}
+
+    records = []
+    for row in candidates.values():
+        inliers = count_inliers(query.features, features[row["id"]]) if row["id"] in features else 0
+        label, why = _label(query, row, inliers, encoder.similar_cosine, encoder.near_duplicate_cosine)
+        if label is None:
+            continue
+        record = record_from_row(row, 1.0 if label == IDENTICAL else max(row["cosine"], 0.0), label, why)
+        records.append((MATCH_ORDER[label], -inliers if label == NEAR_DUPLICATE else 0, -row["cosine"], record))
+    records.sort(key=lambda item: item[:3])
+    matched = [item[3] for item in records[:k]]
+    attach_thumbnails(table, matched)
+    note = "" if matched else (
+        f"nothing in the {table.count()} indexed images resembles {query.label} "
+        f"(no embedding cosine above {encoder.similar_cosine}, no matching local features)"
+    )
+    return SearchResult(tool="image_search", query={"image": query.label, "record_id": query.record_id,
+                                                    "k": k, "where": where or ""},
+                        records=matched, seconds=time.perf_counter() - start, note=note)
+
+
+def _candidates(table: ImageTable, query: QueryImage, where: str | None) -> dict[str, dict]:
+    """Rows by embedding, by content hash and by perceptual hash, each with its cosine and hash distance."""
+    rows = {row["id"]: row for row in table.vector_search("image_vector", query.vector, VECTOR_CANDIDATES, where)}
+    for row in rows.values():
+        row["cosine"] = 1.0 - float(row["_distance"])
+
+    hash_filter = f"sha256 = {sql_string(query.sha256)}"
+    ids, hashes = table.perceptual_hashes()
+    close = [ids[i] for i in np.flatnonzero(hamming_distances(query.phash, hashes) <= NEAR_DUPLICATE_PHASH_BITS)]
+    if close:
+        hash_filter += " OR id IN (" + ", ".join(sql_string(i) for i in close[:200]) + ")"
+    extra = table.find(f"({hash_filter})" + (f" AND ({where})" if where else ""), limit=200,
+                       columns=None)
+    missing = [row for row in extra if row["id"] not in rows]
+    if missing:
+        vectors = {r["id"]: np.asarray(r["image_vector"], np.float32)
+                   for r in table.get([r["id"] for r in missing], columns=["id", "image_vector"])}
+        for row in missing:
+            row["cosine"] = float(vectors[row["id"]] @ query.vector)
+            rows[row["id"]] = row
+
+    rows.pop(query.record_id, None)  # "more like #3" does not return #3 itself
+    for row in rows.values():
+        row["phash_bits"] = int(hamming_distances(query.phash, np.array([row["phash"]], np.int64))[0])
+    return rows
+
+
+def _label(query: QueryImage, row: dict, inliers: int, similar: float,
+           near_duplicate: float) -> tuple[str | None, str]:
+    cosine, bits = row["cosine"], row["phash_bits"]
+    if row["sha256"] == query.sha256:
+        return IDENTICAL, "same file content (SHA-256)"
+    if bits == 0 and (row["width"], row["height"]) == query.size:
+        return IDENTICAL, "same picture: same size and perceptual hash"
+    if bits <= NEAR_DUPLICATE_PHASH_BITS:
+        return NEAR_DUPLICATE, f"perceptual hash {bits} of 64 bits apart (resized or recompressed copy)"
+    if inliers >= SAME_OBJECT_INLIERS:
+        return NEAR_DUPLICATE, (f"same object: {inliers} local features line up (crop, rotation or "
+                                f"new photo of it); embedding cosine {cosine:.2f}")
+    if cosine >= near_duplicate:
+        return NEAR_DUPLICATE, f"embedding cosine {cosine:.2f} (at least {near_duplicate})"
+    if cosine >= similar:
+        return SIMILAR, f"embedding cosine {cosine:.2f}"
+    return None, ""

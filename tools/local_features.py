@@ -1,0 +1,71 @@
+"""Local features and geometric verification: is this the same object, photographed again?
+
+A global embedding ranks a phone photo of a DVD cover against its clean
+catalogue scan poorly (top-1 0.245 on SMVS dev with EfficientNet). Matching ORB
+keypoints and counting the matches a single homography explains (RANSAC
+inliers) recognises it (top-1 0.98), at 9 ms per image to extract and 7 ms per
+pair to verify on this CPU. The features are stored with each row (about 18 KB),
+so verifying a query against 50 candidates reads no image files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+FEATURE_MAX_SIDE = 640
+MAX_KEYPOINTS = 500
+RATIO_TEST = 0.8
+RANSAC_REPROJECTION_PX = 8.0
+# Same object if at least this many matches fit one homography. On SMVS dev the
+# true pairs had a median of 95 inliers (10th percentile 28) and the best wrong
+# reference of a query at most 25.
+SAME_OBJECT_INLIERS = 25
+_MIN_MATCHES = 8
+
+cv2.setNumThreads(1)  # many small calls: threads cost more than they save
+
+
+@dataclass(frozen=True)
+class LocalFeatures:
+    keypoints: np.ndarray  # (n, 2) int16 pixel coordinates at FEATURE_MAX_SIDE scale
+    descriptors: np.ndarray  # (n, 32) uint8 ORB descriptors
+
+    def to_bytes(self) -> tuple[bytes, bytes]:
+        return self.keypoints.astype(np.int16).tobytes(), self.descriptors.astype(np.uint8).tobytes()
+
+    @classmethod
+    def from_bytes(cls, keypoints: bytes | None, descriptors: bytes | None) -> LocalFeatures:
+        points = np.frombuffer(keypoints or b"", dtype=np.int16).reshape(-1, 2)
+        described = np.frombuffer(descriptors or b"", dtype=np.uint8).reshape(-1, 32)
+        return cls(points, described)
+
+
+def extract_features(image: Image.Image) -> LocalFeatures:
+    """ORB keypoints of a grey copy at most FEATURE_MAX_SIDE pixels on its long side."""
+    grey = image.convert("L")
+    grey.thumbnail((FEATURE_MAX_SIDE, FEATURE_MAX_SIDE), Image.Resampling.BILINEAR)
+    detector = cv2.ORB_create(nfeatures=MAX_KEYPOINTS, fastThreshold=10)
+    keypoints, descriptors = detector.detectAndCompute(np.asarray(grey), None)
+    if descriptors is None or not keypoints:
+        return LocalFeatures(np.zeros((0, 2), np.int16), np.zeros((0, 32), np.uint8))
+    points = np.array([k.pt for k in keypoints], dtype=np.float32).round().astype(np.int16)
+    return LocalFeatures(points, descriptors)
+
+
+def count_inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:
+    """Matches (ratio test) that one RANSAC homography explains; 0 when too few to try."""
+    if len(query.descriptors) < _MIN_MATCHES or len(candidate.descriptors) < _MIN_MATCHES:
+        return 0
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    pairs = matcher.knnMatch(query.descriptors, candidate.descriptors, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO_TEST * p[1].distance]
+    if len(good) < _MIN_MATCHES:
+        return 0
+    source = query.keypoints[[m.queryIdx for m in good]].astype(np.float32)
+    target = candidate.keypoints[[m.trainIdx for m in good]].astype(np.float32)
+    _, mask = cv2.findHomography(source, target, cv2.RANSAC, RANSAC_REPROJECTION_PX)
+    return int(mask.sum()) if mask is not None else 0

@@ -1,0 +1,52 @@
+"""The models of one configuration, each loaded on first use.
+
+A text query never pays for loading the OCR engine, and a query image never
+loads the text embedder unless it has text to search.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from loupe.config import Settings
+from store.schema import IndexInfo
+from tools.models.captioners import Captioner, load_captioner
+from tools.models.image_encoders import ImageEncoder, load_image_encoder
+from tools.models.ocr_backends import OcrBackend, load_ocr_backend
+from tools.models.text_embedders import TextEmbedder, load_text_embedder
+
+
+class Models:
+    """Lazily loaded encoder, text embedder, OCR backend and captioner."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def image_encoder(self) -> ImageEncoder:
+        m = self.settings.models
+        return load_image_encoder(m.image_encoder, m.image_encoder_weights, m.image_encoder_config,
+                                  self.settings.offline)
+
+    @cached_property
+    def text_embedder(self) -> TextEmbedder:
+        return load_text_embedder(self.settings.models.text_embedder, self.settings.offline)
+
+    @cached_property
+    def ocr(self) -> OcrBackend:
+        return load_ocr_backend(self.settings.models.ocr)
+
+    @cached_property
+    def captioner(self) -> Captioner:
+        return load_captioner(self.settings.models.captioner, self.image_encoder, self.settings.offline)
+
+    def index_info(self) -> IndexInfo:
+        """What an index built with these models records about them."""
+        return IndexInfo(
+            image_encoder=self.image_encoder.name,
+            image_dim=self.image_encoder.dim,
+            text_embedder=self.text_embedder.name,
+            text_dim=self.text_embedder.dim,
+            ocr=self.settings.models.ocr,
+            captioner=self.settings.models.captioner,
+        )

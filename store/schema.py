@@ -19,7 +19,7 @@ INFO_FILE = "loupe-index.json"
 # Columns an answer shows; vectors and the thumbnail stay out of results unless
 # asked for, so a search reads a few hundred bytes per row, not kilobytes.
 RECORD_COLUMNS = [
-    "id", "path", "file_name", "sha256", "phash", "file_size", "width", "height", "format",
+    "id", "path", "file_name", "sha256", "pixel_sha256", "phash", "file_size", "width", "height", "format",
     "taken_at", "year", "camera", "orientation", "ocr_text", "ocr_lines", "caption",
     "caption_kind", "title", "description", "price", "metadata_json", "indexed_at",
 ]
@@ -60,6 +60,7 @@ def image_table_schema(info: IndexInfo) -> pa.Schema:
         pa.field("path", pa.string(), nullable=False),
         pa.field("file_name", pa.string()),
         pa.field("sha256", pa.string()),
+        pa.field("pixel_sha256", pa.string()),
         pa.field("phash", pa.int64()),
         pa.field("file_size", pa.int64()),
         pa.field("mtime", pa.float64()),

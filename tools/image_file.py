@@ -42,6 +42,7 @@ class ImageFile:
 
     path: Path
     sha256: str
+    pixel_sha256: str  # hash of the decoded pixels: equal for a copy with only its metadata changed
     phash: int  # 64-bit DCT perceptual hash, as a signed int64 for storage
     file_size: int
     mtime: float  # modification time when read; 0 for bytes that came from no file
@@ -89,6 +90,9 @@ def decode_image_bytes(data: bytes, path: Path, max_pixels: int, mtime: float = 
     """Like :func:`read_image` for bytes already in memory (an upload)."""
     if not data:
         raise ImageRejected(f"{path}: empty file (0 bytes)")
+    # PIL refuses images over twice this at open time; our own check below
+    # refuses those between the limit and twice it, with the same message.
+    Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -96,15 +100,12 @@ def decode_image_bytes(data: bytes, path: Path, max_pixels: int, mtime: float = 
     except UnidentifiedImageError as exc:
         raise ImageRejected(f"{path}: not an image Loupe can read (unknown or corrupt format)") from exc
     except Image.DecompressionBombError as exc:
-        raise ImageRejected(f"{path}: too large to decode safely ({exc})") from exc
+        raise ImageRejected(_too_large(path, "", max_pixels)) from exc
 
     width, height = opened.size
     if width * height > max_pixels:
-        raise ImageRejected(
-            f"{path}: {width}x{height} is {width * height / 1e6:.0f} megapixels, over the "
-            f"{max_pixels / 1e6:.0f} MP limit (a decompression bomb or a huge scan; "
-            "raise LOUPE_MAX_PIXELS to accept it)"
-        )
+        raise ImageRejected(_too_large(path, f"{width}x{height} = {width * height / 1e6:.0f} megapixels, ",
+                                       max_pixels))
     image_format = opened.format or "unknown"
     exif = opened.getexif()
     orientation = exif.get(_TAG_ORIENTATION)
@@ -125,6 +126,7 @@ def decode_image_bytes(data: bytes, path: Path, max_pixels: int, mtime: float = 
     return ImageFile(
         path=path,
         sha256=hashlib.sha256(data).hexdigest(),
+        pixel_sha256=hashlib.sha256(rgb.tobytes()).hexdigest(),
         phash=perceptual_hash(rgb),
         file_size=len(data),
         mtime=mtime,
@@ -145,6 +147,11 @@ def open_image(image: str | Path | bytes | None, max_pixels: int) -> ImageFile:
     if not image:
         raise ImageRejected("no image given: pass an image file, uploaded image bytes or a record id")
     return read_image(image, max_pixels)
+
+
+def _too_large(path: Path, size: str, max_pixels: int) -> str:
+    return (f"{path}: {size}over the {max_pixels / 1e6:.0f} megapixels limit, refused before decoding "
+            "(a decompression bomb or a huge scan; raise LOUPE_MAX_PIXELS to accept it)")
 
 
 def perceptual_hash(image: Image.Image) -> int:

@@ -2,9 +2,10 @@
 
 Three signals, cheapest first, decide both the ranking and the match label:
 
-* identical: the same bytes (SHA-256), or the same pixel size and perceptual
-  hash (the same picture re-saved). A resized copy keeps its perceptual hash
-  but not its size, so it is a near-duplicate, not identical.
+* identical: the same bytes (SHA-256) or the same decoded pixels (a copy whose
+  EXIF was stripped, a PNG re-saved). Not "perceptual hash distance 0": a
+  resized or heavily recompressed copy keeps its perceptual hash too, and
+  that is a near-duplicate.
 * near-duplicate: perceptual hash within a few bits (resized, recompressed),
   geometric verification of local features (cropped, rotated, a phone photo
   of the same object), or a very high embedding cosine.
@@ -43,27 +44,27 @@ class QueryImage:
     vector: np.ndarray
     features: LocalFeatures
     sha256: str
+    pixel_sha256: str
     phash: int
-    size: tuple[int, int]
     record_id: str = ""  # set when the query is a stored record ("more like #3")
 
 
 def query_from_file(models: Models, image: ImageFile) -> QueryImage:
     vector = models.image_encoder.embed_images([image.image]).vectors[0]
     return QueryImage(label=image.path.name, vector=vector, features=extract_features(image.image),
-                      sha256=image.sha256, phash=image.phash, size=(image.width, image.height))
+                      sha256=image.sha256, pixel_sha256=image.pixel_sha256, phash=image.phash)
 
 
 def query_from_record(table: ImageTable, record_id: str) -> QueryImage:
     rows = table.find(f"id = {sql_string(record_id)}", limit=1,
-                      columns=["id", "file_name", "sha256", "phash", "width", "height", "image_vector",
+                      columns=["id", "file_name", "sha256", "pixel_sha256", "phash", "image_vector",
                                "orb_keypoints", "orb_descriptors"])
     if not rows:
         raise LoupeError(f"no record with id {record_id} in the index")
     row = rows[0]
     return QueryImage(label=row["file_name"], vector=np.asarray(row["image_vector"], np.float32),
                       features=LocalFeatures.from_bytes(row["orb_keypoints"], row["orb_descriptors"]),
-                      sha256=row["sha256"], phash=row["phash"], size=(row["width"], row["height"]),
+                      sha256=row["sha256"], pixel_sha256=row["pixel_sha256"], phash=row["phash"],
                       record_id=record_id)
 
 
@@ -113,7 +114,7 @@ def _candidates(table: ImageTable, query: QueryImage, where: str | None) -> dict
     for row in rows.values():
         row["cosine"] = 1.0 - float(row["_distance"])
 
-    hash_filter = f"sha256 = {sql_string(query.sha256)}"
+    hash_filter = f"sha256 = {sql_string(query.sha256)} OR pixel_sha256 = {sql_string(query.pixel_sha256)}"
     ids, hashes = table.perceptual_hashes()
     close = [ids[i] for i in np.flatnonzero(hamming_distances(query.phash, hashes) <= NEAR_DUPLICATE_PHASH_BITS)]
     if close:
@@ -139,8 +140,8 @@ def _label(query: QueryImage, row: dict, inliers: int, similar: float,
     cosine, bits = row["cosine"], row["phash_bits"]
     if row["sha256"] == query.sha256:
         return IDENTICAL, "same file content (SHA-256)"
-    if bits == 0 and (row["width"], row["height"]) == query.size:
-        return IDENTICAL, "same picture: same size and perceptual hash"
+    if row["pixel_sha256"] == query.pixel_sha256:
+        return IDENTICAL, "same pixels, different file (metadata changed or re-saved losslessly)"
     if bits <= NEAR_DUPLICATE_PHASH_BITS:
         return NEAR_DUPLICATE, f"perceptual hash {bits} of 64 bits apart (resized or recompressed copy)"
     if inliers >= SAME_OBJECT_INLIERS:

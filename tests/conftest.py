@@ -1,0 +1,76 @@
+"""Shared fixtures: real models, real data from ../shared/datasets, real indexes on disk."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from loupe.config import Settings
+from loupe.indexer import Indexer
+from store.image_table import ImageTable
+from tools.models import Models
+from tools.toolbox import Toolbox
+
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+HOLIDAYS = DATASETS / "holidays"
+SROIE = DATASETS / "sroie"
+SMVS = DATASETS / "smvs_dvd"
+
+HOLIDAYS_SAMPLE = 24
+SROIE_SAMPLE = 12
+SMVS_SAMPLE = 8
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not DATASETS.is_dir():
+        raise pytest.UsageError(f"the shared datasets are missing: expected them at {DATASETS}")
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(index_dir=tmp_path_factory.mktemp("index"), offline=True)
+
+
+@pytest.fixture(scope="session")
+def models(settings: Settings) -> Models:
+    return Models(settings)
+
+
+def holidays_files(count: int = HOLIDAYS_SAMPLE) -> list[Path]:
+    return sorted((HOLIDAYS / "images").iterdir())[:count]
+
+
+def sroie_ids(count: int = SROIE_SAMPLE) -> list[str]:
+    return [p.stem for p in sorted((SROIE / "images").iterdir())[:count]]
+
+
+def sroie_key(receipt_id: str) -> dict:
+    return json.loads((SROIE / "key" / f"{receipt_id}.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A mixed collection: Holidays photos, SROIE receipts and SMVS catalogue covers."""
+    root = tmp_path_factory.mktemp("collection")
+    for sub in ("holidays", "sroie", "smvs"):
+        (root / sub).mkdir()
+    for path in holidays_files():
+        shutil.copyfile(path, root / "holidays" / path.name)
+    for receipt in sroie_ids():
+        shutil.copyfile(SROIE / "images" / f"{receipt}.jpg", root / "sroie" / f"receipt_{receipt}.jpg")
+    for path in sorted((SMVS / "reference").iterdir())[:SMVS_SAMPLE]:
+        shutil.copyfile(path, root / "smvs" / f"dvd_{path.name}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def indexed(settings: Settings, models: Models, collection: Path) -> Toolbox:
+    """The collection indexed once for the whole session (about a minute on 2 cores)."""
+    table = ImageTable.open_or_create(settings.index_dir, models.index_info())
+    report = Indexer(settings, models, table, batch_size=8).run([collection])
+    assert report.problems == []
+    assert report.added == HOLIDAYS_SAMPLE + SROIE_SAMPLE + SMVS_SAMPLE
+    return Toolbox(settings, models)

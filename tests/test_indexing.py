@@ -1,0 +1,213 @@
+"""Indexing real images: incremental runs, metadata, bad input, and crash safety."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from loupe.config import Settings
+from loupe.errors import LoupeError
+from loupe.indexer import Indexer, IndexReport
+from loupe.metadata import load_metadata
+from store.image_table import ImageTable
+from tests.conftest import holidays_files
+from tools.models import Models
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _copy_photos(folder: Path, count: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return [Path(shutil.copyfile(p, folder / p.name)) for p in holidays_files(count)]
+
+
+def _index(settings: Settings, models: Models, roots: list[Path], **kwargs) -> tuple[IndexReport, ImageTable]:
+    table = ImageTable.open_or_create(settings.index_dir, models.index_info())
+    return Indexer(settings, models, table, batch_size=3).run(roots, **kwargs), table
+
+
+@pytest.fixture()
+def fresh(tmp_path: Path, models: Models) -> Settings:
+    """Settings pointing at an empty index; the session's models are reused."""
+    return dataclasses.replace(models.settings, index_dir=tmp_path / "index")
+
+
+def _paths(table: ImageTable) -> list[str]:
+    return [row["path"] for row in table.find("true", limit=1000, columns=["path"])]
+
+
+def test_rerun_is_incremental_and_prune_removes_deleted(fresh: Settings, models: Models, tmp_path: Path) -> None:
+    photos = _copy_photos(tmp_path / "photos", 5)
+    report, table = _index(fresh, models, [tmp_path / "photos"])
+    assert (report.added, report.updated, report.unchanged) == (5, 0, 0)
+    row = table.find(f"file_name = '{photos[0].name}'", limit=1)[0]
+    assert row["width"] > 0 and row["caption_kind"] == "tags" and row["caption"]
+
+    report, _ = _index(fresh, models, [tmp_path / "photos"])
+    assert (report.added, report.updated, report.unchanged) == (0, 0, 5)
+    assert report.stage_seconds.get("embed", 0) == 0  # no model ran
+
+    Image.open(photos[1]).convert("RGB").rotate(90, expand=True).save(photos[1])  # changed content
+    os.utime(photos[2], (time.time() + 5, time.time() + 5))  # touched, same content
+    photos[3].unlink()
+    report, table = _index(fresh, models, [tmp_path / "photos"], prune=True)
+    assert (report.added, report.updated, report.unchanged, report.pruned) == (0, 1, 3, 1)  # photos 0, 4 by stat; 2 by hash
+    assert sorted(Path(p).name for p in _paths(table)) == sorted(p.name for p in photos if p.exists())
+    assert len(set(_paths(table))) == table.count() == 4
+
+
+def test_prune_leaves_rows_of_other_folders(fresh: Settings, models: Models, tmp_path: Path) -> None:
+    _copy_photos(tmp_path / "a", 2)
+    other = tmp_path / "b"
+    other.mkdir()
+    shutil.copyfile(holidays_files(3)[2], other / "only_in_b.jpg")
+    _index(fresh, models, [tmp_path / "a", other])
+    report, table = _index(fresh, models, [tmp_path / "a"], prune=True)
+    assert report.pruned == 0 and table.count() == 3
+
+
+def test_metadata_joined_by_name_and_applied_later_without_reindexing(
+        fresh: Settings, models: Models, tmp_path: Path) -> None:
+    photos = _copy_photos(tmp_path / "photos", 3)
+    _index(fresh, models, [tmp_path / "photos"])
+    csv_file = tmp_path / "meta.csv"
+    csv_file.write_text(
+        "file,title,price,date,colour\n"
+        f"{photos[0].name},Lake at dawn,€12.50,2019-05-04,blue\n"
+        f"{photos[1].name},Old mill,not a price,,red\n",
+        encoding="utf-8",
+    )
+    metadata = load_metadata(csv_file)
+    report, table = _index(fresh, models, [tmp_path / "photos"], metadata=metadata)
+    assert report.metadata_updated == 2 and report.indexed == 0
+    assert any("not a price" in p for p in metadata.problems)
+    row = table.find(f"file_name = '{photos[0].name}'", limit=1)[0]
+    assert (row["title"], row["price"], row["year"]) == ("Lake at dawn", 12.5, 2019)
+    assert '"colour": "blue"' in row["metadata_json"]
+    assert table.find("year = 2019", limit=10, columns=["id"])  # usable as a filter
+    assert table.full_text_search("dawn", 5)[0]["file_name"] == photos[0].name
+
+
+@pytest.mark.parametrize("content, message", [
+    ("not,a,header\n1,2,3\n", "header row must name the image column"),
+    ("", "header row must name the image column"),
+    ("file,title\n,a title but no file\n", "no usable entries"),
+])
+def test_wrong_metadata_file_is_a_clear_error(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "meta.csv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(LoupeError, match=message):
+        load_metadata(path)
+    with pytest.raises(LoupeError, match="does not exist"):
+        load_metadata(tmp_path / "missing.jsonl")
+
+
+def test_jsonl_metadata_with_a_broken_line(tmp_path: Path) -> None:
+    path = tmp_path / "meta.jsonl"
+    path.write_text('{"sha256": "abc", "title": "x", "tags": ["a"]}\n{broken\n', encoding="utf-8")
+    metadata = load_metadata(path)
+    assert metadata.by_key["abc"].title == "x"
+    assert metadata.problems and "not valid JSON" in metadata.problems[0]
+
+
+def _bad_files(folder: Path) -> dict[str, str]:
+    """Every kind of bad file, with a word its message must contain."""
+    folder.mkdir()
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "not_an_image.png").write_text("hello", encoding="utf-8")
+    good = holidays_files(1)[0].read_bytes()
+    (folder / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    # A decompression bomb: 30000 x 30000 pixels in a few hundred kilobytes.
+    Image.new("1", (30000, 30000)).save(folder / "bomb.png")
+    (folder / "notes.txt").write_text("skipped silently: not an image suffix", encoding="utf-8")
+    bad_name = os.fsencode(folder) + b"/caf\xe9.jpg"
+    with open(bad_name, "wb") as handle:
+        handle.write(good)
+    return {"empty.jpg": "0 bytes", "not_an_image.png": "not an image", "truncated.jpg": "truncated",
+            "bomb.png": "megapixels", "caf": "not valid UTF-8"}
+
+
+def test_bad_files_are_reported_and_good_ones_indexed(fresh: Settings, models: Models, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    _copy_photos(tmp_path / "photos", 2)
+    expected = _bad_files(tmp_path / "photos" / "bad")
+    locked = tmp_path / "photos" / "locked"
+    locked.mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path=".", *args):
+        # Running as root, chmod cannot make a folder unreadable; the OS error is simulated.
+        if str(path) == str(locked):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path, *args)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    report, table = _index(fresh, models, [tmp_path / "photos", tmp_path / "missing_folder"])
+    assert report.added == 2 and table.count() == 2
+    for name, word in expected.items():
+        assert any(name in p and word in p for p in report.problems), (name, report.problems)
+    assert any("locked" in p and "cannot be read" in p for p in report.problems)
+    assert any("missing_folder" in p and "no such file" in p for p in report.problems)
+    assert len(report.problems) == len(expected) + 2
+
+    report, table = _index(fresh, models, [tmp_path / "photos"])  # nothing lost, nothing doubled
+    assert table.count() == 2 and report.added == 0
+
+
+def test_file_vanishing_mid_run_is_reported(fresh: Settings, models: Models, tmp_path: Path) -> None:
+    photos = _copy_photos(tmp_path / "photos", 5)
+
+    def progress(done: int, total: int, stage: str) -> None:
+        if photos[4].exists():
+            photos[4].unlink()  # deleted after the walk found it, before it was read
+
+    table = ImageTable.open_or_create(fresh.index_dir, models.index_info())
+    report = Indexer(fresh, models, table, batch_size=2).run([tmp_path / "photos"], progress=progress)
+    assert report.added == 4 and table.count() == 4
+    assert any(photos[4].name in p and "not found" in p for p in report.problems)
+
+
+def test_index_built_with_other_models_is_refused(fresh: Settings, models: Models, tmp_path: Path) -> None:
+    _index(fresh, models, [_copy_photos(tmp_path / "photos", 1)[0]])
+    other = dataclasses.replace(models.index_info(), image_encoder="open_clip:ViT-B-32", image_dim=512)
+    with pytest.raises(LoupeError, match="Vectors of different models cannot be mixed"):
+        ImageTable.open_or_create(fresh.index_dir, other)
+
+
+def test_kill_dash_nine_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    photos = _copy_photos(tmp_path / "photos", 12)
+    index_dir = tmp_path / "index"
+    command = [sys.executable, "-m", "loupe.cli", "--index", str(index_dir), "index", str(tmp_path / "photos"),
+               "--batch-size", "2"]
+    env = {**os.environ, "LOUPE_OFFLINE": "1"}
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    rows = 0
+    while time.time() < deadline and process.poll() is None:
+        try:
+            rows = ImageTable.open(index_dir).count()
+        except Exception:  # noqa: BLE001 - the index may not exist yet
+            rows = 0
+        if rows >= 2:
+            break
+        time.sleep(0.1)
+    assert process.poll() is None, "indexing finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert 2 <= ImageTable.open(index_dir).count() < len(photos)
+
+    finished = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr
+    table = ImageTable.open(index_dir)
+    paths = _paths(table)
+    assert table.count() == len(photos) == len(set(paths))
+    assert sorted(Path(p).name for p in paths) == sorted(p.name for p in photos)

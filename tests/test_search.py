@@ -1,0 +1,126 @@
+"""image_search and text_search over a real index of Holidays, SROIE and SMVS images."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.conftest import SMVS, SMVS_SAMPLE, holidays_files, sroie_ids, sroie_key
+from tools.records import IDENTICAL, NEAR_DUPLICATE, SIMILAR, TEXT_MATCH
+from tools.toolbox import Toolbox
+
+
+def _jpeg_bytes(image: Image.Image, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def _edited_copies(path: Path) -> dict[str, bytes]:
+    image = Image.open(path).convert("RGB")
+    w, h = image.size
+    return {
+        "resized": _jpeg_bytes(image.resize((w // 2, h // 2)), 90),
+        "recompressed": _jpeg_bytes(image, 30),
+        "cropped": _jpeg_bytes(image.crop((int(w * 0.1), int(h * 0.1), int(w * 0.9), int(h * 0.9))), 90),
+    }
+
+
+@pytest.mark.parametrize("source", holidays_files()[::6], ids=lambda p: p.name)
+def test_edited_copy_comes_back_first_as_near_duplicate(indexed: Toolbox, source: Path) -> None:
+    for edit, data in _edited_copies(source).items():
+        result = indexed.image_search(image=data, k=5)
+        top = result.records[0]
+        assert top.file_name == source.name, f"{edit} copy of {source.name} found {top.file_name}"
+        assert top.match == NEAR_DUPLICATE, f"{edit}: {top.match} ({top.why})"
+
+
+def test_exact_copy_is_identical(indexed: Toolbox, tmp_path: Path) -> None:
+    source = holidays_files()[3]
+    copy = tmp_path / "renamed copy.jpg"
+    shutil.copyfile(source, copy)
+    result = indexed.image_search(image=copy, k=5)
+    assert result.records[0].file_name == source.name
+    assert result.records[0].match == IDENTICAL
+    assert "SHA-256" in result.records[0].why
+    assert result.records[0].thumbnail_path and Path(result.records[0].thumbnail_path).is_file()
+
+
+def test_same_scene_photo_is_found_as_similar_or_better(indexed: Toolbox) -> None:
+    # Holidays 100000.jpg and 100001.jpg are two photos of the same scene.
+    query, relevant = holidays_files()[0], holidays_files()[1]
+    result = indexed.image_search(image=query, k=5)
+    labels = {r.file_name: r.match for r in result.records}
+    assert labels[query.name] == IDENTICAL
+    assert labels.get(relevant.name) in (NEAR_DUPLICATE, SIMILAR)
+
+
+def test_phone_photo_finds_its_catalogue_record(indexed: Toolbox) -> None:
+    truth = json.loads((SMVS / "groundtruth.json").read_text())
+    indexed_refs = {p.name for p in sorted((SMVS / "reference").iterdir())[:SMVS_SAMPLE]}
+    cases = [c for c in truth if Path(c["relevant"][0]).name in indexed_refs]
+    hits = 0
+    for case in cases:
+        result = indexed.image_search(image=SMVS / case["query"], k=3)
+        expected = "dvd_" + Path(case["relevant"][0]).name
+        if result.records and result.records[0].file_name == expected:
+            hits += 1
+            assert result.records[0].match == NEAR_DUPLICATE, result.records[0].why
+    assert hits / len(cases) >= 0.9, f"{hits} of {len(cases)} phone photos found their DVD cover first"
+
+
+def test_unrelated_picture_returns_nothing_rather_than_padding(indexed: Toolbox) -> None:
+    flat = Image.new("RGB", (300, 200), (90, 160, 220))
+    result = indexed.image_search(image=_jpeg_bytes(flat, 90), k=5)
+    assert result.records == []
+    assert "nothing" in result.note
+
+
+def test_more_like_a_record_excludes_the_record_itself(indexed: Toolbox) -> None:
+    first = indexed.image_search(image=holidays_files()[0], k=1).records[0]
+    result = indexed.image_search(record_id=first.id, k=5)
+    assert first.id not in [r.id for r in result.records]
+    assert holidays_files()[1].name in [r.file_name for r in result.records]
+
+
+@pytest.mark.parametrize("receipt", sroie_ids(), ids=str)
+def test_receipt_found_by_printed_company_name(indexed: Toolbox, receipt: str) -> None:
+    company = sroie_key(receipt)["company"]
+    result = indexed.text_search(company, k=5)
+    names = [r.file_name for r in result.records]
+    assert f"receipt_{receipt}.jpg" in names, f"{company!r} -> {names}"
+    hit = result.records[names.index(f"receipt_{receipt}.jpg")]
+    assert hit.match == TEXT_MATCH and hit.matched_text
+
+
+def test_receipt_found_by_total(indexed: Toolbox) -> None:
+    found = 0
+    for receipt in sroie_ids():
+        total = sroie_key(receipt)["total"]
+        names = [r.file_name for r in indexed.text_search(f"total {total}", k=5).records]
+        found += f"receipt_{receipt}.jpg" in names
+    assert found >= len(sroie_ids()) - 1, f"only {found} of {len(sroie_ids())} receipts found by their total"
+
+
+def test_where_filter_restricts_results(indexed: Toolbox) -> None:
+    result = indexed.text_search("SDN BHD", k=10, where="file_name LIKE 'receipt_00%'")
+    assert result.records
+    assert all(r.file_name.startswith("receipt_00") for r in result.records)
+
+
+def test_nonsense_text_finds_nothing(indexed: Toolbox) -> None:
+    assert indexed.text_search("zxqvbnm qwpzk", k=5).records == []
+
+
+def test_stored_ocr_and_caption_of_a_record(indexed: Toolbox) -> None:
+    record = indexed.text_search(sroie_key("000")["company"], k=1).records[0]
+    ocr = indexed.ocr(record_id=record.id)
+    assert ocr.from_index and "TAMAN DAYA" in ocr.text.upper()
+    assert all(0 <= x <= 1 and 0 <= y <= 1 for line in ocr.lines for x, y in line.box)
+    caption = indexed.caption(record_id=record.id)
+    assert caption.kind == "tags" and "printed text" in caption.text

@@ -32,6 +32,20 @@ class IndexNotFoundError(LoupeError):
     """No index exists at the given folder yet."""
 
 
+class InvalidFilterError(LoupeError):
+    """A user's ``where`` filter that LanceDB cannot parse or apply."""
+
+
+def _run(query: Any, where: str | None) -> list[dict[str, Any]]:
+    """Execute a query; a bad user filter becomes a message, not a traceback."""
+    try:
+        return query.to_list()
+    except ValueError as exc:
+        if not where:
+            raise
+        raise InvalidFilterError(f"filter {where!r} cannot be used: {exc}") from exc
+
+
 class ImageTable:
     """The ``images`` table in one index folder."""
 
@@ -157,7 +171,7 @@ class ImageTable:
 
     def find(self, where: str, limit: int = 50, columns: list[str] | None = None) -> list[dict[str, Any]]:
         """Rows matching an SQL filter, e.g. ``sha256 = '...'``."""
-        return self._table.search().where(where).select(columns or RECORD_COLUMNS).limit(limit).to_list()
+        return _run(self._table.search().where(where).select(columns or RECORD_COLUMNS).limit(limit), where)
 
     def vector_search(
         self, column: str, vector: np.ndarray, limit: int, where: str | None = None
@@ -177,7 +191,7 @@ class ImageTable:
             query = query.where(where, prefilter=True)
         if self.count() >= VECTOR_INDEX_MIN_ROWS:
             query = query.nprobes(20).refine_factor(5)
-        return query.to_list()
+        return _run(query, where)
 
     def full_text_search(self, text: str, limit: int, where: str | None = None) -> list[dict[str, Any]]:
         """BM25 ranking over OCR text, captions, metadata and file names."""
@@ -188,7 +202,7 @@ class ImageTable:
         )
         if where:
             query = query.where(where, prefilter=True)
-        return query.to_list()
+        return _run(query, where)
 
     def thumbnail(self, record_id: str) -> bytes | None:
         rows = self.get([record_id], columns=["id", "thumbnail"])

@@ -97,17 +97,17 @@ def decode_image_bytes(data: bytes, path: Path, max_pixels: int, mtime: float = 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             opened = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError as exc:
-        raise ImageRejected(f"{path}: not an image Loupe can read (unknown or corrupt format)") from exc
+        exif = opened.getexif()
     except Image.DecompressionBombError as exc:
         raise ImageRejected(_too_large(path, "", max_pixels)) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageRejected(f"{path}: not an image Loupe can read (unknown format, or corrupt: {exc})") from exc
 
     width, height = opened.size
     if width * height > max_pixels:
         raise ImageRejected(_too_large(path, f"{width}x{height} = {width * height / 1e6:.0f} megapixels, ",
                                        max_pixels))
     image_format = opened.format or "unknown"
-    exif = opened.getexif()
     orientation = exif.get(_TAG_ORIENTATION)
 
     try:

@@ -26,7 +26,8 @@ import numpy as np
 from loupe.errors import LoupeError
 from store.image_table import ImageTable, sql_string
 from tools.image_file import ImageFile, hamming_distances, open_image
-from tools.local_features import SAME_OBJECT_INLIERS, LocalFeatures, count_inliers, extract_features
+from tools.local_features import (SAME_OBJECT_INLIERS, SOME_OBJECT_INLIERS, LocalFeatures, count_inliers,
+                                  extract_features)
 from tools.models import Models
 from tools.records import (IDENTICAL, MATCH_ORDER, NEAR_DUPLICATE, SIMILAR, SearchResult,
                            attach_thumbnails, record_from_row)
@@ -151,4 +152,6 @@ def _label(query: QueryImage, row: dict, inliers: int, similar: float,
         return NEAR_DUPLICATE, f"embedding cosine {cosine:.2f} (at least {near_duplicate})"
     if cosine >= similar:
         return SIMILAR, f"embedding cosine {cosine:.2f}"
+    if inliers >= SOME_OBJECT_INLIERS:
+        return SIMILAR, f"possibly the same object: {inliers} local features line up; embedding cosine {cosine:.2f}"
     return None, ""

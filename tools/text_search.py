@@ -7,8 +7,9 @@ Several retrievers each rank the collection, and reciprocal-rank fusion
   the OCR text and the caption/tags, above a floor so unrelated text is dropped;
 * ``bm25``: LanceDB full-text search over OCR text, captions, metadata and
   file names;
-* ``exact``: numbers (``42.50``) and quoted phrases found literally in the OCR
-  text or metadata, since BM25 splits ``42.50`` into ``42`` and ``50``;
+* ``exact``: the query as a whole phrase, numbers (``42.50``) and quoted
+  phrases found verbatim in the OCR text or metadata, since BM25 splits
+  ``42.50`` into ``42`` and ``50`` and ``D.I.Y.`` into three letters;
 * ``image-text``: the image encoder's text tower against the pixels, when the
   encoder has one (open_clip).
 """
@@ -29,7 +30,6 @@ PER_RETRIEVER = 50
 # 0.0-0.2. Below the floor a semantic hit is noise, not a match. Tags are a few
 # words, so chance similarity runs higher there ("receipt" vs "minibus" 0.34).
 SEMANTIC_FLOORS = {"ocr-semantic": 0.30, "caption-semantic": 0.45}
-IMAGE_TEXT_FLOOR = 0.20  # CLIP text-image cosines are low in absolute terms
 _LITERAL = re.compile(r'"([^"]+)"|\b(\d+[.,]\d+)\b')
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -73,20 +73,33 @@ def _rankings(table: ImageTable, models: Models, query: str, where: str | None) 
 
     rankings["bm25"] = [(row, "") for row in table.full_text_search(query, PER_RETRIEVER, where)]
 
-    literals = [quoted or number for quoted, number in _LITERAL.findall(query)]
-    if literals:
-        condition = " AND ".join(
-            f"(lower(search_text) LIKE {_like(literal)})" for literal in literals
-        )
-        rows = table.find(condition + (f" AND ({where})" if where else ""), limit=PER_RETRIEVER)
-        rankings["exact"] = [(row, f" (contains {', '.join(literals)})") for row in rows]
+    phrases = literal_phrases(query)
+    if phrases:
+        contained: dict[str, list[str]] = defaultdict(list)
+        found: dict[str, dict] = {}
+        for phrase in phrases:
+            condition = f"lower(search_text) LIKE {_like(phrase)}" + (f" AND ({where})" if where else "")
+            for row in table.find(condition, limit=PER_RETRIEVER):
+                contained[row["id"]].append(phrase)
+                found.setdefault(row["id"], row)
+        ranked = sorted(contained, key=lambda i: -len(contained[i]))
+        rankings["exact"] = [(found[i], f" (contains {', '.join(repr(p) for p in contained[i])})") for i in ranked]
 
     encoder = models.image_encoder
     if encoder.has_text_tower:
         vector = encoder.embed_texts([query])[0]
         hits = [(row, 1.0 - row["_distance"]) for row in table.vector_search("image_vector", vector, PER_RETRIEVER, where)]
-        rankings["image-text"] = [(row, f" (cosine {c:.2f})") for row, c in hits if c >= IMAGE_TEXT_FLOOR]
+        rankings["image-text"] = [(row, f" (cosine {c:.2f})") for row, c in hits if c >= encoder.text_match_cosine]
     return {name: ranked for name, ranked in rankings.items() if ranked}
+
+
+def literal_phrases(query: str) -> list[str]:
+    """Phrases to find verbatim: quoted text, numbers like 42.50, and a multi-word query as a whole."""
+    phrases = [quoted or number for quoted, number in _LITERAL.findall(query)]
+    whole = query.replace('"', "").strip()
+    if len(_WORD.findall(whole)) >= 2 and whole not in phrases:
+        phrases.insert(0, whole)
+    return phrases
 
 
 def _like(literal: str) -> str:
@@ -102,7 +115,7 @@ def _record(row: dict, score: float, evidence: list[str], query: str) -> Matched
 def best_matching_line(row: dict, query: str) -> str:
     """The OCR line, caption or title sharing most words with the query (for highlighting)."""
     words = {w.lower() for w in _WORD.findall(query)}
-    literals = [quoted or number for quoted, number in _LITERAL.findall(query)]
+    literals = literal_phrases(query)
     candidates = [*(row.get("ocr_text") or "").splitlines(), row.get("caption") or "",
                   row.get("title") or "", row.get("description") or ""]
     best, best_score = "", 0.0

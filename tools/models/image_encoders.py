@@ -37,6 +37,7 @@ class ImageEncoder(Protocol):
 
     similar_cosine: below it a result is not shown at all (not even "similar").
     near_duplicate_cosine: above it, a copy of the same picture.
+    text_match_cosine: below it a text-to-image hit is noise.
     """
 
     name: str
@@ -44,6 +45,7 @@ class ImageEncoder(Protocol):
     has_text_tower: bool
     similar_cosine: float
     near_duplicate_cosine: float
+    text_match_cosine: float  # text-to-image floor, for encoders with a text tower
 
     def embed_images(self, images: list[Image.Image]) -> ImageEmbeddings: ...
 
@@ -82,6 +84,7 @@ class EfficientNetEncoder:
     # recompressed copies at least 0.83, 10%-cropped ones 0.82 (10th percentile).
     similar_cosine = 0.68
     near_duplicate_cosine = 0.90
+    text_match_cosine = 1.0  # no text tower
 
     def __init__(self, weights: str, offline: bool) -> None:
         from efficientnet_lite_pytorch import EfficientNet
@@ -138,6 +141,7 @@ class OpenClipEncoder:
     # usual values for ViT-B models. Re-check them with `loupe eval`.
     similar_cosine = 0.75
     near_duplicate_cosine = 0.95
+    text_match_cosine = 0.20  # CLIP text-image cosines are low in absolute terms
 
     def __init__(self, architecture: str, weights: str, config: str, offline: bool) -> None:
         import open_clip

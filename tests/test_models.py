@@ -1,0 +1,144 @@
+"""Model loading: the resolver's order and errors, open_clip from a weights file, config."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+from PIL import Image
+
+from loupe.config import Settings, load_settings
+from loupe.errors import ConfigError, ModelNotFoundError
+from loupe.indexer import Indexer
+from store.image_table import ImageTable
+from tests.conftest import holidays_files
+from tools.models import Models
+from tools.models.image_encoders import EfficientNetEncoder, OpenClipEncoder
+from tools.models.resolver import ModelSource, resolve
+from tools.records import IDENTICAL
+from tools.toolbox import Toolbox
+
+TINY_CLIP = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A randomly initialised open_clip model saved to disk: (config JSON, weights file)."""
+    folder = tmp_path_factory.mktemp("tiny_clip")
+    config = folder / "loupe-tiny-clip.json"
+    config.write_text(json.dumps(TINY_CLIP), encoding="utf-8")
+    open_clip.add_model_config(config)
+    torch.manual_seed(0)
+    model = open_clip.create_model("loupe-tiny-clip", pretrained=None)
+    weights = folder / "tiny_clip.pt"
+    torch.save(model.state_dict(), weights)
+    return config, weights
+
+
+def test_resolver_prefers_configured_path_and_names_a_missing_one(tmp_path: Path) -> None:
+    present = tmp_path / "weights.bin"
+    present.write_bytes(b"x")
+    source = ModelSource(name="test weights", how_to_get="Get them from the vendor.", local_path=str(present),
+                         hub_repo="org/model", hub_file="w.bin")
+    assert resolve(source, offline=True) == present
+    missing = dataclasses.replace(source, local_path=str(tmp_path / "nope.bin"))
+    with pytest.raises(ModelNotFoundError, match=r"test weights: the configured path .*nope.bin does not exist. "
+                                                 r"Get them from the vendor."):
+        resolve(missing, offline=True)
+
+
+def test_resolver_offline_reports_every_place_it_looked() -> None:
+    source = ModelSource(name="CLIP ViT-B-32 weights", how_to_get="Run `huggingface-cli download x`.",
+                         package=("no_such_package_xyz", lambda m: Path("/nope")),
+                         hub_repo="laion/not-in-cache-xyz", hub_file="open_clip_pytorch_model.bin")
+    with pytest.raises(ModelNotFoundError) as error:
+        resolve(source, offline=True)
+    message = str(error.value)
+    for expected in ("CLIP ViT-B-32 weights not found", "no_such_package_xyz is not installed",
+                     "cache has no laion/not-in-cache-xyz", "offline", "huggingface-cli download"):
+        assert expected in message
+
+
+def test_packaged_efficientnet_resolves_offline_and_knows_imagenet() -> None:
+    encoder = EfficientNetEncoder("", offline=True)
+    bus = Image.open(Path(__import__("ultralytics").__file__).parent / "assets" / "bus.jpg")
+    result = encoder.embed_images([bus])
+    assert result.vectors.shape == (1, 1280)
+    assert abs(float(np.linalg.norm(result.vectors[0])) - 1) < 1e-5
+    assert result.labels[0][0][0] in {"minibus", "school bus", "trolleybus", "passenger car", "streetcar"}
+
+
+def test_open_clip_pretrained_tag_offline_says_how_to_get_it() -> None:
+    with pytest.raises(ModelNotFoundError, match="open_clip ViT-B-32 weights .*huggingface-cli download"):
+        OpenClipEncoder("ViT-B-32", "laion2b_s34b_b79k", "", offline=True)
+
+
+def test_open_clip_from_weights_file_indexes_and_searches_text_to_image(
+        tiny_clip: tuple[Path, Path], models: Models, tmp_path: Path) -> None:
+    config, weights = tiny_clip
+    base = models.settings
+    settings = dataclasses.replace(
+        base, index_dir=tmp_path / "index",
+        models=dataclasses.replace(base.models, image_encoder="open_clip:loupe-tiny-clip",
+                                   image_encoder_weights=str(weights), image_encoder_config=str(config)),
+    )
+    clip_models = Models(settings)
+    clip_models.__dict__["text_embedder"] = models.text_embedder  # reuse the loaded MiniLM
+    clip_models.__dict__["ocr"] = models.ocr
+    encoder = clip_models.image_encoder
+    assert encoder.name == "open_clip:loupe-tiny-clip" and encoder.dim == 32 and encoder.has_text_tower
+    saved = torch.load(weights, weights_only=True)
+    loaded = encoder._model.state_dict()
+    assert all(torch.equal(loaded[name], saved[name]) for name in saved)  # the file's weights, not a new init
+    encoder.text_match_cosine = -1.0  # random weights: every cosine is near 0, so keep all hits
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for path in holidays_files(3):
+        shutil.copyfile(path, folder / path.name)
+    table = ImageTable.open_or_create(settings.index_dir, clip_models.index_info())
+    report = Indexer(settings, clip_models, table).run([folder])
+    assert report.added == 3 and table.info.image_dim == 32
+    row = table.find("true", limit=1)[0]
+    assert row["caption_kind"] == "tags" and row["caption"]  # zero-shot ImageNet tags through the text tower
+
+    toolbox = Toolbox(settings, clip_models)
+    found = toolbox.image_search(image=folder / holidays_files(1)[0].name, k=3)
+    assert found.records[0].match == IDENTICAL
+    text = toolbox.text_search("a photo of a lake", k=3)
+    assert any("image-text" in r.why for r in text.records)  # the text tower searched the pixels
+
+
+def test_config_file_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "loupe.toml"
+    config.write_text('index_dir = "/data/idx"\n[models]\nocr = "rapidocr"\ntext_embedder = "x/y"\n'
+                      '[llm]\nbackend = "openai"\n', encoding="utf-8")
+    monkeypatch.setenv("LOUPE_TEXT_EMBEDDER", "all-MiniLM-L6-v2")
+    settings = load_settings(config)
+    assert settings.index_dir == Path("/data/idx")
+    assert settings.models.text_embedder == "all-MiniLM-L6-v2"  # the environment wins
+    assert settings.llm.backend == "openai"
+    config.write_text("[models]\nimage_encodr = 'typo'\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_settings(config)
+    config.write_text("[models\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(config)
+
+
+def test_unknown_model_names_are_config_errors() -> None:
+    settings = Settings(models=dataclasses.replace(Settings().models, image_encoder="resnet-9000", ocr="magic"))
+    with pytest.raises(ConfigError, match="unknown image encoder 'resnet-9000'"):
+        Models(settings).image_encoder
+    with pytest.raises(ConfigError, match="unknown OCR backend 'magic'"):
+        Models(settings).ocr

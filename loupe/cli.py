@@ -134,6 +134,70 @@ def demo(
         print_result(_user_errors(action), title)
 
 
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="What to find, or a follow-up such as \"only 2019\" or \"more like #2\".")],
+    image: Annotated[Optional[Path], typer.Option(help="An image to ask about.")] = None,
+    thread: Annotated[str, typer.Option(help="Conversation id: the same id continues a conversation.")] = "default",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer, records and trace as JSON.")] = False,
+) -> None:
+    """Ask the agent; it picks the tools, answers with the matched records and explains why."""
+    from agent.assistant import Assistant
+
+    assistant = _user_errors(lambda: Assistant(state.settings))
+    answer = _user_errors(lambda: assistant.ask(question, image=image, thread_id=thread))
+    assistant.close()
+    if as_json:
+        print(json.dumps({"text": answer.text, "records": answer.records, "trace": answer.trace,
+                          "seconds": round(answer.seconds, 3), "thread": answer.thread_id}, indent=2, ensure_ascii=False))
+    else:
+        print(answer.text)
+
+
+@app.command()
+def chat(
+    thread: Annotated[str, typer.Option(help="Conversation id to start with or continue.")] = "",
+) -> None:
+    """Talk with the agent in the terminal. /image PATH attaches an image to the next question, /new starts a
+    new conversation, /quit leaves."""
+    import uuid
+
+    from agent.assistant import Assistant
+    from agent.llm import backend_label
+
+    assistant = _user_errors(lambda: Assistant(state.settings))
+    thread = thread or uuid.uuid4().hex[:8]
+    print(f"Loupe chat over {state.settings.index_dir} with the {backend_label(state.settings.llm)}; "
+          f"thread {thread}. /image PATH, /new, /quit")
+    image: Path | None = None
+    while True:
+        try:
+            line = input("you> ").strip()
+        except EOFError:
+            break
+        if not line:
+            continue
+        if line in ("/quit", "/exit"):
+            break
+        if line == "/new":
+            thread, image = uuid.uuid4().hex[:8], None
+            print(f"new conversation: thread {thread}")
+            continue
+        if line.startswith("/image "):
+            image = Path(line.removeprefix("/image ").strip()).expanduser()
+            print(f"attached {image} to your next question")
+            continue
+        try:
+            answer = assistant.ask(line, image=image, thread_id=thread)
+        except LoupeError as exc:
+            print(f"error: {exc}")
+            continue
+        finally:
+            image = None
+        print(f"loupe> {answer.text}\n({answer.seconds:.1f}s; thread {thread})")
+    assistant.close()
+
+
 def _user_errors(action):
     """Run ``action``; a LoupeError becomes one line on stderr and exit status 1."""
     try:

@@ -11,13 +11,13 @@ collection.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import shutil
 from pathlib import Path
 
 import matplotlib
 import numpy as np
-import ultralytics
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
@@ -31,7 +31,8 @@ RECEIPTS = [
 
 def package_photos() -> dict[str, Path]:
     """Real photos that ship inside installed packages."""
-    assets = Path(ultralytics.__file__).parent / "assets"
+    # Located without importing ultralytics, which would write its settings file.
+    assets = Path(importlib.util.find_spec("ultralytics").submodule_search_locations[0]) / "assets"
     return {
         "bus.jpg": assets / "bus.jpg",
         "football_coach.jpg": assets / "zidane.jpg",

@@ -34,7 +34,7 @@ from tools.records import (IDENTICAL, MATCH_ORDER, NEAR_DUPLICATE, SIMILAR, Sear
 
 NEAR_DUPLICATE_PHASH_BITS = 6  # resized/recompressed copies measured at most 4 of 64 bits apart
 VECTOR_CANDIDATES = 50  # nearest rows by embedding that are considered at all
-VERIFY_CANDIDATES = 30  # of those, how many get geometric verification (about 7 ms each)
+VERIFY_CANDIDATES = 50  # all of them get geometric verification (about 7 ms each)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,78 @@
+"""Asking the agent: one call per user message, conversations kept on disk by thread id.
+
+The graph's state is saved after every step by LangGraph's SQLite
+checkpointer in ``<index>/conversations.sqlite``, so a conversation survives a
+restart: asking again with the same thread id continues it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from agent.conversation import with_image
+from agent.graph import build_graph
+from agent.llm import make_chat_model
+from agent.tools import make_tools
+from loupe.config import Settings
+from tools.image_file import decode_image_bytes
+from tools.toolbox import Toolbox
+
+CONVERSATIONS_FILE = "conversations.sqlite"
+
+
+@dataclass
+class Answer:
+    text: str
+    records: list[dict[str, Any]]
+    trace: list[dict[str, Any]]
+    seconds: float
+    thread_id: str
+    messages: list[Any] = field(default_factory=list, repr=False)
+
+
+class Assistant:
+    def __init__(self, settings: Settings, model: BaseChatModel | None = None,
+                 toolbox: Toolbox | None = None) -> None:
+        self.settings = settings
+        self.toolbox = toolbox or Toolbox(settings)
+        self.toolbox.table  # fail now, with the "run loupe index" message, if there is no index
+        self._connection = sqlite3.connect(settings.index_dir / CONVERSATIONS_FILE, check_same_thread=False)
+        self.graph = build_graph(model or make_chat_model(settings.llm), make_tools(self.toolbox),
+                                 SqliteSaver(self._connection))
+
+    def ask(self, text: str, image: str | Path | bytes | None = None, thread_id: str = "default") -> Answer:
+        """One user message (words, optionally an image) in a conversation; returns the explained answer."""
+        start = time.perf_counter()
+        image_path = self._store_upload(image) if isinstance(image, bytes) else (str(Path(image).expanduser().resolve()) if image else None)
+        config = {"configurable": {"thread_id": thread_id}, "recursion_limit": 30}
+        state = self.graph.invoke({"messages": [HumanMessage(with_image(text, image_path))]}, config)
+        answer = state["answer"]
+        return Answer(text=answer["text"], records=answer["records"], trace=answer["trace"],
+                      seconds=time.perf_counter() - start, thread_id=thread_id, messages=state["messages"])
+
+    def history(self, thread_id: str) -> list[Any]:
+        """The stored messages of a conversation ([] for a new thread id)."""
+        snapshot = self.graph.get_state({"configurable": {"thread_id": thread_id}})
+        return list(snapshot.values.get("messages", [])) if snapshot and snapshot.values else []
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def _store_upload(self, data: bytes) -> str:
+        """Keep an uploaded image under the index, named by its hash, so later turns can use it."""
+        decoded = decode_image_bytes(data, Path("uploaded image"), self.settings.max_pixels)  # reject bad uploads now
+        folder = self.settings.index_dir / "uploads"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}.{decoded.format.lower().replace('jpeg', 'jpg')}"
+        if not path.exists():
+            path.write_bytes(data)
+        return str(path)

@@ -1,0 +1,105 @@
+"""The LangGraph agent: model -> tools -> model ... -> answer.
+
+    START -> model --(tool calls)--> tools -> model
+                   --(no tool calls)--> answer -> END
+
+The model node is any LangChain chat model with the four tools bound (an
+OpenAI model, an OpenAI-compatible server, or the rule-based planner). The
+answer node assembles the explained answer: the model's words, then the
+matched records with why each matched, and the trace of tool calls.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypedDict
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AnyMessage, SystemMessage
+from langchain_core.tools import BaseTool
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph, add_messages
+from langgraph.prebuilt import ToolNode
+
+from agent.conversation import SEARCH_TOOLS, read_turn
+
+SYSTEM_PROMPT = """You are Loupe, an image search assistant over the user's photo collection.
+Tools: image_search (same/near-duplicate/similar pictures; give image_path or record_id), text_search
+(printed text, captions, tags, metadata), ocr (read the text in an image or record), caption (describe one).
+An attached image appears as [attached image: PATH]; pass PATH as image_path. "#3" means the third record of
+the last results; use its id as record_id. Filters ("only 2019", "with a price") go in `where` as SQL on
+columns year, price, taken_at, camera, file_name, title, format, e.g. "year = 2019 AND price IS NOT NULL";
+for a refinement, repeat the previous search with the filter added.
+When you answer: say which tools you ran and why, name the records that matched and why (match label,
+matched text), and say plainly when nothing matched well. Do not invent records."""
+
+
+class AgentState(TypedDict, total=False):
+    messages: Annotated[list[AnyMessage], add_messages]
+    answer: dict[str, Any]  # the last turn's assembled answer (text, records, trace)
+
+
+def build_graph(model: BaseChatModel, tools: list[BaseTool], checkpointer: BaseCheckpointSaver | None = None):
+    bound = model.bind_tools(tools)
+
+    def call_model(state: AgentState) -> dict:
+        reply = bound.invoke([SystemMessage(SYSTEM_PROMPT), *state["messages"]])
+        return {"messages": [reply]}
+
+    def route(state: AgentState) -> str:
+        last = state["messages"][-1]
+        return "tools" if isinstance(last, AIMessage) and last.tool_calls else "answer"
+
+    graph = StateGraph(AgentState)
+    graph.add_node("model", call_model)
+    graph.add_node("tools", ToolNode(tools))
+    graph.add_node("answer", assemble_answer)
+    graph.add_edge(START, "model")
+    graph.add_conditional_edges("model", route, {"tools": "tools", "answer": "answer"})
+    graph.add_edge("tools", "model")
+    graph.add_edge("answer", END)
+    return graph.compile(checkpointer=checkpointer)
+
+
+def assemble_answer(state: AgentState) -> dict:
+    """The explained answer of the turn: words, records (deduplicated, best first) and trace."""
+    messages = state["messages"]
+    turn = read_turn(messages)
+    words = messages[-1].content if isinstance(messages[-1], AIMessage) else ""
+    records: list[dict] = []
+    seen: set[str] = set()
+    for run in turn.runs:
+        if run.name in SEARCH_TOOLS and run.result:
+            for record in run.result.get("records", []):
+                if record["id"] not in seen:
+                    seen.add(record["id"])
+                    records.append(record)
+    trace = [{"tool": run.name, "args": run.args,
+              "seconds": (run.result or {}).get("seconds"), "results": len((run.result or {}).get("records", [])),
+              **({"error": run.result["error"]} if run.result and run.result.get("error") else {})}
+             for run in turn.runs]
+    searched = any(run.name in SEARCH_TOOLS for run in turn.runs)
+    text = words if isinstance(words, str) else str(words)
+    if records:
+        text += "\n\nMatches:\n" + "\n".join(describe_record(rank, r) for rank, r in enumerate(records, start=1))
+    elif searched and "nothing" not in text.lower():
+        text += "\n\nNo record matched well enough to show."
+    return {"answer": {"text": text, "records": records, "trace": trace}}
+
+
+def describe_record(rank: int, record: dict) -> str:
+    meta = record.get("metadata", {})
+    facts = [f"{key}: {meta[key]}" for key in ("title", "description", "price", "taken_at", "camera")
+             if meta.get(key) not in (None, "")]
+    facts += [f"{key}: {value}" for key, value in (meta.get("fields") or {}).items()
+              if key not in ("title", "description", "price", "date", "taken_at")]
+    parts = [f"#{rank} {record['file_name']} (id {record['id']}) - {record['match']}, score {record['score']:.2f}",
+             f"   why: {record['why']}"]
+    if record.get("matched_text"):
+        parts.append(f"   matched text: \"{record['matched_text']}\"")
+    if record.get("caption"):
+        parts.append(f"   {record.get('caption_kind') or 'caption'}: {record['caption']}")
+    if facts:
+        parts.append("   metadata: " + "; ".join(facts))
+    parts.append(f"   file: {record['path']}" + (f"  thumbnail: {record['thumbnail_path']}"
+                                                  if record.get("thumbnail_path") else ""))
+    return "\n".join(parts)

@@ -1,0 +1,43 @@
+"""The chat model behind the agent, chosen by ``[llm] backend``.
+
+* ``rule-based`` - the deterministic planner (offline default);
+* ``openai`` - OpenAI's API, key from ``OPENAI_API_KEY``;
+* ``openai-compatible`` - any chat-completions server at ``base_url``
+  (vLLM, llama.cpp server, Ollama); a key is sent only if one is set.
+
+Nothing here counts tokens, so tiktoken never downloads its encodings.
+"""
+
+from __future__ import annotations
+
+import os
+
+from langchain_core.language_models import BaseChatModel
+
+from agent.planner import RuleBasedPlanner
+from loupe.config import LLMSettings
+from loupe.errors import ConfigError
+
+
+def make_chat_model(llm: LLMSettings) -> BaseChatModel:
+    if llm.backend == "rule-based":
+        return RuleBasedPlanner()
+    if llm.backend not in ("openai", "openai-compatible"):
+        raise ConfigError(f"unknown LLM backend {llm.backend!r}: use rule-based, openai or openai-compatible")
+    from langchain_openai import ChatOpenAI
+
+    if llm.backend == "openai":
+        if not os.environ.get("OPENAI_API_KEY"):
+            raise ConfigError("the openai LLM backend needs OPENAI_API_KEY; or use backend rule-based "
+                              "(offline) or openai-compatible with base_url for a local server")
+        return ChatOpenAI(model=llm.model, temperature=0, base_url=llm.base_url or None)
+    if not llm.base_url:
+        raise ConfigError("the openai-compatible LLM backend needs base_url, e.g. http://127.0.0.1:8080/v1")
+    return ChatOpenAI(model=llm.model, temperature=0, base_url=llm.base_url,
+                      api_key=os.environ.get("OPENAI_API_KEY") or "not-needed", max_retries=1, timeout=120)
+
+
+def backend_label(llm: LLMSettings) -> str:
+    if llm.backend == "rule-based":
+        return "rule-based planner (offline, no LLM)"
+    return f"{llm.backend} model {llm.model}" + (f" at {llm.base_url}" if llm.base_url else "")

@@ -1,0 +1,142 @@
+"""Speed and size: indexing throughput per stage, and store query latency at scale.
+
+    python -m evals.bench [--rows 10000,100000] [--images 40]
+
+* indexing: real images from ../shared/datasets (Holidays photos and SROIE
+  receipts) through the whole pipeline; images/s per stage on this CPU, and
+  the index size per image on disk.
+* store: synthetic rows (random unit vectors, random words) at each size;
+  p50/p95 of the store calls one query makes: image-vector k-NN, text-vector
+  k-NN, full-text (BM25) search, and the perceptual-hash scan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from evals.metrics import percentile
+from loupe.config import load_settings
+from loupe.indexer import Indexer, record_id
+from store.image_table import ImageTable
+from store.schema import IndexInfo
+from tools.models import Models
+
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+WORDS = ("total receipt cash change coffee book hardware tax invoice sale price apple bus street lake "
+         "mountain beach dog cat sign platform train station road cafe bread milk rice").split()
+
+
+def folder_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def bench_indexing(image_count: int) -> None:
+    settings = load_settings()
+    models = Models(settings)
+    work = Path(tempfile.mkdtemp(prefix="loupe-bench-"))
+    photos = work / "images"
+    photos.mkdir()
+    sources = sorted((DATASETS / "holidays" / "images").iterdir())[: image_count * 2 // 3]
+    sources += sorted((DATASETS / "sroie" / "images").iterdir())[: image_count - len(sources)]
+    for path in sources:
+        shutil.copyfile(path, photos / path.name)
+    index_settings = dataclasses.replace(settings, index_dir=work / "index")
+    models.image_encoder, models.text_embedder, models.ocr  # load before timing
+    table = ImageTable.open_or_create(index_settings.index_dir, models.index_info())
+    start = time.perf_counter()
+    report = Indexer(index_settings, models, table).run([photos])
+    wall = time.perf_counter() - start
+    print(f"indexing {report.indexed} images ({len(sources) - image_count * 2 // 3} receipts): "
+          f"{report.indexed / wall:.2f} images/s overall")
+    for stage, seconds in report.stage_seconds.items():
+        print(f"  {stage:15s} {seconds:7.1f} s  {report.indexed / seconds if seconds else float('inf'):8.1f} images/s")
+    print(f"  index size on disk: {folder_size(index_settings.index_dir) / report.indexed / 1024:.1f} KiB per image")
+    shutil.rmtree(work)
+
+
+def _synthetic_rows(start: int, count: int, info: IndexInfo, rng: np.random.Generator) -> list[dict]:
+    def unit(n: int, dim: int) -> np.ndarray:
+        v = rng.standard_normal((n, dim)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    images, ocr, captions = unit(count, info.image_dim), unit(count, info.text_dim), unit(count, info.text_dim)
+    rows = []
+    for i in range(count):
+        path = f"/synthetic/{start + i:07d}.jpg"
+        text = " ".join(random.choices(WORDS, k=30))
+        rows.append({
+            "id": record_id(path), "path": path, "file_name": path.rsplit("/", 1)[1], "sha256": f"{start + i:064x}",
+            "pixel_sha256": f"{start + i:064x}", "phash": int(rng.integers(-2**63, 2**63 - 1)), "file_size": 1,
+            "mtime": 0.0, "width": 640, "height": 480, "format": "JPEG", "year": 2000 + (start + i) % 25,
+            "image_vector": images[i], "ocr_text": text, "ocr_lines": "[]", "has_text": True, "ocr_vector": ocr[i],
+            "caption": "dog, beach", "caption_kind": "tags", "caption_vector": captions[i], "title": "",
+            "description": "", "metadata_json": "", "search_text": text, "indexed_at": "",
+        })
+    return rows
+
+
+def _timed(call: Callable[[], object], repeats: int) -> tuple[float, float]:
+    call()  # warm caches
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return percentile(times, 50) * 1000, percentile(times, 95) * 1000
+
+
+def bench_store(sizes: list[int], repeats: int) -> None:
+    info = IndexInfo("efficientnet-lite0", 1280, "all-MiniLM-L6-v2", 384, "rapidocr", "tags")
+    rng = np.random.default_rng(0)
+    random.seed(0)
+    work = Path(tempfile.mkdtemp(prefix="loupe-store-"))
+    table = ImageTable.open_or_create(work, info)
+    rows = 0
+    for size in sizes:
+        start = time.perf_counter()
+        while rows < size:
+            batch = min(5000, size - rows)
+            table.upsert(_synthetic_rows(rows, batch, info, rng))
+            rows += batch
+        write = time.perf_counter() - start
+        start = time.perf_counter()
+        table.finish_writes()
+        optimize = time.perf_counter() - start
+        query_image = rng.standard_normal(info.image_dim).astype(np.float32)
+        query_text = rng.standard_normal(info.text_dim).astype(np.float32)
+        print(f"store at {table.count()} rows (wrote {rows} rows at {(rows) / max(write, 1e-9):.0f}/s so far, "
+              f"optimize {optimize:.1f}s, {folder_size(work) / table.count() / 1024:.1f} KiB/row):")
+        for name, call in [
+            ("image k-NN (50)", lambda: table.vector_search("image_vector", query_image, 50)),
+            ("image k-NN + where", lambda: table.vector_search("image_vector", query_image, 50, "year = 2019")),
+            ("text k-NN (50)", lambda: table.vector_search("ocr_vector", query_text, 50)),
+            ("full-text BM25 (50)", lambda: table.full_text_search("coffee receipt", 50)),
+            ("perceptual-hash scan", table.perceptual_hashes),
+        ]:
+            p50, p95 = _timed(call, repeats)
+            print(f"  {name:22s} p50 {p50:8.1f} ms   p95 {p95:8.1f} ms")
+    shutil.rmtree(work)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", default="10000,100000", help="store sizes, comma-separated")
+    parser.add_argument("--images", type=int, default=30, help="real images for the indexing benchmark (0 to skip)")
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    if args.images:
+        bench_indexing(args.images)
+    bench_store([int(n) for n in args.rows.split(",") if n], args.repeats)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""The LangGraph agent over a real index: rule-based planner, scripted LLMs, the OpenAI client, restarts."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from PIL import Image
+
+from agent.assistant import Assistant
+from agent.llm import make_chat_model
+from loupe.config import LLMSettings, Settings
+from loupe.errors import ConfigError
+from loupe.indexer import Indexer
+from loupe.metadata import load_metadata
+from store.image_table import ImageTable
+from tests.conftest import SROIE, holidays_files, sroie_key
+from tools.models import Models
+from tools.toolbox import Toolbox
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def assistant(indexed: Toolbox) -> Assistant:
+    helper = Assistant(indexed.settings, toolbox=indexed)
+    yield helper
+    helper.close()
+
+
+def _tools(answer) -> list[str]:
+    return [step["tool"] for step in answer.trace]
+
+
+def test_words_about_a_receipt_run_text_search(assistant: Assistant) -> None:
+    company = sroie_key("003")["company"]
+    answer = assistant.ask(f"find the receipt from {company}", thread_id="words")
+    assert _tools(answer) == ["text_search"]
+    assert answer.records[0]["file_name"] == "receipt_003.jpg"
+    assert "rule-based planner" in answer.text and "receipt_003.jpg" in answer.text
+    assert "why:" in answer.text and answer.trace[0]["seconds"] > 0
+
+
+def test_photo_runs_image_search_and_labels_the_copy(assistant: Assistant) -> None:
+    source = holidays_files()[6]
+    buffer = io.BytesIO()
+    Image.open(source).convert("RGB").resize((200, 150)).save(buffer, "JPEG", quality=70)
+    answer = assistant.ask("where else does this photo appear?", image=buffer.getvalue(), thread_id="photo")
+    assert _tools(answer) == ["image_search"]
+    assert answer.records[0]["file_name"] == source.name
+    assert answer.records[0]["match"] == "near-duplicate"
+    assert Path(answer.trace[0]["args"]["image_path"]).is_file()  # the upload was kept for follow-ups
+
+
+def test_label_question_reads_the_text_then_searches(assistant: Assistant) -> None:
+    answer = assistant.ask("what does the text in this picture say, and do we have it?",
+                           image=SROIE / "images" / "005.jpg", thread_id="label")
+    assert _tools(answer) == ["ocr", "text_search", "image_search"]
+    assert "ABC HO TRADING" in answer.text.upper()
+    assert answer.records[0]["file_name"] == "receipt_005.jpg"
+
+
+def test_nothing_found_is_said_not_padded(assistant: Assistant) -> None:
+    answer = assistant.ask("find qwxzv plorkt", thread_id="nothing")
+    assert answer.records == [] and "nothing" in answer.text.lower()
+
+
+def test_broken_upload_is_a_clear_error(assistant: Assistant) -> None:
+    with pytest.raises(Exception, match="not an image"):
+        assistant.ask("what is this?", image=b"GIF89a broken", thread_id="broken")
+
+
+class ToolCallingFake(GenericFakeChatModel):
+    """langchain_core's scripted chat model; its bind_tools raises, an LLM's returns the model."""
+
+    def bind_tools(self, tools, **kwargs):
+        return self
+
+
+def test_scripted_llm_drives_the_same_graph(indexed: Toolbox) -> None:
+    company = sroie_key("001")["company"]
+    script = iter([
+        AIMessage(content="", tool_calls=[{"name": "text_search", "args": {"query": company, "k": 3},
+                                           "id": "call_1"}]),
+        AIMessage(content="I searched the printed text for the shop name and found its receipt."),
+    ])
+    helper = Assistant(indexed.settings, model=ToolCallingFake(messages=script), toolbox=indexed)
+    answer = helper.ask("which receipt is from the gift shop?", thread_id="scripted")
+    helper.close()
+    assert answer.trace == [{"tool": "text_search", "args": {"query": company, "k": 3},
+                             "seconds": answer.trace[0]["seconds"], "results": len(answer.records)}]
+    assert answer.records[0]["file_name"] == "receipt_001.jpg"
+    assert answer.text.startswith("I searched the printed text") and "#1 receipt_001.jpg" in answer.text
+
+
+class ScriptedChatServer(ThreadingHTTPServer):
+    """Speaks the chat-completions protocol on 127.0.0.1 with scripted replies; keeps the requests."""
+
+    def __init__(self, replies: list[dict]) -> None:
+        self.replies = list(replies)
+        self.requests: list[dict] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.requests.append({"path": self.path, "body": body})
+                message = server.replies.pop(0)
+                finish = "tool_calls" if message.get("tool_calls") else "stop"
+                payload = json.dumps({
+                    "id": f"chatcmpl-{len(server.requests)}", "object": "chat.completion", "created": 0,
+                    "model": body["model"], "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+                }).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+def test_openai_client_against_a_local_chat_completions_server(indexed: Toolbox) -> None:
+    company = sroie_key("002")["company"]
+    server = ScriptedChatServer([
+        {"role": "assistant", "content": None, "tool_calls": [{
+            "id": "call_abc", "type": "function",
+            "function": {"name": "text_search", "arguments": json.dumps({"query": company, "k": 5})}}]},
+        {"role": "assistant", "content": "The receipt from that shop is #1."},
+    ])
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        llm = LLMSettings(backend="openai-compatible", model="scripted-model",
+                          base_url=f"http://127.0.0.1:{server.server_address[1]}/v1")
+        helper = Assistant(indexed.settings, model=make_chat_model(llm), toolbox=indexed)
+        answer = helper.ask("find the receipt from the DIY shop in Johor", thread_id="openai")
+        helper.close()
+    finally:
+        server.shutdown()
+    first, second = (r["body"] for r in server.requests)
+    assert all(r["path"] == "/v1/chat/completions" for r in server.requests)
+    assert {t["function"]["name"] for t in first["tools"]} == {"image_search", "text_search", "ocr", "caption"}
+    assert first["messages"][0]["role"] == "system" and first["model"] == "scripted-model"
+    tool_reply = [m for m in second["messages"] if m["role"] == "tool"]
+    assert tool_reply and tool_reply[0]["tool_call_id"] == "call_abc" and "receipt_002.jpg" in tool_reply[0]["content"]
+    assert answer.records[0]["file_name"] == "receipt_002.jpg"
+    assert answer.text.startswith("The receipt from that shop is #1.")
+
+
+def test_llm_backend_configuration_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        make_chat_model(LLMSettings(backend="openai"))
+    with pytest.raises(ConfigError, match="base_url"):
+        make_chat_model(LLMSettings(backend="openai-compatible"))
+    with pytest.raises(ConfigError, match="unknown LLM backend"):
+        make_chat_model(LLMSettings(backend="gpt-banana"))
+
+
+@pytest.fixture(scope="module")
+def receipts_index(models: Models, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Eight SROIE receipts with their key as metadata (date -> year, total -> price)."""
+    root = tmp_path_factory.mktemp("receipts")
+    folder = root / "receipts"
+    folder.mkdir()
+    lines = []
+    for number in range(8):
+        receipt = f"{number:03d}"
+        shutil.copyfile(SROIE / "images" / f"{receipt}.jpg", folder / f"{receipt}.jpg")
+        key = sroie_key(receipt)
+        lines.append(json.dumps({"file": f"{receipt}.jpg", "title": key["company"], "date": key["date"],
+                                 "price": key["total"]}))
+    (root / "meta.jsonl").write_text("\n".join(lines), encoding="utf-8")
+    settings = dataclasses.replace(models.settings, index_dir=root / "index")
+    table = ImageTable.open_or_create(settings.index_dir, models.index_info())
+    Indexer(settings, models, table).run([folder], metadata=load_metadata(root / "meta.jsonl"))
+    return settings
+
+
+def test_follow_ups_survive_a_restart(receipts_index: Settings, models: Models) -> None:
+    years = {f"{n:03d}.jpg": sroie_key(f"{n:03d}")["date"][-4:] for n in range(8)}
+    helper = Assistant(receipts_index, toolbox=Toolbox(receipts_index, models))
+    first = helper.ask("receipts from SDN BHD companies", thread_id="restart")
+    assert len(first.records) >= 3 and {years[r["file_name"]] for r in first.records} != {"2018"}
+
+    narrowed = helper.ask("only the ones from 2018", thread_id="restart")
+    assert narrowed.trace[0]["args"]["where"] == "year = 2018"
+    assert narrowed.records and all(years[r["file_name"]] == "2018" for r in narrowed.records)
+
+    second = narrowed.records[1]
+    similar = helper.ask("more like #2", thread_id="restart")
+    assert similar.trace[0]["tool"] == "image_search"
+    assert similar.trace[0]["args"] == {"record_id": second["id"], "k": 10, "where": ""}
+    assert second["id"] not in [r["id"] for r in similar.records]
+    helper.close()
+
+    # A new process, the same thread id: "#1" still means the first result of "more like #2".
+    env = {**os.environ, "LOUPE_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "loupe.cli", "--index", str(receipts_index.index_dir), "ask",
+         "what does the text on #1 say?", "--thread", "restart", "--json"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    reply = json.loads(result.stdout)
+    expected = similar.records[0] if similar.records else None
+    assert expected is not None, "more like #2 found nothing to refer back to"
+    assert reply["trace"][0]["tool"] == "ocr" and reply["trace"][0]["args"] == {"record_id": expected["id"]}
+    assert "The text reads:" in reply["text"]
+
+
+def test_chat_in_the_terminal(receipts_index: Settings) -> None:
+    env = {**os.environ, "LOUPE_OFFLINE": "1"}
+    session = "\n".join([f"/image {SROIE / 'images' / '004.jpg'}", "where else does this picture appear?",
+                         "/new", "find the receipt with total 33.90", "/quit"]) + "\n"
+    result = subprocess.run([sys.executable, "-m", "loupe.cli", "--index", str(receipts_index.index_dir), "chat"],
+                            cwd=REPO, env=env, input=session, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    answers = result.stdout.split("loupe> ")[1:]
+    assert len(answers) == 2
+    assert "image_search" in answers[0] and "#1 004.jpg" in answers[0] and "identical" in answers[0]
+    assert "text_search" in answers[1] and "#1 002.jpg" in answers[1]

@@ -1,0 +1,46 @@
+"""The eval metrics against cases computed by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evals.metrics import (average_precision, f1_at, mean_average_precision, percentile, precision_at,
+                           recall_at, reciprocal_rank, top1)
+
+
+def test_average_precision_by_hand() -> None:
+    # relevant at ranks 1 and 3: (1/1 + 2/3) / 2
+    assert average_precision(["a", "x", "b"], {"a", "b"}) == pytest.approx((1 + 2 / 3) / 2)
+    # one of two relevant never retrieved counts 0: (1/2) / 2
+    assert average_precision(["x", "a"], {"a", "b"}) == pytest.approx(0.25)
+    assert average_precision([], {"a"}) == 0.0
+    assert average_precision(["a"], set()) is None
+    # a duplicate in the ranking is not a second hit
+    assert average_precision(["a", "a", "b"], {"a", "b"}) == pytest.approx((1 + 2 / 3) / 2)
+
+
+def test_map_leaves_out_queries_without_relevant_items() -> None:
+    runs = [(["a"], {"a"}), (["x"], {"b"}), (["y"], set())]
+    assert mean_average_precision(runs) == pytest.approx(0.5)
+    assert mean_average_precision([]) == 0.0
+
+
+def test_precision_recall_f1_top1_mrr() -> None:
+    ranked = ["a", "x", "b", "y"]
+    relevant = {"a", "b", "c"}
+    assert precision_at(ranked, relevant, 2) == 0.5
+    assert recall_at(ranked, relevant, 3) == pytest.approx(2 / 3)
+    assert f1_at(ranked, relevant, 3) == pytest.approx(2 * (2 / 3) * (2 / 3) / (4 / 3))
+    assert f1_at(["x"], {"a"}, 1) == 0.0
+    assert recall_at(ranked, set(), 3) is None
+    assert top1(ranked, relevant) == 1.0 and top1([], relevant) == 0.0
+    assert reciprocal_rank(["x", "y", "b"], relevant) == pytest.approx(1 / 3)
+    assert reciprocal_rank(["x"], relevant) == 0.0
+
+
+def test_percentile_matches_numpy_including_ties() -> None:
+    values = [5.0, 1.0, 3.0, 3.0, 10.0, 7.0]
+    for q in (0, 50, 95, 100):
+        assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
+    assert percentile([], 50) == 0.0

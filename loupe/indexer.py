@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -251,7 +251,7 @@ def build_row(image: ImageFile, analysis: ImageAnalysis, metadata: Metadata | No
         "caption_kind": analysis.caption.kind,
         "caption_vector": analysis.caption_vector,
         "thumbnail": image.thumbnail_jpeg(),
-        "indexed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "indexed_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **(metadata or Metadata()).columns(),
         **_date_columns(image.taken_at, metadata),
     }

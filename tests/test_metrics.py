@@ -5,8 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evals.metrics import (average_precision, f1_at, mean_average_precision, percentile, precision_at,
-                           recall_at, reciprocal_rank, top1)
+from evals.metrics import (
+    average_precision,
+    f1_at,
+    mean_average_precision,
+    percentile,
+    precision_at,
+    recall_at,
+    reciprocal_rank,
+    top1,
+)
 
 
 def test_average_precision_by_hand() -> None:

@@ -142,3 +142,38 @@ def test_unknown_model_names_are_config_errors() -> None:
         Models(settings).image_encoder
     with pytest.raises(ConfigError, match="unknown OCR backend 'magic'"):
         Models(settings).ocr
+
+
+def _tiny_blip(folder: Path) -> Path:
+    """A randomly initialised BLIP captioner with a 12-word vocabulary, saved like a hub download."""
+    from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+
+    folder.mkdir(parents=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", "a", "photo", "of", "bus", "dog", "the"]
+    (folder / "vocab.txt").write_text("\n".join(vocab), encoding="utf-8")
+    tokenizer = BertTokenizer(str(folder / "vocab.txt"), bos_token="[DEC]")
+    config = BlipConfig(
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                       "num_attention_heads": 2, "image_size": 64, "patch_size": 16},
+        text_config={"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "bos_token_id": 5, "pad_token_id": 0, "sep_token_id": 3},
+        projection_dim=32,
+    )
+    torch.manual_seed(0)
+    BlipForConditionalGeneration(config).save_pretrained(folder)
+    BlipProcessor(image_processor=BlipImageProcessor(size={"height": 64, "width": 64}),
+                  tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+def test_transformers_captioner_from_a_local_folder(tmp_path: Path, models: Models) -> None:
+    folder = _tiny_blip(tmp_path / "tiny-blip")
+    settings = dataclasses.replace(models.settings,
+                                   models=dataclasses.replace(models.settings.models, captioner=f"hf:{folder}"))
+    captioner = Models(settings).captioner
+    caption = captioner.describe(Image.open(holidays_files(1)[0]), labels=None, ocr_lines=0)
+    assert caption.kind == "caption" and isinstance(caption.text, str)
+    assert set(caption.text.split()) <= {"a", "photo", "of", "bus", "dog", "the"}  # words of its vocabulary
+    missing = dataclasses.replace(settings.models, captioner=f"hf:{tmp_path / 'no-such-model'}")
+    with pytest.raises(ModelNotFoundError, match="captioning model .*does not exist"):
+        Models(dataclasses.replace(settings, models=missing)).captioner

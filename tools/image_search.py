@@ -26,11 +26,23 @@ import numpy as np
 from loupe.errors import LoupeError
 from store.image_table import ImageTable, sql_string
 from tools.image_file import ImageFile, hamming_distances, open_image
-from tools.local_features import (SAME_OBJECT_INLIERS, SOME_OBJECT_INLIERS, LocalFeatures, count_inliers,
-                                  extract_features)
+from tools.local_features import (
+    SAME_OBJECT_INLIERS,
+    SOME_OBJECT_INLIERS,
+    LocalFeatures,
+    count_inliers,
+    extract_features,
+)
 from tools.models import Models
-from tools.records import (IDENTICAL, MATCH_ORDER, NEAR_DUPLICATE, SIMILAR, SearchResult,
-                           attach_thumbnails, record_from_row)
+from tools.records import (
+    IDENTICAL,
+    MATCH_ORDER,
+    NEAR_DUPLICATE,
+    SIMILAR,
+    SearchResult,
+    attach_thumbnails,
+    record_from_row,
+)
 
 NEAR_DUPLICATE_PHASH_BITS = 6  # resized/recompressed copies measured at most 4 of 64 bits apart
 VECTOR_CANDIDATES = 50  # nearest rows by embedding that are considered at all

@@ -31,7 +31,8 @@ CONVERSATIONS_FILE = "conversations.sqlite"
 
 @dataclass
 class Answer:
-    text: str
+    text: str  # the whole answer: the model's words, then the matched records
+    words: str  # the model's words alone (the UI shows the records as a gallery)
     records: list[dict[str, Any]]
     trace: list[dict[str, Any]]
     seconds: float
@@ -52,11 +53,14 @@ class Assistant:
     def ask(self, text: str, image: str | Path | bytes | None = None, thread_id: str = "default") -> Answer:
         """One user message (words, optionally an image) in a conversation; returns the explained answer."""
         start = time.perf_counter()
-        image_path = self._store_upload(image) if isinstance(image, bytes) else (str(Path(image).expanduser().resolve()) if image else None)
+        if isinstance(image, bytes):
+            image_path: str | None = self._store_upload(image)
+        else:
+            image_path = str(Path(image).expanduser().resolve()) if image else None
         config = {"configurable": {"thread_id": thread_id}, "recursion_limit": 30}
         state = self.graph.invoke({"messages": [HumanMessage(with_image(text, image_path))]}, config)
         answer = state["answer"]
-        return Answer(text=answer["text"], records=answer["records"], trace=answer["trace"],
+        return Answer(text=answer["text"], words=answer["words"], records=answer["records"], trace=answer["trace"],
                       seconds=time.perf_counter() - start, thread_id=thread_id, messages=state["messages"])
 
     def history(self, thread_id: str) -> list[Any]:

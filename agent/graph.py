@@ -83,7 +83,8 @@ def assemble_answer(state: AgentState) -> dict:
         text += "\n\nMatches:\n" + "\n".join(describe_record(rank, r) for rank, r in enumerate(records, start=1))
     elif searched and "nothing" not in text.lower():
         text += "\n\nNo record matched well enough to show."
-    return {"answer": {"text": text, "records": records, "trace": trace}}
+    return {"answer": {"text": text, "words": words if isinstance(words, str) else str(words),
+                       "records": records, "trace": trace}}
 
 
 def describe_record(rank: int, record: dict) -> str:

@@ -112,7 +112,9 @@ def main() -> None:
     models = Models(settings)
     if args.fresh:
         shutil.rmtree(RESULTS / "index", ignore_errors=True)
-    results = {"image_encoder": settings.models.image_encoder, "text_embedder": settings.models.text_embedder}
+    output = RESULTS / "retrieval.json"
+    results = json.loads(output.read_text()) if output.is_file() else {}  # keep datasets not re-run
+    results.update(image_encoder=settings.models.image_encoder, text_embedder=settings.models.text_embedder)
     for name in args.only.split(","):
         folder, run = EVALS[name]
         print(f"{name}:")
@@ -120,7 +122,7 @@ def main() -> None:
         print("  " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                                for k, v in results[name].items()))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "retrieval.json").write_text(json.dumps(results, indent=2))
+    output.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

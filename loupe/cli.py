@@ -198,6 +198,21 @@ def chat(
     assistant.close()
 
 
+@app.command()
+def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8501) -> None:
+    """Start the Streamlit chat on 127.0.0.1 (headless, no usage statistics)."""
+    import os
+    import subprocess
+
+    import ui as ui_package
+
+    app_file = Path(ui_package.__file__).parent / "app.py"
+    env = {**os.environ, "LOUPE_INDEX": str(state.settings.index_dir)}
+    command = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.address", "127.0.0.1",
+               "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    raise typer.Exit(subprocess.call(command, env=env))
+
+
 def _user_errors(action):
     """Run ``action``; a LoupeError becomes one line on stderr and exit status 1."""
     try:

@@ -116,21 +116,24 @@ class ImageTable:
         indexed = {index.columns[0]: index.index_type for index in self._table.list_indices()}
         rows = self._table.count_rows()
         if "search_text" not in indexed and rows:
-            self._table.create_index("search_text", config=FTS(with_position=False))
+            self._table.create_index("search_text", config=FTS(with_position=False))  # column first
         if "path" not in indexed and rows:
             self._table.create_index("path", config=BTree())
         if rows >= VECTOR_INDEX_MIN_ROWS:
             for column in VECTOR_COLUMNS:
                 if column not in indexed:
-                    self._table.create_index(
-                        vector_column_name=column, config=IvfPq(distance_type="cosine")
-                    )
+                    self._table.create_index(column, config=IvfPq(distance_type="cosine"))
         self._table.optimize()
 
     # ----- reading -------------------------------------------------------------------------
 
     def count(self) -> int:
         return self._table.count_rows()
+
+    def last_indexed(self) -> str | None:
+        """When the newest row was written (ISO 8601, UTC), for the collection page."""
+        values = [v for v in self._scan(["indexed_at"])["indexed_at"].to_pylist() if v]
+        return max(values) if values else None
 
     def file_states(self) -> dict[str, tuple[str, int, float]]:
         """path -> (sha256, file size, mtime) of every indexed file, for incremental runs."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from loupe.config import Settings
 from loupe.indexer import Indexer
+from loupe.metadata import load_metadata
 from store.image_table import ImageTable
 from tools.models import Models
 from tools.toolbox import Toolbox
@@ -74,3 +76,23 @@ def indexed(settings: Settings, models: Models, collection: Path) -> Toolbox:
     assert report.problems == []
     assert report.added == HOLIDAYS_SAMPLE + SROIE_SAMPLE + SMVS_SAMPLE
     return Toolbox(settings, models)
+
+
+@pytest.fixture(scope="session")
+def receipts_index(models: Models, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Eight SROIE receipts with their key as metadata (date -> year, total -> price)."""
+    root = tmp_path_factory.mktemp("receipts")
+    folder = root / "receipts"
+    folder.mkdir()
+    lines = []
+    for number in range(8):
+        receipt = f"{number:03d}"
+        shutil.copyfile(SROIE / "images" / f"{receipt}.jpg", folder / f"{receipt}.jpg")
+        key = sroie_key(receipt)
+        lines.append(json.dumps({"file": f"{receipt}.jpg", "title": key["company"], "date": key["date"],
+                                 "price": key["total"]}))
+    (root / "meta.jsonl").write_text("\n".join(lines), encoding="utf-8")
+    settings = dataclasses.replace(models.settings, index_dir=root / "index")
+    table = ImageTable.open_or_create(settings.index_dir, models.index_info())
+    Indexer(settings, models, table).run([folder], metadata=load_metadata(root / "meta.jsonl"))
+    return settings

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -22,9 +20,6 @@ from agent.assistant import Assistant
 from agent.llm import make_chat_model
 from loupe.config import LLMSettings, Settings
 from loupe.errors import ConfigError
-from loupe.indexer import Indexer
-from loupe.metadata import load_metadata
-from store.image_table import ImageTable
 from tests.conftest import SROIE, holidays_files, sroie_key
 from tools.models import Models
 from tools.toolbox import Toolbox
@@ -171,26 +166,6 @@ def test_llm_backend_configuration_errors(monkeypatch: pytest.MonkeyPatch) -> No
         make_chat_model(LLMSettings(backend="openai-compatible"))
     with pytest.raises(ConfigError, match="unknown LLM backend"):
         make_chat_model(LLMSettings(backend="gpt-banana"))
-
-
-@pytest.fixture(scope="module")
-def receipts_index(models: Models, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Eight SROIE receipts with their key as metadata (date -> year, total -> price)."""
-    root = tmp_path_factory.mktemp("receipts")
-    folder = root / "receipts"
-    folder.mkdir()
-    lines = []
-    for number in range(8):
-        receipt = f"{number:03d}"
-        shutil.copyfile(SROIE / "images" / f"{receipt}.jpg", folder / f"{receipt}.jpg")
-        key = sroie_key(receipt)
-        lines.append(json.dumps({"file": f"{receipt}.jpg", "title": key["company"], "date": key["date"],
-                                 "price": key["total"]}))
-    (root / "meta.jsonl").write_text("\n".join(lines), encoding="utf-8")
-    settings = dataclasses.replace(models.settings, index_dir=root / "index")
-    table = ImageTable.open_or_create(settings.index_dir, models.index_info())
-    Indexer(settings, models, table).run([folder], metadata=load_metadata(root / "meta.jsonl"))
-    return settings
 
 
 def test_follow_ups_survive_a_restart(receipts_index: Settings, models: Models) -> None:

@@ -1,0 +1,64 @@
+"""Drawing an answer's records: thumbnail, score, match badge, highlighted text, metadata."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import streamlit as st
+
+BADGE_COLOURS = {"identical": "green", "near-duplicate": "blue", "similar": "violet", "text match": "orange"}
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|$~:])")
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def escape(text: str) -> str:
+    """OCR text shown as markdown must not turn '$4.99' into maths or '*' into emphasis."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def highlight(text: str, query: str) -> str:
+    """Markdown of ``text`` with the words it shares with ``query`` highlighted."""
+    wanted = {w.lower() for w in _WORD.findall(query)}
+    parts = []
+    for piece in re.split(r"(\w+)", text):
+        if piece and piece.lower() in wanted:
+            parts.append(f":orange-background[**{escape(piece)}**]")
+        else:
+            parts.append(escape(piece))
+    return "".join(parts)
+
+
+def query_words(trace: list[dict]) -> str:
+    """The words the searches ran with, for highlighting."""
+    return " ".join(str(step["args"].get("query", "")) for step in trace)
+
+
+def show_records(records: list[dict], trace: list[dict], key: str,
+                 on_more: Callable[[int], None], on_text: Callable[[int], None]) -> None:
+    """Two cards per row on a wide screen; Streamlit stacks them on a phone."""
+    words = query_words(trace)
+    for start in range(0, len(records), 2):
+        columns = st.columns(2)
+        for offset, record in enumerate(records[start:start + 2]):
+            rank = start + offset + 1
+            with columns[offset].container(border=True):
+                _card(record, rank, words, key, on_more, on_text)
+
+
+def _card(record: dict, rank: int, words: str, key: str, on_more, on_text) -> None:
+    if record.get("thumbnail_path") and Path(record["thumbnail_path"]).is_file():
+        st.image(record["thumbnail_path"], width="stretch")
+    st.markdown(f"**#{rank} {escape(record['file_name'])}**")
+    st.badge(record["match"], color=BADGE_COLOURS.get(record["match"], "gray"))
+    st.caption(f"score {record['score']:.2f} · {record['why']}")
+    if record.get("matched_text"):
+        st.markdown("Matched text: " + highlight(record["matched_text"], words))
+    if record.get("caption"):
+        st.caption(f"{record.get('caption_kind') or 'caption'}: {record['caption']}")
+    with st.expander("Metadata"):
+        st.json({"path": record["path"], "id": record["id"], **record.get("metadata", {})})
+    left, right = st.columns(2)
+    left.button("More like this", key=f"{key}-more-{rank}", on_click=on_more, args=(rank,))
+    right.button("Show text", key=f"{key}-text-{rank}", on_click=on_text, args=(rank,))

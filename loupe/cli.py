@@ -209,7 +209,8 @@ def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8501) -> 
     app_file = Path(ui_package.__file__).parent / "app.py"
     env = {**os.environ, "LOUPE_INDEX": str(state.settings.index_dir)}
     command = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.address", "127.0.0.1",
-               "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+               "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+               "--client.toolbarMode", "minimal"]
     raise typer.Exit(subprocess.call(command, env=env))
 
 

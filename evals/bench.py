@@ -63,7 +63,7 @@ def bench_indexing(image_count: int) -> None:
     shutil.rmtree(work)
 
 
-def _synthetic_rows(start: int, count: int, info: IndexInfo, rng: np.random.Generator) -> list[dict]:
+def synthetic_rows(start: int, count: int, info: IndexInfo, rng: np.random.Generator) -> list[dict]:
     def unit(n: int, dim: int) -> np.ndarray:
         v = rng.standard_normal((n, dim)).astype(np.float32)
         return v / np.linalg.norm(v, axis=1, keepdims=True)
@@ -105,7 +105,7 @@ def bench_store(sizes: list[int], repeats: int) -> None:
         start = time.perf_counter()
         while rows < size:
             batch = min(5000, size - rows)
-            table.upsert(_synthetic_rows(rows, batch, info, rng))
+            table.upsert(synthetic_rows(rows, batch, info, rng))
             rows += batch
         write = time.perf_counter() - start
         start = time.perf_counter()

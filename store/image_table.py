@@ -106,20 +106,20 @@ class ImageTable:
             chunk = paths[start:start + 500]
             self._table.delete("path IN (" + ", ".join(sql_string(p) for p in chunk) + ")")
 
-    def finish_writes(self) -> None:
+    def finish_writes(self, vector_index_min_rows: int = VECTOR_INDEX_MIN_ROWS) -> None:
         """Compact the commits of a run and bring the search indexes up to date.
 
         Many small commits keep a crash cheap; compacting once at the end keeps
         reads fast. The full-text index is built once and then updated by
         ``optimize``; the vector indexes appear once the table is large.
         """
-        indexed = {index.columns[0]: index.index_type for index in self._table.list_indices()}
+        indexed = self.indexes()
         rows = self._table.count_rows()
         if "search_text" not in indexed and rows:
             self._table.create_index("search_text", config=FTS(with_position=False))  # column first
         if "path" not in indexed and rows:
             self._table.create_index("path", config=BTree())
-        if rows >= VECTOR_INDEX_MIN_ROWS:
+        if rows >= vector_index_min_rows:
             for column in VECTOR_COLUMNS:
                 if column not in indexed:
                     self._table.create_index(column, config=IvfPq(distance_type="cosine"))
@@ -192,9 +192,13 @@ class ImageTable:
             where = f"({where}) AND {text_filter}" if where else text_filter
         if where:
             query = query.where(where, prefilter=True)
-        if self.count() >= VECTOR_INDEX_MIN_ROWS:
+        if column in self.indexes():
             query = query.nprobes(20).refine_factor(5)
         return _run(query, where)
+
+    def indexes(self) -> dict[str, str]:
+        """Indexed column -> index type (e.g. ``image_vector`` -> ``IvfPq``)."""
+        return {index.columns[0]: index.index_type for index in self._table.list_indices()}
 
     def full_text_search(self, text: str, limit: int, where: str | None = None) -> list[dict[str, Any]]:
         """BM25 ranking over OCR text, captions, metadata and file names."""

@@ -33,6 +33,11 @@ When you answer: say which tools you ran and why, name the records that matched 
 matched text), and say plainly when nothing matched well. Do not invent records."""
 
 
+# When one answer merges several searches: the same picture is the strongest evidence, then a copy,
+# then matching text, then mere likeness.
+ANSWER_ORDER = {"identical": 0, "near-duplicate": 1, "text match": 2, "similar": 3}
+
+
 class AgentState(TypedDict, total=False):
     messages: Annotated[list[AnyMessage], add_messages]
     answer: dict[str, Any]  # the last turn's assembled answer (text, records, trace)
@@ -65,14 +70,13 @@ def assemble_answer(state: AgentState) -> dict:
     messages = state["messages"]
     turn = read_turn(messages)
     words = messages[-1].content if isinstance(messages[-1], AIMessage) else ""
-    records: list[dict] = []
-    seen: set[str] = set()
+    best: dict[str, dict] = {}  # one entry per record: the strongest way it matched
     for run in turn.runs:
         if run.name in SEARCH_TOOLS and run.result:
             for record in run.result.get("records", []):
-                if record["id"] not in seen:
-                    seen.add(record["id"])
-                    records.append(record)
+                if record["id"] not in best or _strength(record) < _strength(best[record["id"]]):
+                    best[record["id"]] = record
+    records = sorted(best.values(), key=_strength)  # stable: within a label, the tools' own ranking
     trace = [{"tool": run.name, "args": run.args,
               "seconds": (run.result or {}).get("seconds"), "results": len((run.result or {}).get("records", [])),
               **({"error": run.result["error"]} if run.result and run.result.get("error") else {})}
@@ -85,6 +89,10 @@ def assemble_answer(state: AgentState) -> dict:
         text += "\n\nNo record matched well enough to show."
     return {"answer": {"text": text, "words": words if isinstance(words, str) else str(words),
                        "records": records, "trace": trace}}
+
+
+def _strength(record: dict) -> int:
+    return ANSWER_ORDER.get(record["match"], len(ANSWER_ORDER))
 
 
 def describe_record(rank: int, record: dict) -> str:

@@ -48,6 +48,8 @@ _HAS_PRICE = re.compile(r"\b(with|having|has) (?:a )?price", re.I)
 _SCREENSHOTS = re.compile(r"\bscreen ?shots?\b", re.I)
 _FILLER = re.compile(r"^\s*(?:please\s+)?(?:find|show(?: me)?|search(?: for)?|look(?: for)?|get|where(?:'s| is)"
                      r"|do (?:we|you|i) have|any)\s+", re.I)
+_ARTICLES = re.compile(r"^(?:the|a|an|all|my)\s+", re.I)
+_NAMED = re.compile(r"\b(?:from|by|at|called|named)\s+(?P<name>\S.*)$", re.I)
 SCREENSHOT_FILTER = "NOT (lower(file_name) LIKE '%screenshot%' OR lower(file_name) LIKE '%screen shot%')"
 
 
@@ -87,11 +89,18 @@ def filters(text: str) -> list[str]:
 
 
 def search_words(text: str) -> str:
-    """The words to search for, without the request's filler and filter phrases."""
+    """The words to search for, without filler and filter phrases; a named source is quoted.
+
+    "find the receipt from BOOK TA .K SDN BHD" searches for ``receipt "BOOK TA .K SDN BHD"``: the quoted
+    name must then appear verbatim, which is what a user means by a shop's or a sender's name.
+    """
     words = _FILLER.sub("", text)
     for pattern in (_YEAR, _PRICE_BELOW, _PRICE_ABOVE):
         words = pattern.sub("", words)
-    return words.strip(" ?.!") or text
+    words = _ARTICLES.sub("", words.strip(" ?.!"))
+    if (named := _NAMED.search(words)) and '"' not in words:
+        words = f'{words[:named.start()].strip()} "{named.group("name").strip()}"'.strip()
+    return words or text
 
 
 def _and(*conditions: str) -> str:

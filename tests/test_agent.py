@@ -7,8 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from agent.llm import make_chat_model
 from loupe.config import LLMSettings, Settings
 from loupe.errors import ConfigError
 from tests.conftest import SROIE, holidays_files, sroie_key
+from tests.scripted_openai import ScriptedOpenAI
 from tools.models import Models
 from tools.toolbox import Toolbox
 
@@ -99,55 +98,19 @@ def test_scripted_llm_drives_the_same_graph(indexed: Toolbox) -> None:
     assert answer.text.startswith("I searched the printed text") and "#1 receipt_001.jpg" in answer.text
 
 
-class ScriptedChatServer(ThreadingHTTPServer):
-    """Speaks the chat-completions protocol on 127.0.0.1 with scripted replies; keeps the requests."""
-
-    def __init__(self, replies: list[dict]) -> None:
-        self.replies = list(replies)
-        self.requests: list[dict] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append({"path": self.path, "body": body})
-                message = server.replies.pop(0)
-                finish = "tool_calls" if message.get("tool_calls") else "stop"
-                payload = json.dumps({
-                    "id": f"chatcmpl-{len(server.requests)}", "object": "chat.completion", "created": 0,
-                    "model": body["model"], "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-                }).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-
-
 def test_openai_client_against_a_local_chat_completions_server(indexed: Toolbox) -> None:
     company = sroie_key("002")["company"]
-    server = ScriptedChatServer([
+    replies = [
         {"role": "assistant", "content": None, "tool_calls": [{
             "id": "call_abc", "type": "function",
             "function": {"name": "text_search", "arguments": json.dumps({"query": company, "k": 5})}}]},
         {"role": "assistant", "content": "The receipt from that shop is #1."},
-    ])
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        llm = LLMSettings(backend="openai-compatible", model="scripted-model",
-                          base_url=f"http://127.0.0.1:{server.server_address[1]}/v1")
+    ]
+    with ScriptedOpenAI(chat_replies=replies) as server:
+        llm = LLMSettings(backend="openai-compatible", model="scripted-model", base_url=server.base_url)
         helper = Assistant(indexed.settings, model=make_chat_model(llm), toolbox=indexed)
         answer = helper.ask("find the receipt from the DIY shop in Johor", thread_id="openai")
         helper.close()
-    finally:
-        server.shutdown()
     first, second = (r["body"] for r in server.requests)
     assert all(r["path"] == "/v1/chat/completions" for r in server.requests)
     assert {t["function"]["name"] for t in first["tools"]} == {"image_search", "text_search", "ocr", "caption"}

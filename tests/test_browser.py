@@ -5,7 +5,6 @@ Screenshots at desktop and phone width are saved under test-output/browser/ for 
 
 from __future__ import annotations
 
-import io
 import os
 import socket
 import subprocess

@@ -177,3 +177,26 @@ def test_transformers_captioner_from_a_local_folder(tmp_path: Path, models: Mode
     missing = dataclasses.replace(settings.models, captioner=f"hf:{tmp_path / 'no-such-model'}")
     with pytest.raises(ModelNotFoundError, match="captioning model .*does not exist"):
         Models(dataclasses.replace(settings, models=missing)).captioner
+
+
+def test_openai_text_embedder_against_a_local_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.scripted_openai import ScriptedOpenAI
+    from tools.models.text_embedders import load_text_embedder
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ModelNotFoundError, match="needs an API key"):
+        load_text_embedder("openai:text-embedding-3-small", offline=True)
+    with ScriptedOpenAI(embedding_dim=1536) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        embedder = load_text_embedder("openai:text-embedding-3-small", offline=True)
+        vectors = embedder.embed(["TOTAL 9.00", "total 9.00", "BOOK TA .K"])
+    assert embedder.dim == 1536 and vectors.shape == (3, 1536)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
+    assert np.allclose(vectors[0], vectors[1]) and not np.allclose(vectors[0], vectors[2])
+    [request] = server.requests
+    assert request["path"] == "/v1/embeddings"
+    assert request["body"]["model"] == "text-embedding-3-small"
+    assert request["body"]["input"] == ["TOTAL 9.00", "total 9.00", "BOOK TA .K"]
+    with pytest.raises(ConfigError, match="unknown OpenAI embedding model"):
+        load_text_embedder("openai:text-embedding-9", offline=True)

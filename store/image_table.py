@@ -172,6 +172,13 @@ class ImageTable:
         by_id = {row["id"]: row for row in rows}
         return [by_id[i] for i in ids if i in by_id]
 
+    def record(self, record_id: str, columns: list[str]) -> dict[str, Any]:
+        """One row by id; a LoupeError naming the id if there is none."""
+        rows = self.get([record_id], columns=["id", *columns])
+        if not rows:
+            raise LoupeError(f"no record with id {record_id} in the index")
+        return rows[0]
+
     def find(self, where: str, limit: int = 50, columns: list[str] | None = None) -> list[dict[str, Any]]:
         """Rows matching an SQL filter, e.g. ``sha256 = '...'``."""
         return _run(self._table.search().where(where).select(columns or RECORD_COLUMNS).limit(limit), where)

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from loupe.errors import LoupeError
-from store.image_table import ImageTable, sql_string
+from store.image_table import ImageTable
 from tools.image_file import open_image
 from tools.models import Models
 
@@ -36,10 +36,7 @@ def describe_image(models: Models, table: ImageTable | None = None, image: str |
     if record_id:
         if table is None:
             raise LoupeError("reading a stored record's caption needs the index")
-        rows = table.find(f"id = {sql_string(record_id)}", limit=1, columns=["id", "file_name", "caption", "caption_kind"])
-        if not rows:
-            raise LoupeError(f"no record with id {record_id} in the index")
-        row = rows[0]
+        row = table.record(record_id, ["file_name", "caption", "caption_kind"])
         return CaptionToolResult(f"{row['file_name']} (record {record_id})", row["caption"] or "",
                                  row["caption_kind"] or "tags", time.perf_counter() - start, from_index=True)
     loaded = open_image(image, models.settings.max_pixels)

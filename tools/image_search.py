@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from loupe.errors import LoupeError
 from store.image_table import ImageTable, sql_string
 from tools.image_file import ImageFile, hamming_distances, open_image
 from tools.local_features import (
@@ -69,12 +68,8 @@ def query_from_file(models: Models, image: ImageFile) -> QueryImage:
 
 
 def query_from_record(table: ImageTable, record_id: str) -> QueryImage:
-    rows = table.find(f"id = {sql_string(record_id)}", limit=1,
-                      columns=["id", "file_name", "sha256", "pixel_sha256", "phash", "image_vector",
-                               "orb_keypoints", "orb_descriptors"])
-    if not rows:
-        raise LoupeError(f"no record with id {record_id} in the index")
-    row = rows[0]
+    row = table.record(record_id, ["file_name", "sha256", "pixel_sha256", "phash", "image_vector",
+                                   "orb_keypoints", "orb_descriptors"])
     return QueryImage(label=row["file_name"], vector=np.asarray(row["image_vector"], np.float32),
                       features=LocalFeatures.from_bytes(row["orb_keypoints"], row["orb_descriptors"]),
                       sha256=row["sha256"], pixel_sha256=row["pixel_sha256"], phash=row["phash"],

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from loupe.errors import LoupeError
-from store.image_table import ImageTable, sql_string
+from store.image_table import ImageTable
 from tools.image_file import open_image
 from tools.models import Models
 from tools.models.ocr_backends import OcrLine
@@ -41,11 +41,9 @@ def read_text(models: Models, table: ImageTable | None = None, image: str | Path
     if record_id:
         if table is None:
             raise LoupeError("reading a stored record's text needs the index")
-        rows = table.find(f"id = {sql_string(record_id)}", limit=1, columns=["id", "file_name", "ocr_lines"])
-        if not rows:
-            raise LoupeError(f"no record with id {record_id} in the index")
-        lines = [OcrLine(**line) for line in json.loads(rows[0]["ocr_lines"] or "[]")]
-        return OcrToolResult(f"{rows[0]['file_name']} (record {record_id})", lines,
+        row = table.record(record_id, ["file_name", "ocr_lines"])
+        lines = [OcrLine(**line) for line in json.loads(row["ocr_lines"] or "[]")]
+        return OcrToolResult(f"{row['file_name']} (record {record_id})", lines,
                              time.perf_counter() - start, from_index=True)
     loaded = open_image(image, models.settings.max_pixels)
     result = models.ocr.read(loaded.image)

@@ -52,3 +52,13 @@ def test_percentile_matches_numpy_including_ties() -> None:
     for q in (0, 50, 95, 100):
         assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
     assert percentile([], 50) == 0.0
+
+
+def test_edit_distance_and_cer_by_hand() -> None:
+    from evals.metrics import character_error_rate, edit_distance
+
+    assert edit_distance("kitten", "sitting") == 3
+    assert edit_distance("", "abc") == 3 and edit_distance("abc", "") == 3
+    assert edit_distance("TOTAL", "TOTAL") == 0
+    assert edit_distance("9.00", "9,00") == 1
+    assert character_error_rate(3, 6) == 0.5 and character_error_rate(0, 0) == 0.0

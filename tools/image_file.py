@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -99,7 +100,9 @@ def decode_image_bytes(data: bytes, path: Path, max_pixels: int, mtime: float = 
             opened = Image.open(io.BytesIO(data))
         exif = opened.getexif()
     except Image.DecompressionBombError as exc:
-        raise ImageRejected(_too_large(path, "", max_pixels)) from exc
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(pixels.group(1)) / 1e6:.0f} megapixels, " if pixels else ""
+        raise ImageRejected(_too_large(path, size, max_pixels)) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageRejected(f"{path}: not an image Loupe can read (unknown format, or corrupt: {exc})") from exc
 

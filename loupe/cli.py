@@ -125,6 +125,8 @@ def demo(
     toolbox = Toolbox(settings)
     for title, action in [
         ("phone photo of the bus (not in the collection)", lambda: toolbox.image_search(image=queries["bus_phone_photo"], k=5)),
+        ("the coach photo (the collection has an exact copy and a crop)",
+         lambda: toolbox.image_search(image=collection / "photos" / "football_coach.jpg", k=4)),
         ("photo of the bookshop receipt", lambda: toolbox.image_search(image=queries["receipt_phone_photo"], k=3)),
         ('"corner bookshop"', lambda: toolbox.text_search("corner bookshop", k=3)),
         ('"total 21.00"', lambda: toolbox.text_search("total 21.00", k=3)),

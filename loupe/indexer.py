@@ -165,7 +165,7 @@ class Indexer:
             if state and state[0] == image.sha256:
                 # Touched but not changed: only the file facts move on, the vectors stay.
                 report.unchanged += 1
-                rows.extend(self._touched_row(image))
+                rows.extend(self._touched_row(image, metadata))
             else:
                 fresh.append(image)
         if fresh:
@@ -184,12 +184,12 @@ class Indexer:
         rows = self.table.find(f"id = '{record_id(str(path))}'", limit=1, columns=_ALL_COLUMNS)
         return rows[0] if rows else None
 
-    def _touched_row(self, image: ImageFile) -> list[dict]:
+    def _touched_row(self, image: ImageFile, metadata: MetadataIndex | None) -> list[dict]:
         row = self._stored_row(image.path)
         if row is None:
             return []
-        row["mtime"] = image.mtime
-        return [row]
+        entry = metadata.lookup(image.path, image.sha256) if metadata else None
+        return [{**with_metadata(row, entry), "mtime": image.mtime}]
 
     def _refresh_metadata(self, paths: list[Path], metadata: MetadataIndex) -> int:
         """Apply a metadata file to files that are indexed already and did not change."""
@@ -198,11 +198,7 @@ class Indexer:
             row = self._stored_row(path)
             if row is None:
                 continue
-            entry = metadata.lookup(path, row["sha256"])
-            if entry is None:
-                continue
-            updated = {**row, **entry.columns(), **_date_columns(row["taken_at"], entry)}
-            updated["search_text"] = search_text(updated)
+            updated = with_metadata(row, metadata.lookup(path, row["sha256"]))
             if any(updated[k] != row[k] for k in updated):
                 changed.append(updated)
         self.table.upsert(changed)
@@ -257,6 +253,15 @@ def build_row(image: ImageFile, analysis: ImageAnalysis, metadata: Metadata | No
     }
     row["search_text"] = search_text(row)
     return row
+
+
+def with_metadata(row: dict[str, Any], entry: Metadata | None) -> dict[str, Any]:
+    """A stored row with a metadata entry applied (the row itself when there is none)."""
+    if entry is None:
+        return row
+    updated = {**row, **entry.columns(), **_date_columns(row["taken_at"], entry)}
+    updated["search_text"] = search_text(updated)
+    return updated
 
 
 def search_text(row: dict[str, Any]) -> str:

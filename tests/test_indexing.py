@@ -211,3 +211,15 @@ def test_kill_dash_nine_then_resume_loses_and_duplicates_nothing(tmp_path: Path)
     paths = _paths(table)
     assert table.count() == len(photos) == len(set(paths))
     assert sorted(Path(p).name for p in paths) == sorted(p.name for p in photos)
+
+
+def test_metadata_reaches_a_touched_but_unchanged_file(fresh: Settings, models: Models, tmp_path: Path) -> None:
+    photos = _copy_photos(tmp_path / "photos", 1)
+    _index(fresh, models, [tmp_path / "photos"])
+    os.utime(photos[0], (time.time() + 10, time.time() + 10))
+    meta = tmp_path / "meta.jsonl"
+    meta.write_text('{"file": "%s", "title": "Harbour", "date": "2017-08-01"}\n' % photos[0].name, encoding="utf-8")
+    report, table = _index(fresh, models, [tmp_path / "photos"], metadata=load_metadata(meta))
+    assert report.unchanged == 1 and report.indexed == 0
+    row = table.find("true", limit=1, columns=["title", "year", "mtime"])[0]
+    assert (row["title"], row["year"]) == ("Harbour", 2017) and row["mtime"] == photos[0].stat().st_mtime

@@ -30,7 +30,8 @@ class ModelSettings:
     text_embedder: ``all-MiniLM-L6-v2`` (packaged), a sentence-transformers
         model directory or hub id (e.g. ``thenlper/gte-base``), or
         ``openai:text-embedding-3-small``.
-    ocr: ``rapidocr`` (PP-OCR detection + recognition) or ``tesseract``.
+    ocr: ``rapidocr`` (PP-OCR detection + recognition, local) or ``textract``
+        (AWS Textract; credentials and region from the usual AWS chain).
     captioner: ``tags`` (labels from the image encoder's classifier plus OCR
         words, labelled as tags) or ``hf:<directory or hub id>`` for an
         image-to-text model run with transformers.

@@ -33,8 +33,8 @@ class ModelSettings:
     ocr: ``rapidocr`` (PP-OCR detection + recognition, local) or ``textract``
         (AWS Textract; credentials and region from the usual AWS chain).
     captioner: ``tags`` (labels from the image encoder's classifier plus OCR
-        words, labelled as tags) or ``hf:<directory or hub id>`` for an
-        image-to-text model run with transformers.
+        words, labelled as tags), ``hf:<directory or hub id>`` for an
+        image-to-text model run with transformers, or ``openai:<vision model>``.
     """
 
     image_encoder: str = "efficientnet-lite0"

@@ -200,3 +200,28 @@ def test_openai_text_embedder_against_a_local_server(monkeypatch: pytest.MonkeyP
     assert request["body"]["input"] == ["TOTAL 9.00", "total 9.00", "BOOK TA .K"]
     with pytest.raises(ConfigError, match="unknown OpenAI embedding model"):
         load_text_embedder("openai:text-embedding-9", offline=True)
+
+
+def test_openai_captioner_against_a_local_server(monkeypatch: pytest.MonkeyPatch, models: Models) -> None:
+    import base64
+    import io
+
+    from tests.scripted_openai import ScriptedOpenAI
+
+    settings = dataclasses.replace(models.settings,
+                                   models=dataclasses.replace(models.settings.models, captioner="openai:gpt-4o-mini"))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ModelNotFoundError, match="needs an API key"):
+        Models(settings).captioner
+    reply = {"role": "assistant", "content": " A lake with boats at dawn. "}
+    with ScriptedOpenAI(chat_replies=[reply]) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        caption = Models(settings).captioner.describe(Image.open(holidays_files(1)[0]), None, 0)
+    assert (caption.text, caption.kind) == ("A lake with boats at dawn.", "caption")
+    [request] = server.requests
+    assert request["path"] == "/v1/chat/completions" and request["body"]["model"] == "gpt-4o-mini"
+    image_part = request["body"]["messages"][0]["content"][1]
+    header, data = image_part["image_url"]["url"].split(",", 1)
+    assert header == "data:image/jpeg;base64"
+    assert Image.open(io.BytesIO(base64.b64decode(data))).format == "JPEG"

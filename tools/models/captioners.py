@@ -9,6 +9,8 @@
   "tags"`` and shown as tags, never as a sentence a model wrote.
 * ``hf:<folder or hub id>`` - an image-to-text model (BLIP, GIT, ...) run with
   transformers; stored with ``caption_kind = "caption"``.
+* ``openai:<vision model>`` - e.g. ``openai:gpt-4o-mini`` through the OpenAI API
+  (key from ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` for a compatible server).
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ def load_captioner(name: str, encoder: ImageEncoder, offline: bool) -> Captioner
         return TagCaptioner(encoder)
     if name.startswith("hf:"):
         return TransformersCaptioner(name.removeprefix("hf:"), offline)
-    raise ConfigError(f"unknown captioner {name!r}: use 'tags' or 'hf:<model folder or hub id>'")
+    if name.startswith("openai:"):
+        return OpenAICaptioner(name.removeprefix("openai:"))
+    raise ConfigError(f"unknown captioner {name!r}: use 'tags', 'hf:<model folder or hub id>' or 'openai:<model>'")
 
 
 class TagCaptioner:
@@ -111,3 +115,40 @@ class TransformersCaptioner:
             output = self._model.generate(**inputs, max_new_tokens=30)
         text = self._processor.batch_decode(output, skip_special_tokens=True)[0].strip()
         return Caption(text=text, kind="caption")
+
+
+class OpenAICaptioner:
+    """A vision chat model describes the image in one sentence."""
+
+    PROMPT = ("Describe this image in one plain sentence for a search index: the main subject, the setting, "
+              "and any prominent printed text.")
+
+    def __init__(self, model: str) -> None:
+        import os
+
+        import openai
+
+        from loupe.errors import ModelNotFoundError
+
+        if not os.environ.get("OPENAI_API_KEY"):
+            raise ModelNotFoundError(f"captioner openai:{model} needs an API key: set OPENAI_API_KEY "
+                                     "(and OPENAI_BASE_URL for a compatible server), or use captioner = 'tags'")
+        self._client = openai.OpenAI()
+        self._model = model
+        self.name = f"openai:{model}"
+
+    def describe(self, image: Image.Image, labels: list[tuple[str, float]] | None, ocr_lines: int) -> Caption:
+        import base64
+        import io
+
+        picture = image.convert("RGB")
+        picture.thumbnail((768, 768))
+        buffer = io.BytesIO()
+        picture.save(buffer, "JPEG", quality=85)
+        data_url = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+        response = self._client.chat.completions.create(
+            model=self._model, max_tokens=80, temperature=0,
+            messages=[{"role": "user", "content": [{"type": "text", "text": self.PROMPT},
+                                                   {"type": "image_url", "image_url": {"url": data_url}}]}],
+        )
+        return Caption(text=(response.choices[0].message.content or "").strip(), kind="caption")

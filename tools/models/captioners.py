@@ -22,6 +22,7 @@ from PIL import Image
 
 from loupe.errors import ConfigError
 from tools.models.image_encoders import ImageEncoder
+from tools.models.openai_client import openai_client
 from tools.models.resolver import ModelSource, resolve
 
 MIN_TAG_PROBABILITY = 0.08
@@ -124,16 +125,7 @@ class OpenAICaptioner:
               "and any prominent printed text.")
 
     def __init__(self, model: str) -> None:
-        import os
-
-        import openai
-
-        from loupe.errors import ModelNotFoundError
-
-        if not os.environ.get("OPENAI_API_KEY"):
-            raise ModelNotFoundError(f"captioner openai:{model} needs an API key: set OPENAI_API_KEY "
-                                     "(and OPENAI_BASE_URL for a compatible server), or use captioner = 'tags'")
-        self._client = openai.OpenAI()
+        self._client = openai_client(f"captioner openai:{model}", "use captioner = 'tags' (local)")
         self._model = model
         self.name = f"openai:{model}"
 

@@ -16,7 +16,8 @@ from typing import Protocol
 
 import numpy as np
 
-from loupe.errors import ConfigError, ModelNotFoundError
+from loupe.errors import ConfigError
+from tools.models.openai_client import openai_client
 from tools.models.resolver import ModelSource, resolve
 
 PACKAGED_MINILM = "all-MiniLM-L6-v2"
@@ -78,16 +79,10 @@ class OpenAIEmbedder:
     """OpenAI's embeddings endpoint (or any server speaking it at OPENAI_BASE_URL)."""
 
     def __init__(self, model: str) -> None:
-        import openai
-
         if model not in OPENAI_DIMENSIONS:
             raise ConfigError(f"unknown OpenAI embedding model {model!r}: use one of {sorted(OPENAI_DIMENSIONS)}")
-        if not os.environ.get("OPENAI_API_KEY"):
-            raise ModelNotFoundError(
-                f"text embedder openai:{model} needs an API key: set OPENAI_API_KEY "
-                "(and OPENAI_BASE_URL for a compatible server)"
-            )
-        self._client = openai.OpenAI()
+        self._client = openai_client(f"text embedder openai:{model}",
+                                     f"use text_embedder = '{PACKAGED_MINILM}' (local)")
         self.name = f"openai:{model}"
         self.dim = OPENAI_DIMENSIONS[model]
         self._model = model

@@ -33,12 +33,13 @@ DEFAULT_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def indexed_toolbox(settings: Settings, models: Models, name: str, folder: Path) -> Toolbox:
-    """A toolbox over ``folder`` indexed into its own cached index."""
-    index_settings = dataclasses.replace(settings, index_dir=RESULTS / "index" / name)
+def indexed_toolbox(settings: Settings, models: Models, name: str, folders: list[Path],
+                    index_dir: Path | None = None) -> Toolbox:
+    """A toolbox over ``folders`` indexed into its own cached index (incremental, so cheap to reuse)."""
+    index_settings = dataclasses.replace(settings, index_dir=index_dir or RESULTS / "index" / name)
     table = ImageTable.open_or_create(index_settings.index_dir, models.index_info())
     start = time.perf_counter()
-    report = Indexer(index_settings, models, table).run([folder])
+    report = Indexer(index_settings, models, table).run(folders)
     if report.indexed:
         print(f"  indexed {report.indexed} {name} images in {time.perf_counter() - start:.0f}s")
     return Toolbox(index_settings, models)
@@ -46,7 +47,7 @@ def indexed_toolbox(settings: Settings, models: Models, name: str, folder: Path)
 
 def eval_holidays(settings: Settings, models: Models, root: Path) -> dict:
     truth = json.loads((root / "groundtruth.json").read_text())
-    toolbox = indexed_toolbox(settings, models, "holidays", root / "images")
+    toolbox = indexed_toolbox(settings, models, "holidays", [root / "images"])
     total = toolbox.table.count()
     runs, firsts, seconds = [], [], []
     for query, relevant in truth.items():
@@ -62,7 +63,7 @@ def eval_holidays(settings: Settings, models: Models, root: Path) -> dict:
 
 def eval_smvs(settings: Settings, models: Models, root: Path) -> dict:
     truth = json.loads((root / "groundtruth.json").read_text())
-    toolbox = indexed_toolbox(settings, models, "smvs", root / "reference")
+    toolbox = indexed_toolbox(settings, models, "smvs", [root / "reference"])
     total = toolbox.table.count()
     per_camera: dict[str, list] = defaultdict(list)
     seconds = []
@@ -82,7 +83,7 @@ def eval_smvs(settings: Settings, models: Models, root: Path) -> dict:
 
 
 def eval_sroie(settings: Settings, models: Models, root: Path) -> dict:
-    toolbox = indexed_toolbox(settings, models, "sroie", root / "images")
+    toolbox = indexed_toolbox(settings, models, "sroie", [root / "images"])
     found = defaultdict(int)
     keys = sorted((root / "key").glob("*.json"))
     for key_file in keys:

@@ -216,6 +216,39 @@ def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8501) -> 
     raise typer.Exit(subprocess.call(command, env=env))
 
 
+@app.command("eval")
+def evaluate(
+    query_set: Annotated[Path, typer.Argument(help="A query-set file, e.g. evals/querysets/holidays.jsonl.")],
+    datasets: Annotated[Path, typer.Option(help="Folder the query set's paths are relative to.")] = Path("../shared/datasets"),
+    compare: Annotated[str, typer.Option(help="Pipelines to run side by side: loupe, phash.")] = "loupe,phash",
+    out: Annotated[Path, typer.Option(help="Where the JSON, Markdown and plots go.")] = Path("evals/results"),
+    index: Annotated[Optional[Path], typer.Option("--index-dir", help="Index to build or reuse (default: per query set under --out).")] = None,
+) -> None:
+    """Run a query set and print precision, recall, F1, mAP, top-1, MRR and latency per pipeline."""
+    from evals.harness import PIPELINES, load_query_set, markdown, write_outputs
+    from evals.harness import evaluate as run_eval
+    from evals.retrieval import indexed_toolbox
+    from tools.models import Models
+
+    pipelines = [p.strip() for p in compare.split(",") if p.strip()]
+    unknown = set(pipelines) - set(PIPELINES)
+    if unknown or not pipelines:
+        _fail(f"unknown pipeline(s) {sorted(unknown)}: choose from {', '.join(PIPELINES)}")
+    parsed = _user_errors(lambda: load_query_set(query_set))
+    datasets = datasets.expanduser().resolve()
+    missing = [c for c in parsed.collection if not (datasets / c).is_dir()]
+    if missing:
+        _fail(f"collection folder(s) {missing} not found under {datasets} (use --datasets)")
+    settings = state.settings
+    toolbox = _user_errors(lambda: indexed_toolbox(settings, Models(settings), parsed.name,
+                                                   [datasets / c for c in parsed.collection],
+                                                   index or out / "index" / parsed.name))
+    results = _user_errors(lambda: run_eval(parsed, toolbox, datasets, pipelines))
+    print(markdown(results))
+    for path in write_outputs(results, out):
+        print(f"wrote {path}")
+
+
 def _user_errors(action):
     """Run ``action``; a LoupeError becomes one line on stderr and exit status 1."""
     try:

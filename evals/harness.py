@@ -1,0 +1,202 @@
+"""``loupe eval``: run a query set, score it, and compare pipelines side by side.
+
+A query set (see evals/querysets/build.py) names the collection to index and the
+queries with their relevant files. Each pipeline ranks the whole collection per
+query:
+
+* ``loupe`` - image_search (with its thresholds and verification) or text_search;
+* ``phash`` - a baseline that needs no model: files ranked by perceptual-hash
+  distance to the query image (image queries only).
+
+Output: a table on the terminal, and ``<out>/<set>.json``, ``<set>.md``,
+``<set>-pr.png`` (interpolated precision-recall curve) and ``<set>-ap.png``
+(per-query AP histogram).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from evals.metrics import (
+    average_precision,
+    f1_at,
+    mean_average_precision,
+    percentile,
+    precision_at,
+    recall_at,
+    reciprocal_rank,
+    top1,
+)
+from loupe.errors import LoupeError
+from tools.image_file import hamming_distances, read_image
+from tools.toolbox import Toolbox
+
+PIPELINES = ("loupe", "phash")
+RECALL_POINTS = np.linspace(0, 1, 11)
+
+
+@dataclass
+class Query:
+    id: str
+    relevant: set[str]
+    image: str = ""
+    text: str = ""
+    exclude_self: bool = False
+
+
+@dataclass
+class QuerySet:
+    name: str
+    collection: list[str]
+    queries: list[Query] = field(default_factory=list)
+
+
+def load_query_set(path: Path) -> QuerySet:
+    """Parse and check a query-set file; a bad line is an error naming the line."""
+    if not path.is_file():
+        raise LoupeError(f"query set {path} does not exist")
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not lines:
+        raise LoupeError(f"query set {path} is empty")
+    try:
+        header = json.loads(lines[0])
+        collection = header["collection"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise LoupeError(f"{path}:1: the first line must be {{\"collection\": [folders]}}") from exc
+    query_set = QuerySet(name=path.stem, collection=list(collection))
+    for number, line in enumerate(lines[1:], start=2):
+        try:
+            entry = json.loads(line)
+            query = Query(id=str(entry["id"]), relevant=set(entry["relevant"]), image=entry.get("image", ""),
+                          text=entry.get("text", ""), exclude_self=bool(entry.get("exclude_self", False)))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise LoupeError(f"{path}:{number}: a query needs id, relevant and image or text ({exc})") from exc
+        if bool(query.image) == bool(query.text):
+            raise LoupeError(f"{path}:{number}: give exactly one of image or text")
+        query_set.queries.append(query)
+    return query_set
+
+
+def _relative(path: str, datasets: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(datasets.resolve()).as_posix()
+    except ValueError:
+        return path
+
+
+def rank(pipeline: str, query: Query, toolbox: Toolbox, datasets: Path, hashes: tuple) -> list[str]:
+    """The collection ranked for one query, as dataset-relative paths."""
+    if pipeline == "loupe":
+        total = toolbox.table.count()
+        if query.image:
+            records = toolbox.image_search(image=datasets / query.image, k=total).records
+        else:
+            records = toolbox.text_search(query.text, k=100).records
+        return [_relative(r.path, datasets) for r in records]
+    if not query.image:
+        return []
+    paths, values = hashes
+    distances = hamming_distances(read_image(datasets / query.image, toolbox.settings.max_pixels).phash, values)
+    return [paths[i] for i in np.argsort(distances, kind="stable")]
+
+
+def evaluate(query_set: QuerySet, toolbox: Toolbox, datasets: Path, pipelines: list[str]) -> dict:
+    rows = toolbox.table.find("true", limit=toolbox.table.count() or 1, columns=["path", "phash"])
+    hashes = ([_relative(r["path"], datasets) for r in rows], np.array([r["phash"] for r in rows], np.int64))
+    results: dict = {"query_set": query_set.name, "queries": len(query_set.queries),
+                     "collection": toolbox.table.count(), "pipelines": {}}
+    for pipeline in pipelines:
+        runs, seconds, per_query = [], [], []
+        for query in query_set.queries:
+            start = time.perf_counter()
+            ranked = rank(pipeline, query, toolbox, datasets, hashes)
+            seconds.append(time.perf_counter() - start)
+            if query.exclude_self and query.image:
+                ranked = [p for p in ranked if p != query.image]
+            runs.append((ranked, query.relevant))
+            per_query.append({"id": query.id, "ap": average_precision(ranked, query.relevant),
+                              "top1": top1(ranked, query.relevant)})
+        results["pipelines"][pipeline] = {**summarise(runs, seconds), "per_query": per_query,
+                                          "pr_curve": pr_curve(runs)}
+    return results
+
+
+def summarise(runs: list[tuple[list[str], set[str]]], seconds: list[float]) -> dict:
+    def mean(values: list) -> float:
+        present = [v for v in values if v is not None]
+        return sum(present) / len(present) if present else 0.0
+
+    return {
+        "mAP": mean_average_precision(runs),
+        "top1": mean([top1(r, rel) for r, rel in runs]),
+        "MRR": mean([reciprocal_rank(r, rel) for r, rel in runs]),
+        "R@1": mean([recall_at(r, rel, 1) for r, rel in runs]),
+        "R@5": mean([recall_at(r, rel, 5) for r, rel in runs]),
+        "R@10": mean([recall_at(r, rel, 10) for r, rel in runs]),
+        "P@10": mean([precision_at(r, rel, 10) for r, rel in runs]),
+        "F1@10": mean([f1_at(r, rel, 10) for r, rel in runs]),
+        "p50_ms": percentile(seconds, 50) * 1000,
+        "p95_ms": percentile(seconds, 95) * 1000,
+    }
+
+
+def pr_curve(runs: list[tuple[list[str], set[str]]]) -> list[float]:
+    """Mean interpolated precision at recall 0, 0.1, ..., 1 (11-point, as in PASCAL VOC)."""
+    curves = []
+    for ranked, relevant in runs:
+        if not relevant:
+            continue
+        hits, points = 0, []
+        for position, item in enumerate(ranked, start=1):
+            if item in relevant:
+                hits += 1
+                points.append((hits / len(relevant), hits / position))
+        curves.append([max((p for r, p in points if r >= level), default=0.0) for level in RECALL_POINTS])
+    return [float(v) for v in np.mean(curves, axis=0)] if curves else [0.0] * len(RECALL_POINTS)
+
+
+METRICS = ("mAP", "top1", "MRR", "R@1", "R@5", "R@10", "P@10", "F1@10", "p50_ms", "p95_ms")
+
+
+def markdown(results: dict) -> str:
+    lines = [f"## {results['query_set']}: {results['queries']} queries over {results['collection']} images", "",
+             "| pipeline | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
+    for name, scores in results["pipelines"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{scores[m]:.3f}" if "ms" not in m else f"{scores[m]:.0f}"
+                                                 for m in METRICS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(results: dict, folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    name = results["query_set"]
+    written = [folder / f"{name}.json", folder / f"{name}.md", folder / f"{name}-pr.png", folder / f"{name}-ap.png"]
+    written[0].write_text(json.dumps(results, indent=2), encoding="utf-8")
+    written[1].write_text(markdown(results), encoding="utf-8")
+    figure, axes = plt.subplots(figsize=(5, 4))
+    for pipeline, scores in results["pipelines"].items():
+        axes.plot(RECALL_POINTS, scores["pr_curve"], marker="o", label=f"{pipeline} (mAP {scores['mAP']:.3f})")
+    axes.set(xlabel="recall", ylabel="interpolated precision", title=f"{name}: precision-recall", ylim=(0, 1.05))
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(written[2], dpi=100)
+    figure, axes = plt.subplots(figsize=(5, 4))
+    for pipeline, scores in results["pipelines"].items():
+        aps = [q["ap"] for q in scores["per_query"] if q["ap"] is not None]
+        axes.hist(aps, bins=10, range=(0, 1), alpha=0.6, label=pipeline)
+    axes.set(xlabel="average precision", ylabel="queries", title=f"{name}: AP per query")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(written[3], dpi=100)
+    plt.close("all")
+    return written

@@ -81,3 +81,21 @@ def test_bad_where_filter_is_an_error_not_a_traceback(cli_index: tuple[Path, Pat
     result = loupe("search", "receipt", "--where", "no_such_column = 3", index=index)
     assert result.returncode == 1
     assert "error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_demo_builds_indexes_and_finds_what_it_promises(tmp_path: Path) -> None:
+    env = {**os.environ, "LOUPE_OFFLINE": "1", "COLUMNS": "200"}
+    result = subprocess.run([sys.executable, "-m", "loupe.cli", "demo", "--folder", str(tmp_path / "demo")],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "12 added" in out and "0 problems" in out
+    titles = ["phone photo of the bus", "the coach photo", "photo of the bookshop receipt", '"corner bookshop"',
+              '"total 21.00"', '"minibus"']
+    starts = [out.index(title) for title in titles]
+    bus, coach, receipt, bookshop, total = (out[a:b] for a, b in zip(starts, starts[1:]))
+    assert "│ 1 │" in bus and "near-duplicate │ bus.jpg" in bus.split("│ 2 │")[0]
+    assert "identical" in coach and "near-duplicate │ coach_cropped.jpg" in coach
+    assert "receipt_bookshop.png" in receipt.split("│ 2 │")[0]
+    assert "receipt_bookshop.png" in bookshop.split("│ 2 │")[0]
+    assert "receipt_hardware.png" in total.split("│ 2 │")[0]

@@ -120,7 +120,7 @@ def evaluate(query_set: QuerySet, toolbox: Toolbox, datasets: Path, pipelines: l
                 ranked = [p for p in ranked if p != query.image]
             runs.append((ranked, query.relevant))
             per_query.append({"id": query.id, "ap": average_precision(ranked, query.relevant),
-                              "top1": top1(ranked, query.relevant)})
+                              "top1": top1(ranked, query.relevant), "r5": recall_at(ranked, query.relevant, 5)})
         results["pipelines"][pipeline] = {**summarise(runs, seconds), "per_query": per_query,
                                           "pr_curve": pr_curve(runs)}
     return results

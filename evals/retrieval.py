@@ -1,15 +1,17 @@
-"""Retrieval quality on the public benchmarks in ../shared/datasets.
+"""Retrieval quality on the public benchmarks in ../shared/datasets, for README's table.
 
-    python -m evals.retrieval [--datasets ../shared/datasets] [--only holidays,smvs,sroie]
+    python -m evals.retrieval [--datasets ../shared/datasets] [--only holidays,smvs_dvd,sroie]
 
-* holidays: image -> image, standard protocol (the query is left out of its
-  own ranking): mAP and top-1.
-* smvs: phone photo -> catalogue cover (50 references): top-1 and mAP, per camera.
-* sroie: text -> receipt: share of receipts in the top 5 by printed company
-  name, and by "total <amount>".
+Runs the shipped query sets (evals/querysets/) through the same code as
+``loupe eval`` (evals/harness.py), Loupe's pipeline only, and adds:
 
-Each dataset is indexed once into ``evals/results/index/<name>`` (incremental,
-so a re-run only searches). Results go to ``evals/results/retrieval.json``.
+* smvs_dvd: top-1 per camera (Canon, Droid, E63, Palm);
+* sroie: share of receipts in the top 5 by printed company name, and by
+  "total <amount>".
+
+Each query set's collection is indexed once into ``evals/results/index/<name>``
+(incremental, so a re-run only searches). Results go to
+``evals/results/retrieval.json``.
 """
 
 from __future__ import annotations
@@ -19,10 +21,9 @@ import dataclasses
 import json
 import shutil
 import time
-from collections import defaultdict
 from pathlib import Path
 
-from evals.metrics import mean_average_precision, percentile, top1
+from evals.harness import evaluate, load_query_set
 from loupe.config import Settings, load_settings
 from loupe.indexer import Indexer
 from store.image_table import ImageTable
@@ -45,62 +46,26 @@ def indexed_toolbox(settings: Settings, models: Models, name: str, folders: list
     return Toolbox(index_settings, models)
 
 
-def eval_holidays(settings: Settings, models: Models, root: Path) -> dict:
-    truth = json.loads((root / "groundtruth.json").read_text())
-    toolbox = indexed_toolbox(settings, models, "holidays", [root / "images"])
-    total = toolbox.table.count()
-    runs, firsts, seconds = [], [], []
-    for query, relevant in truth.items():
-        result = toolbox.image_search(image=root / "images" / query, k=total)
-        ranked = [r.file_name for r in result.records if r.file_name != query]
-        runs.append((ranked, set(relevant)))
-        firsts.append(top1(ranked, set(relevant)))
-        seconds.append(result.seconds)
-    return {"queries": len(runs), "images": total, "mAP": mean_average_precision(runs),
-            "top1": sum(firsts) / len(firsts), "p50_ms": percentile(seconds, 50) * 1000,
-            "p95_ms": percentile(seconds, 95) * 1000}
+QUERY_SETS = Path(__file__).resolve().parent / "querysets"
+EVALS = ("holidays", "smvs_dvd", "sroie")
 
 
-def eval_smvs(settings: Settings, models: Models, root: Path) -> dict:
-    truth = json.loads((root / "groundtruth.json").read_text())
-    toolbox = indexed_toolbox(settings, models, "smvs", [root / "reference"])
-    total = toolbox.table.count()
-    per_camera: dict[str, list] = defaultdict(list)
-    seconds = []
-    for case in truth:
-        result = toolbox.image_search(image=root / case["query"], k=total)
-        ranked = [r.file_name for r in result.records]
-        relevant = {Path(r).name for r in case["relevant"]}
-        per_camera[Path(case["query"]).parent.name].append((ranked, relevant))
-        seconds.append(result.seconds)
-    every = [run for runs in per_camera.values() for run in runs]
-    summary = {"queries": len(every), "references": total, "top1": _top1(every),
-               "mAP": mean_average_precision(every), "p50_ms": percentile(seconds, 50) * 1000,
-               "p95_ms": percentile(seconds, 95) * 1000}
-    for camera, runs in sorted(per_camera.items()):
-        summary[f"top1_{camera}"] = _top1(runs)
-    return summary
-
-
-def eval_sroie(settings: Settings, models: Models, root: Path) -> dict:
-    toolbox = indexed_toolbox(settings, models, "sroie", [root / "images"])
-    found = defaultdict(int)
-    keys = sorted((root / "key").glob("*.json"))
-    for key_file in keys:
-        key = json.loads(key_file.read_text(encoding="utf-8"))
-        target = f"{key_file.stem}.jpg"
-        for field, query in (("company", key["company"]), ("total", f"total {key['total']}")):
-            names = [r.file_name for r in toolbox.text_search(query, k=5).records]
-            found[field] += target in names
-    return {"receipts": len(keys), "company_top5": found["company"] / len(keys),
-            "total_top5": found["total"] / len(keys)}
-
-
-def _top1(runs: list) -> float:
-    return sum(top1(ranked, relevant) for ranked, relevant in runs) / len(runs)
-
-
-EVALS = {"holidays": ("holidays", eval_holidays), "smvs": ("smvs_dvd", eval_smvs), "sroie": ("sroie", eval_sroie)}
+def run_query_set(settings: Settings, models: Models, name: str, datasets: Path) -> dict:
+    """The query set's summary for the loupe pipeline, plus the breakdowns this report adds."""
+    query_set = load_query_set(QUERY_SETS / f"{name}.jsonl")
+    toolbox = indexed_toolbox(settings, models, name, [datasets / c for c in query_set.collection])
+    scores = evaluate(query_set, toolbox, datasets, ["loupe"])["pipelines"]["loupe"]
+    per_query = scores.pop("per_query")
+    scores.pop("pr_curve")
+    if name == "smvs_dvd":  # ids are "queries/<camera>/<cover>.jpg"
+        for camera in sorted({q["id"].split("/")[1] for q in per_query}):
+            runs = [q for q in per_query if q["id"].split("/")[1] == camera]
+            scores[f"top1_{camera}"] = sum(q["top1"] for q in runs) / len(runs)
+    if name == "sroie":  # ids are "<receipt>-company" and "<receipt>-total"
+        for field in ("company", "total"):
+            runs = [q for q in per_query if q["id"].endswith(f"-{field}")]
+            scores[f"{field}_top5"] = sum(q["r5"] for q in runs) / len(runs)
+    return scores
 
 
 def main() -> None:
@@ -117,11 +82,9 @@ def main() -> None:
     results = json.loads(output.read_text()) if output.is_file() else {}  # keep datasets not re-run
     results.update(image_encoder=settings.models.image_encoder, text_embedder=settings.models.text_embedder)
     for name in args.only.split(","):
-        folder, run = EVALS[name]
         print(f"{name}:")
-        results[name] = run(settings, models, args.datasets / folder)
-        print("  " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                               for k, v in results[name].items()))
+        results[name] = run_query_set(settings, models, name, args.datasets)
+        print("  " + "  ".join(f"{k} {v:.3f}" for k, v in results[name].items()))
     RESULTS.mkdir(exist_ok=True)
     output.write_text(json.dumps(results, indent=2))
 

@@ -8,6 +8,7 @@ left out of mAP rather than counted as 0 or 1).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 
@@ -57,6 +58,25 @@ def reciprocal_rank(ranked: Sequence[str], relevant: set[str]) -> float:
         if item in relevant:
             return 1.0 / rank
     return 0.0
+
+
+def ndcg_at(ranked: Sequence[str], grades: dict[str, float], k: int) -> float | None:
+    """Normalised discounted cumulative gain: graded relevance, higher grades count more near the top.
+
+    gain = 2^grade - 1 at rank r, discounted by log2(r + 1); divided by the
+    gain of the ideal ranking. None when nothing is relevant.
+    """
+    ideal = sorted((g for g in grades.values() if g > 0), reverse=True)[:k]
+    if not ideal:
+        return None
+    best = sum((2 ** g - 1) / math.log2(rank + 1) for rank, g in enumerate(ideal, start=1))
+    seen: set[str] = set()
+    gained = 0.0
+    for rank, item in enumerate(ranked[:k], start=1):
+        if item not in seen:
+            gained += (2 ** grades.get(item, 0) - 1) / math.log2(rank + 1)
+        seen.add(item)
+    return gained / best
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -17,33 +17,16 @@ Each query set's collection is indexed once into ``evals/results/index/<name>``
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
-import time
 from pathlib import Path
 
-from evals.harness import evaluate, load_query_set
+from evals.harness import Pipeline, evaluate, indexed_toolbox, load_query_set
 from loupe.config import Settings, load_settings
-from loupe.indexer import Indexer
-from store.image_table import ImageTable
 from tools.models import Models
-from tools.toolbox import Toolbox
 
 DEFAULT_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def indexed_toolbox(settings: Settings, models: Models, name: str, folders: list[Path],
-                    index_dir: Path | None = None) -> Toolbox:
-    """A toolbox over ``folders`` indexed into its own cached index (incremental, so cheap to reuse)."""
-    index_settings = dataclasses.replace(settings, index_dir=index_dir or RESULTS / "index" / name)
-    table = ImageTable.open_or_create(index_settings.index_dir, models.index_info())
-    start = time.perf_counter()
-    report = Indexer(index_settings, models, table).run(folders)
-    if report.indexed:
-        print(f"  indexed {report.indexed} {name} images in {time.perf_counter() - start:.0f}s")
-    return Toolbox(index_settings, models)
 
 
 QUERY_SETS = Path(__file__).resolve().parent / "querysets"
@@ -53,8 +36,9 @@ EVALS = ("holidays", "smvs_dvd", "sroie")
 def run_query_set(settings: Settings, models: Models, name: str, datasets: Path) -> dict:
     """The query set's summary for the loupe pipeline, plus the breakdowns this report adds."""
     query_set = load_query_set(QUERY_SETS / f"{name}.jsonl")
-    toolbox = indexed_toolbox(settings, models, name, [datasets / c for c in query_set.collection])
-    scores = evaluate(query_set, toolbox, datasets, ["loupe"])["pipelines"]["loupe"]
+    toolbox = indexed_toolbox(settings, models, name, [datasets / c for c in query_set.collection],
+                              RESULTS / "index" / name)
+    scores = evaluate(query_set, [Pipeline("loupe", toolbox)], datasets)["pipelines"]["loupe"]
     per_query = scores.pop("per_query")
     scores.pop("pr_curve")
     if name == "smvs_dvd":  # ids are "queries/<camera>/<cover>.jpg"

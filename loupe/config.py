@@ -30,8 +30,12 @@ class ModelSettings:
     text_embedder: ``all-MiniLM-L6-v2`` (packaged), a sentence-transformers
         model directory or hub id (e.g. ``thenlper/gte-base``), or
         ``openai:text-embedding-3-small``.
-    ocr: ``rapidocr`` (PP-OCR detection + recognition, local) or ``textract``
-        (AWS Textract; credentials and region from the usual AWS chain).
+    ocr: ``rapidocr`` (PP-OCR detection + recognition, local), ``textract``
+        (AWS Textract; credentials and region from the usual AWS chain), or
+        ``yolo+rapidocr`` / ``yolo+textract`` (a YOLO text detector, then
+        each box read by PP-OCR's recogniser or by Textract).
+    ocr_detector_weights: the YOLO text detector's .pt file (from
+        ``loupe train-detector``), for the ``yolo+...`` OCR backends.
     captioner: ``tags`` (labels from the image encoder's classifier plus OCR
         words, labelled as tags), ``hf:<directory or hub id>`` for an
         image-to-text model run with transformers, or ``openai:<vision model>``.
@@ -42,6 +46,7 @@ class ModelSettings:
     image_encoder_config: str = ""
     text_embedder: str = "all-MiniLM-L6-v2"
     ocr: str = "rapidocr"
+    ocr_detector_weights: str = ""
     captioner: str = "tags"
 
 
@@ -86,6 +91,7 @@ _ENV_OVERRIDES = {
     "LOUPE_IMAGE_ENCODER_CONFIG": ("models", "image_encoder_config"),
     "LOUPE_TEXT_EMBEDDER": ("models", "text_embedder"),
     "LOUPE_OCR": ("models", "ocr"),
+    "LOUPE_OCR_DETECTOR_WEIGHTS": ("models", "ocr_detector_weights"),
     "LOUPE_CAPTIONER": ("models", "captioner"),
     "LOUPE_LLM": ("llm", "backend"),
     "LOUPE_LLM_MODEL": ("llm", "model"),

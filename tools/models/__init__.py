@@ -34,7 +34,8 @@ class Models:
 
     @cached_property
     def ocr(self) -> OcrBackend:
-        return load_ocr_backend(self.settings.models.ocr)
+        m = self.settings.models
+        return load_ocr_backend(m.ocr, m.ocr_detector_weights, self.settings.offline)
 
     @cached_property
     def captioner(self) -> Captioner:

@@ -6,6 +6,10 @@ detector and an SVTR/CRNN-style recogniser, ONNX models shipped inside the
 AWS Textract (detect_document_text), with credentials and region from the usual
 AWS chain (environment, ~/.aws, instance role).
 
+``yolo+rapidocr`` and ``yolo+textract`` find the text boxes with a YOLO
+detector (``models.ocr_detector_weights``, from ``loupe train-detector``) and
+read each cropped box with PP-OCR's recogniser or with Textract.
+
 Boxes are stored as four corner points normalised to 0..1 of the image's width
 and height, so they stay right whatever size the image is shown at.
 """
@@ -47,12 +51,25 @@ class OcrBackend(Protocol):
     def read(self, image: Image.Image) -> OcrResult: ...
 
 
-def load_ocr_backend(name: str) -> OcrBackend:
+class Recogniser(Protocol):
+    def recognise(self, crops: list[Image.Image]) -> list[tuple[str, float]]: ...
+
+
+OCR_BACKENDS = ("rapidocr", "textract", "yolo+rapidocr", "yolo+textract")
+
+
+def load_ocr_backend(name: str, detector_weights: str = "", offline: bool = False) -> OcrBackend:
     if name == "rapidocr":
         return RapidOcrBackend()
     if name == "textract":
         return TextractBackend()
-    raise ConfigError(f"unknown OCR backend {name!r}: use 'rapidocr' or 'textract'")
+    if name in ("yolo+rapidocr", "yolo+textract"):
+        from tools.models.text_detection import YoloTextDetector
+
+        detector = YoloTextDetector(detector_weights, offline)
+        recogniser = RapidOcrBackend() if name == "yolo+rapidocr" else TextractBackend()
+        return DetectThenRecognise(name, detector, recogniser)
+    raise ConfigError(f"unknown OCR backend {name!r}: use one of {', '.join(OCR_BACKENDS)}")
 
 
 def reading_order(lines: list[OcrLine]) -> list[OcrLine]:
@@ -79,7 +96,8 @@ class RapidOcrBackend:
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)
 
     def read(self, image: Image.Image) -> OcrResult:
-        output = self._engine(image.convert("RGB"))
+        # The use_* flags are given every time: RapidOCR keeps the last call's flags.
+        output = self._engine(image.convert("RGB"), use_det=True, use_cls=True, use_rec=True)
         if output.boxes is None or output.txts is None:
             return OcrResult(lines=[])
         width, height = image.size
@@ -93,6 +111,23 @@ class RapidOcrBackend:
             if str(text).strip()
         ]
         return OcrResult(lines=reading_order(lines))
+
+    def detect(self, image: Image.Image) -> list[tuple[float, float, float, float, float]]:
+        """PP-OCR's DBNet boxes alone, as (x0, y0, x1, y1, score) in pixels: to compare detectors."""
+        output = self._engine(image.convert("RGB"), use_det=True, use_cls=False, use_rec=False)
+        if output.boxes is None:
+            return []
+        scores = output.scores if output.scores is not None else [1.0] * len(output.boxes)
+        return [(float(min(b[:, 0])), float(min(b[:, 1])), float(max(b[:, 0])), float(max(b[:, 1])), float(score))
+                for b, score in zip(output.boxes, scores)]
+
+    def recognise(self, crops: list[Image.Image]) -> list[tuple[str, float]]:
+        """Each crop read as one line, by the recogniser alone (no detection)."""
+        results = []
+        for crop in crops:
+            output = self._engine(crop.convert("RGB"), use_det=False, use_cls=False, use_rec=True)
+            results.append((str(output.txts[0]).strip(), float(output.scores[0])) if output.txts else ("", 0.0))
+        return results
 
 
 class TextractBackend:
@@ -126,6 +161,15 @@ class TextractBackend:
         ]
         return OcrResult(lines=reading_order(lines))
 
+    def recognise(self, crops: list[Image.Image]) -> list[tuple[str, float]]:
+        """Each crop sent on its own (one request per box); its lines joined with spaces."""
+        results = []
+        for crop in crops:
+            lines = self.read(crop).lines
+            text = " ".join(line.text for line in lines)
+            results.append((text, min((line.confidence for line in lines), default=0.0)))
+        return results
+
     def encode(self, image: Image.Image) -> bytes:
         """JPEG bytes under the API's size limit, shrinking the image if it must."""
         import io
@@ -137,3 +181,27 @@ class TextractBackend:
             if buffer.tell() <= self.MAX_BYTES:
                 return buffer.getvalue()
             picture = picture.resize((picture.width * 3 // 4, picture.height * 3 // 4))
+
+
+class DetectThenRecognise:
+    """A text detector's boxes, each cropped and read by a recogniser."""
+
+    def __init__(self, name: str, detector, recogniser: Recogniser) -> None:
+        self.name = name
+        self._detector = detector
+        self._recogniser = recogniser
+
+    def read(self, image: Image.Image) -> OcrResult:
+        from tools.models.text_detection import crop_boxes
+
+        boxes = self._detector.detect(image)
+        texts = self._recogniser.recognise(crop_boxes(image, boxes)) if boxes else []
+        width, height = image.size
+        lines = [
+            OcrLine(text=text,
+                    box=[[round(x / width, 4), round(y / height, 4)] for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))],
+                    confidence=round(confidence, 4))
+            for (x0, y0, x1, y1, _), (text, confidence) in zip(boxes, texts)
+            if text
+        ]
+        return OcrResult(lines=reading_order(lines))

@@ -297,6 +297,35 @@ def train_detector(
           "under [models] in loupe.toml; measure it with python -m evals.ocr_eval --detector-weights " + str(out))
 
 
+@app.command("train-clip")
+def train_clip(
+    captions: Annotated[Path, typer.Argument(help="CSV with image and caption columns (e.g. Flickr8k's captions.csv).")],
+    images: Annotated[Path, typer.Option(help="Folder the CSV's image names are in.")],
+    out: Annotated[Path, typer.Option(help="The weights file to write.")] = Path("clip-tuned.pt"),
+    model: Annotated[str, typer.Option(help="open_clip architecture, e.g. ViT-B-32.")] = "",
+    weights: Annotated[str, typer.Option(help="Starting weights file (none: random weights).")] = "",
+    config: Annotated[str, typer.Option(help="Model-config JSON for an architecture open_clip does not know.")] = "",
+    epochs: Annotated[int, typer.Option(min=1)] = 5,
+    batch_size: Annotated[int, typer.Option(min=2)] = 32,
+    learning_rate: Annotated[float, typer.Option()] = 1e-5,
+    device: Annotated[str, typer.Option(help="auto (a GPU when torch sees one), cpu or cuda.")] = "auto",
+) -> None:
+    """Fine-tune an open_clip model on image-caption pairs with the contrastive loss."""
+    from tools.training.clip_training import train_clip as run_training
+
+    report = _user_errors(lambda: run_training(
+        captions, images, out, architecture=model, weights=weights, config=config, epochs=epochs,
+        batch_size=batch_size, learning_rate=learning_rate, device=device, offline=state.settings.offline,
+        max_pixels=state.settings.max_pixels))
+    for problem in report.skipped:
+        print(f"skipped {problem}", file=sys.stderr)
+    print(f"trained on {report.pairs} pairs ({report.images} images) in {report.seconds:.0f}s; text-to-image on "
+          f"{report.held_out_images} held-out images: before {report.recall_before}, after {report.recall_after}")
+    print(f"wrote {out}. Use it with image_encoder = \"open_clip:{model or Path(config).stem}\" and "
+          f"image_encoder_weights = \"{out.resolve()}\"" + (f" and image_encoder_config = \"{config}\"" if config else "")
+          + " under [models] in loupe.toml (a new index).")
+
+
 def _user_errors(action):
     """Run ``action``; a LoupeError becomes one line on stderr and exit status 1."""
     try:

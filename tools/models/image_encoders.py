@@ -205,7 +205,7 @@ class OpenClipEncoder:
             raise ConfigError(
                 f"open_clip has no architecture {architecture!r}; give its JSON with image_encoder_config"
             )
-        weights_path = self._weights(architecture, weights, offline)
+        weights_path = self.weights_file(architecture, weights, offline)
         self._model, _, self._preprocess = open_clip.create_model_and_transforms(
             architecture, pretrained=str(weights_path)
         )
@@ -215,7 +215,7 @@ class OpenClipEncoder:
         self.dim = int(open_clip.get_model_config(architecture)["embed_dim"])
 
     @staticmethod
-    def _weights(architecture: str, weights: str, offline: bool) -> Path:
+    def weights_file(architecture: str, weights: str, offline: bool) -> Path:
         """A weights file: a path, else an open_clip pretrained tag from the cache or hub."""
         import open_clip
 

@@ -1,6 +1,7 @@
 """The agent's tool choice and answers on a query set of requests and follow-ups.
 
     python -m evals.agent_eval [--queries evals/querysets/agent.jsonl] [--datasets ../shared/datasets]
+    loupe eval evals/querysets/agent.jsonl
 
 The collection is SROIE's 100 receipts, SMVS's 50 DVD covers and 100 Holidays
 photos, indexed once into ``evals/results/index/agent``. Receipts carry only
@@ -25,8 +26,10 @@ from pathlib import Path
 
 from agent.assistant import Assistant
 from evals.metrics import percentile
+from evals.query_files import read_query_file
 from evals.retrieval import DEFAULT_DATASETS, RESULTS
-from loupe.config import load_settings
+from loupe.config import Settings, load_settings
+from loupe.errors import LoupeError
 from loupe.indexer import Indexer
 from loupe.metadata import load_metadata
 from store.image_table import ImageTable
@@ -37,28 +40,20 @@ QUERIES = Path(__file__).resolve().parent / "querysets" / "agent.jsonl"
 HOLIDAYS_IMAGES = 100
 
 
-def load_queries(path: Path) -> list[dict]:
-    queries = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            query = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SystemExit(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-        missing = {"id", "turns", "expected_tools"} - set(query)
-        if missing or not query.get("turns"):
-            raise SystemExit(f"{path}:{number}: a query needs id, turns and expected_tools (missing {sorted(missing)})")
-        queries.append(query)
-    return queries
+def check_queries(entries: list[dict], path: Path) -> list[dict]:
+    for entry in entries:
+        missing = {"id", "turns", "expected_tools"} - set(entry)
+        if missing or not entry.get("turns"):
+            raise LoupeError(f"{path}:{entry['_line']}: a query needs id, turns and expected_tools "
+                             f"(missing {sorted(missing)})")
+    return entries
 
 
-def build_index(datasets: Path) -> Toolbox:
-    settings = load_settings()
-    settings = dataclasses.replace(settings, index_dir=RESULTS / "index" / "agent")
+def build_index(settings: Settings, datasets: Path, index_dir: Path) -> Toolbox:
+    settings = dataclasses.replace(settings, index_dir=index_dir)
     models = Models(settings)
-    metadata_file = RESULTS / "agent-metadata.jsonl"
-    RESULTS.mkdir(exist_ok=True)
+    metadata_file = index_dir.with_name(f"{index_dir.name}-metadata.jsonl")
+    metadata_file.parent.mkdir(parents=True, exist_ok=True)
     with metadata_file.open("w", encoding="utf-8") as handle:
         for key in sorted((datasets / "sroie" / "key").glob("*.json")):
             date = json.loads(key.read_text(encoding="utf-8"))["date"]
@@ -86,40 +81,60 @@ def judge(query: dict, answer) -> tuple[bool, bool]:
     return tools_right, records_right
 
 
+def run_query_set(entries: list[dict], settings: Settings, datasets: Path, index_dir: Path) -> dict:
+    """Ask every conversation, judge its last turn, and sum up per kind of request."""
+    toolbox = build_index(settings, datasets, index_dir)
+    assistant = Assistant(toolbox.settings, toolbox=toolbox)
+    by_kind: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
+    seconds, failures = [], []
+    run = time.strftime("%Y%m%d%H%M%S")
+    try:
+        for query in entries:
+            thread = f"eval-{run}-{query['id']}"
+            for turn in query["turns"]:
+                image = datasets / turn["image"] if turn.get("image") else None
+                answer = assistant.ask(turn["text"], image=image, thread_id=thread)
+            seconds.append(answer.seconds)
+            verdict = judge(query, answer)
+            by_kind[query.get("kind", "other")].append(verdict)
+            if not all(verdict):
+                failures.append(f"{query['id']}: tools {[s['tool'] for s in answer.trace]} "
+                                f"first {answer.records[0]['file_name'] if answer.records else None}")
+    finally:
+        assistant.close()
+    every = [v for verdicts in by_kind.values() for v in verdicts]
+    summary = {"task": "agent", "queries": len(every), "llm": settings.llm.backend,
+               "tool_choice": sum(t for t, _ in every) / len(every),
+               "records_right": sum(r for _, r in every) / len(every),
+               "both_right": sum(t and r for t, r in every) / len(every),
+               "answer_p50_s": percentile(seconds, 50), "answer_p95_s": percentile(seconds, 95),
+               "per_kind": {kind: sum(t and r for t, r in verdicts) / len(verdicts)
+                            for kind, verdicts in sorted(by_kind.items())},
+               "wrong": failures}
+    return summary
+
+
+def markdown(results: dict) -> str:
+    lines = [f"## {results['query_set']}: {results['queries']} agent conversations ({results['llm']} planner)", "",
+             "| tool choice | records right | both right | answer p50 s | answer p95 s |", "|---|---|---|---|---|",
+             f"| {results['tool_choice']:.3f} | {results['records_right']:.3f} | {results['both_right']:.3f} "
+             f"| {results['answer_p50_s']:.2f} | {results['answer_p95_s']:.2f} |", "",
+             "| kind of request | both right |", "|---|---|"]
+    lines += [f"| {kind} | {share:.3f} |" for kind, share in results["per_kind"].items()]
+    lines += ["", *[f"- wrong: {line}" for line in results["wrong"]]]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queries", type=Path, default=QUERIES)
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
     args = parser.parse_args()
-    queries = load_queries(args.queries)
-    toolbox = build_index(args.datasets)
-    assistant = Assistant(toolbox.settings, toolbox=toolbox)
-    by_kind: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
-    seconds, failures = [], []
-    run = time.strftime("%Y%m%d%H%M%S")
-    for query in queries:
-        thread = f"eval-{run}-{query['id']}"
-        for turn in query["turns"]:
-            image = args.datasets / turn["image"] if turn.get("image") else None
-            answer = assistant.ask(turn["text"], image=image, thread_id=thread)
-        seconds.append(answer.seconds)
-        verdict = judge(query, answer)
-        by_kind[query.get("kind", "other")].append(verdict)
-        if not all(verdict):
-            failures.append(f"  {query['id']}: tools {[s['tool'] for s in answer.trace]} "
-                            f"first {answer.records[0]['file_name'] if answer.records else None}")
-    assistant.close()
-    every = [v for verdicts in by_kind.values() for v in verdicts]
-    summary = {"requests": len(every), "tool_choice": sum(t for t, _ in every) / len(every),
-               "records_right": sum(r for _, r in every) / len(every),
-               "both_right": sum(t and r for t, r in every) / len(every),
-               "answer_p50_s": percentile(seconds, 50), "answer_p95_s": percentile(seconds, 95)}
-    for kind, verdicts in sorted(by_kind.items()):
-        summary[f"{kind}_both_right"] = sum(t and r for t, r in verdicts) / len(verdicts)
-    print("  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()))
-    if failures:
-        print("wrong:\n" + "\n".join(failures))
-    (RESULTS / "agent.json").write_text(json.dumps(summary, indent=2))
+    header, entries = read_query_file(args.queries)
+    results = {"query_set": args.queries.stem, **run_query_set(check_queries(entries, args.queries), load_settings(),
+                                                               args.datasets, RESULTS / "index" / "agent")}
+    print(markdown(results))
+    (RESULTS / "agent.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

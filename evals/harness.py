@@ -40,6 +40,7 @@ from evals.metrics import (
     reciprocal_rank,
     top1,
 )
+from evals.query_files import read_query_file
 from loupe.config import Settings
 from loupe.errors import LoupeError
 from loupe.indexer import Indexer
@@ -72,27 +73,20 @@ class QuerySet:
 
 
 def load_query_set(path: Path) -> QuerySet:
-    """Parse and check a query-set file; a bad line is an error naming the line."""
-    if not path.is_file():
-        raise LoupeError(f"query set {path} does not exist")
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not lines:
-        raise LoupeError(f"query set {path} is empty")
-    try:
-        header = json.loads(lines[0])
-        collection = header["collection"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise LoupeError(f"{path}:1: the first line must be {{\"collection\": [folders]}}") from exc
-    query_set = QuerySet(name=path.stem, collection=list(collection))
-    for number, line in enumerate(lines[1:], start=2):
+    """Parse and check a retrieval query set; a bad line is an error naming the line."""
+    header, entries = read_query_file(path)
+    if header["task"] != "retrieval":
+        raise LoupeError(f"{path} is a {header['task']} query set, not a retrieval one")
+    query_set = QuerySet(name=path.stem, collection=list(header["collection"]))
+    for entry in entries:
+        number = entry["_line"]
         try:
-            entry = json.loads(line)
             relevant = entry["relevant"]
             grades = ({str(k): float(v) for k, v in relevant.items()} if isinstance(relevant, dict)
                       else {str(path): 1.0 for path in relevant})
             query = Query(id=str(entry["id"]), grades=grades, image=entry.get("image", ""),
                           text=entry.get("text", ""), exclude_self=bool(entry.get("exclude_self", False)))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise LoupeError(f"{path}:{number}: a query needs id, relevant and image or text ({exc})") from exc
         if bool(query.image) == bool(query.text):
             raise LoupeError(f"{path}:{number}: give exactly one of image or text")
@@ -190,7 +184,7 @@ def _hashes(toolbox: Toolbox, datasets: Path) -> tuple[list[str], np.ndarray]:
 
 
 def evaluate(query_set: QuerySet, pipelines: list[Pipeline], datasets: Path) -> dict:
-    results: dict = {"query_set": query_set.name, "queries": len(query_set.queries),
+    results: dict = {"task": "retrieval", "query_set": query_set.name, "queries": len(query_set.queries),
                      "collection": pipelines[0].toolbox.table.count(), "pipelines": {}}
     for pipeline in pipelines:
         runs, seconds, per_query, ndcgs = [], [], [], []
@@ -256,17 +250,67 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+SHIPPED = Path(__file__).resolve().parent / "querysets"
+
+
+def query_set_files(argument: str) -> list[Path]:
+    """``all`` means every query set shipped in evals/querysets/; anything else is one file."""
+    return sorted(SHIPPED.glob("*.jsonl")) if argument == "all" else [Path(argument)]
+
+
+def run_query_file(path: Path, specs: list[str] | None, settings: Settings, datasets: Path,
+                   index_root: Path) -> dict:
+    """Run one query set with the runner its task needs; ``specs`` None means that task's default pipelines."""
+    header, entries = read_query_file(path)
+    for spec in specs if header["task"] == "retrieval" and specs else []:
+        pipeline_settings(spec, settings)  # an unknown name fails before any indexing
+    missing = [c for c in header.get("collection", []) if not (datasets / c).is_dir()]
+    if missing:
+        raise LoupeError(f"collection folder(s) {missing} not found under {datasets} (use --datasets)")
+    if header["task"] == "ocr":
+        from evals import ocr_eval
+
+        results = ocr_eval.run_query_set(header, entries, specs or [settings.models.ocr], settings, datasets)
+    elif header["task"] == "agent":
+        from evals import agent_eval
+
+        results = agent_eval.run_query_set(agent_eval.check_queries(entries, path), settings, datasets,
+                                           index_root / path.stem)
+    else:
+        query_set = load_query_set(path)
+        pipelines = build_pipelines(specs or ["loupe", "phash"], settings, query_set, datasets, index_root)
+        results = evaluate(query_set, pipelines, datasets)
+    return {**results, "query_set": path.stem}
+
+
+def report(results: dict) -> str:
+    """The Markdown table of any task's results."""
+    if results["task"] == "ocr":
+        from evals.ocr_eval import markdown as ocr_markdown
+
+        return ocr_markdown(results)
+    if results["task"] == "agent":
+        from evals.agent_eval import markdown as agent_markdown
+
+        return agent_markdown(results)
+    return markdown(results)
+
+
 def write_outputs(results: dict, folder: Path) -> list[Path]:
+    """JSON and Markdown for every task; the precision-recall and AP plots for retrieval."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = results["query_set"]
+    written = [folder / f"{name}.json", folder / f"{name}.md"]
+    written[0].write_text(json.dumps(results, indent=2), encoding="utf-8")
+    written[1].write_text(report(results), encoding="utf-8")
+    if results["task"] != "retrieval":
+        return written
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    folder.mkdir(parents=True, exist_ok=True)
-    name = results["query_set"]
-    written = [folder / f"{name}.json", folder / f"{name}.md", folder / f"{name}-pr.png", folder / f"{name}-ap.png"]
-    written[0].write_text(json.dumps(results, indent=2), encoding="utf-8")
-    written[1].write_text(markdown(results), encoding="utf-8")
+    written += [folder / f"{name}-pr.png", folder / f"{name}-ap.png"]
     figure, axes = plt.subplots(figsize=(5, 4))
     for pipeline, scores in results["pipelines"].items():
         axes.plot(RECALL_POINTS, scores["pr_curve"], marker="o", label=f"{pipeline} (mAP {scores['mAP']:.3f})")

@@ -1,6 +1,7 @@
 """OCR quality against ground-truth boxes.
 
-    python -m evals.ocr_eval [--datasets ../shared/datasets] [--limit N]
+    python -m evals.ocr_eval [--datasets ../shared/datasets] [--detector-weights text-detector.pt]
+    loupe eval evals/querysets/icdar2015.jsonl --compare rapidocr,yolo+rapidocr@text-detector.pt
 
 * icdar2015 (blurry phone-camera scene text, word-level boxes, '###' = illegible,
   not counted): word recall (a ground-truth word is read if a predicted line whose
@@ -10,7 +11,13 @@
 * sroie (scanned receipts, line-level boxes): line recall (a ground-truth line is
   read if an overlapping predicted line is within 10% edits of it) and CER per line.
 
-The configured OCR backend runs on each image as indexing would (same decoding).
+* detection (ICDAR 2015's held-out fifth, which `loupe train-detector` never
+  trains on): recall of legible words at IoU >= 0.5, share of words inside a
+  detected box, and the share of detected boxes that lie on text.
+
+Each OCR backend runs on each image as indexing would (same decoding). The
+images and label files come from the query sets icdar2015.jsonl and
+sroie_ocr.jsonl.
 """
 
 from __future__ import annotations
@@ -26,12 +33,13 @@ from pathlib import Path
 from PIL import Image
 
 from evals.metrics import character_error_rate, edit_distance, percentile
-from evals.retrieval import DEFAULT_DATASETS, RESULTS
-from loupe.config import load_settings
+from evals.query_files import read_query_file
+from evals.retrieval import DEFAULT_DATASETS, QUERY_SETS, RESULTS
+from loupe.config import Settings, load_settings
+from loupe.errors import LoupeError
 from tools.image_file import read_image
-from tools.models import Models
-from tools.models.ocr_backends import OcrLine, RapidOcrBackend
-from tools.training.text_boxes import DONT_CARE, HELD_OUT_SHARE, held_out, iou, read_text_boxes
+from tools.models.ocr_backends import OcrBackend, OcrLine, load_ocr_backend
+from tools.training.text_boxes import DONT_CARE, iou, read_text_boxes
 
 LINE_MATCH_EDITS = 0.10
 
@@ -92,13 +100,13 @@ def score_lines(truth: list[TruthBox], lines: list[OcrLine]) -> tuple[int, int, 
     return read, len(truth), errors, characters
 
 
-def evaluate(models: Models, images: list[Path], truth_file, scorer, max_pixels: int) -> dict:
+def evaluate(backend: OcrBackend, images: list[Path], truth_file, scorer, max_pixels: int) -> dict:
     totals = [0, 0, 0, 0]
     seconds = []
     for path in images:
         image = read_image(path, max_pixels)
         start = time.perf_counter()
-        lines = models.ocr.read(image.image).lines
+        lines = backend.read(image.image).lines
         seconds.append(time.perf_counter() - start)
         truth = read_truth(truth_file(path), image.width, image.height)  # boxes are in original pixels
         totals = [t + s for t, s in zip(totals, scorer(truth, lines))]
@@ -157,44 +165,62 @@ def evaluate_detection(detect: Detector, images: list[Path], truth_file, max_pix
             "detect_p50_s": percentile(seconds, 50)}
 
 
-def detectors(detector_weights: str, offline: bool) -> dict[str, Detector]:
-    """PP-OCR's DBNet-style detector (the default), and a YOLO one when weights are given."""
-    chosen: dict[str, Detector] = {"rapidocr-dbnet": RapidOcrBackend().detect}
-    if detector_weights:
-        from tools.models.text_detection import YoloTextDetector
+def load_backend(spec: str, settings: Settings) -> OcrBackend:
+    """An OCR backend from a ``--compare`` entry: a backend name, with ``@weights`` for a YOLO detector."""
+    name, _, weights = spec.partition("@")
+    return load_ocr_backend(name, weights or settings.models.ocr_detector_weights, settings.offline)
 
-        chosen["yolo"] = YoloTextDetector(detector_weights, offline).detect
-    return chosen
+
+def run_query_set(header: dict, entries: list[dict], specs: list[str], settings: Settings, datasets: Path) -> dict:
+    """Score each OCR backend on the set's images; detection too, on the held-out images, where it has a detector."""
+    scorers = {"words": score_words, "lines": score_lines}
+    if header.get("scoring") not in scorers:
+        raise LoupeError("an OCR query set's header needs \"scoring\": \"words\" or \"lines\"")
+    try:
+        truth = {datasets / e["image"]: datasets / e["truth"] for e in entries}
+    except (KeyError, TypeError) as exc:
+        raise LoupeError(f"every OCR query needs image and truth ({exc})") from exc
+    missing = [str(path) for path in [*truth, *truth.values()] if not path.is_file()]
+    if missing:
+        raise LoupeError(f"{len(missing)} files of the OCR query set are missing, e.g. {missing[0]} (use --datasets)")
+    unseen = [datasets / e["image"] for e in entries if e.get("held_out")]
+    results: dict = {"task": "ocr", "queries": len(entries), "held_out": len(unseen), "pipelines": {}}
+    for spec in specs:
+        backend = load_backend(spec, settings)
+        scores = evaluate(backend, list(truth), truth.__getitem__, scorers[header["scoring"]], settings.max_pixels)
+        detect = getattr(backend, "detect", None)
+        if detect is not None and unseen:
+            scores["detection"] = evaluate_detection(detect, unseen, truth.__getitem__, settings.max_pixels)
+        results["pipelines"][spec] = scores
+    return results
+
+
+def markdown(results: dict) -> str:
+    lines = [f"## {results['query_set']}: OCR on {results['queries']} images "
+             f"(detection on the {results['held_out']} held out)", "",
+             "| backend | recall | CER | OCR p50 s | detection recall (IoU 0.5) | words inside a box | box precision |",
+             "|---|---|---|---|---|---|---|"]
+    for name, scores in results["pipelines"].items():
+        found = scores.get("detection")
+        detection = (f"{found['recall_iou50']:.3f} | {found['recall_covered']:.3f} | {found['precision']:.3f}"
+                     if found else "- | - | -")
+        lines.append(f"| {name} | {scores['recall']:.3f} | {scores['cer']:.3f} | {scores['ocr_p50_s']:.2f} | {detection} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
-    parser.add_argument("--limit", type=int, default=0, help="images per dataset (0: all)")
     parser.add_argument("--detector-weights", default="",
-                        help="a YOLO text detector (loupe train-detector) to compare with PP-OCR's detector")
+                        help="a YOLO text detector (loupe train-detector) to compare with the configured OCR")
     args = parser.parse_args()
     settings = load_settings()
-    models = Models(settings)
-    limit = args.limit or None
-    icdar = sorted((args.datasets / "icdar2015" / "images").glob("*.jpg"))[:limit]
-    sroie = sorted((args.datasets / "sroie" / "images").glob("*.jpg"))[:limit]
-    results = {
-        "ocr": settings.models.ocr,
-        "icdar2015_words": evaluate(models, icdar, lambda p: p.parent.parent / "gt" / f"gt_{p.stem}.txt",
-                                    score_words, settings.max_pixels),
-        "sroie_lines": evaluate(models, sroie, lambda p: p.parent.parent / "box" / f"{p.stem}.csv",
-                                score_lines, settings.max_pixels),
-    }
-    # Detection is measured on the part of ICDAR 2015 that `loupe train-detector` holds out.
-    unseen = sorted(held_out(sorted((args.datasets / "icdar2015" / "images").glob("*.jpg")), HELD_OUT_SHARE))
-    for name, detect in detectors(args.detector_weights, settings.offline).items():
-        results[f"icdar2015_detection_{name}"] = evaluate_detection(
-            detect, unseen, lambda p: p.parent.parent / "gt" / f"gt_{p.stem}.txt", settings.max_pixels)
-    for name, scores in results.items():
-        if isinstance(scores, dict):
-            print(f"{name}: " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                                          for k, v in scores.items()))
+    specs = [settings.models.ocr] + ([f"yolo+rapidocr@{args.detector_weights}"] if args.detector_weights else [])
+    results = {}
+    for name in ("icdar2015", "sroie_ocr"):
+        header, entries = read_query_file(QUERY_SETS / f"{name}.jsonl")
+        results[name] = {"query_set": name, **run_query_set(header, entries, specs, settings, args.datasets)}
+        print(markdown(results[name]))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "ocr.json").write_text(json.dumps(results, indent=2))
 

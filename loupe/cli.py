@@ -218,33 +218,40 @@ def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8501) -> 
 
 @app.command("eval")
 def evaluate(
-    query_set: Annotated[Path, typer.Argument(help="A query-set file, e.g. evals/querysets/holidays.jsonl.")],
+    query_set: Annotated[str, typer.Argument(help="A query-set file (e.g. evals/querysets/holidays.jsonl), or all.")],
     datasets: Annotated[Path, typer.Option(help="Folder the query set's paths are relative to.")] = Path("../shared/datasets"),
-    compare: Annotated[str, typer.Option(help="Pipelines side by side: loupe, phash, and image encoders such as "
-                                              "efficientnet-lite0@tuned.pt or open_clip:ViT-B-32@clip.bin.")] = "loupe,phash",
+    compare: Annotated[Optional[str], typer.Option(
+        help="Pipelines side by side. Retrieval sets: loupe, phash and image encoders such as "
+             "efficientnet-lite0@tuned.pt or open_clip:ViT-B-32@clip.bin (default loupe,phash). OCR sets: OCR "
+             "backends such as rapidocr,yolo+rapidocr@detector.pt (default: the configured one).")] = None,
     out: Annotated[Path, typer.Option(help="Where the JSON, Markdown and plots go.")] = Path("evals/results"),
     index: Annotated[Optional[Path], typer.Option("--index-dir", help="Folder for the indexes (default: <out>/index).")] = None,
 ) -> None:
-    """Run a query set and print precision, recall, F1, mAP, nDCG, top-1, MRR and latency per pipeline."""
-    from evals.harness import build_pipelines, load_query_set, markdown, pipeline_settings, write_outputs
-    from evals.harness import evaluate as run_eval
+    """Run query sets (retrieval, OCR or agent) and print their tables; `all` runs every shipped set."""
+    from evals.harness import query_set_files, report, run_query_file, write_outputs
 
-    specs = [p.strip() for p in compare.split(",") if p.strip()]
-    if not specs:
-        _fail("--compare names no pipeline")
-    settings = state.settings
-    for spec in specs:
-        _user_errors(lambda spec=spec: pipeline_settings(spec, settings))
-    parsed = _user_errors(lambda: load_query_set(query_set))
+    specs = [p.strip() for p in compare.split(",") if p.strip()] if compare else None
     datasets = datasets.expanduser().resolve()
-    missing = [c for c in parsed.collection if not (datasets / c).is_dir()]
-    if missing:
-        _fail(f"collection folder(s) {missing} not found under {datasets} (use --datasets)")
-    pipelines = _user_errors(lambda: build_pipelines(specs, settings, parsed, datasets, index or out / "index"))
-    results = _user_errors(lambda: run_eval(parsed, pipelines, datasets))
-    print(markdown(results))
-    for path in write_outputs(results, out):
-        print(f"wrote {path}")
+    files = query_set_files(query_set)
+    tables = []
+    for path in files:
+        print(f"{path.stem}:", flush=True)
+        results = _user_errors(lambda path=path: run_query_file(
+            path, specs if len(files) == 1 or _is_retrieval(path) else None, state.settings, datasets,
+            index or out / "index"))
+        tables.append(report(results))
+        print(tables[-1])
+        for written in write_outputs(results, out):
+            print(f"wrote {written}")
+    if len(files) > 1:
+        (out / "summary.md").write_text("\n".join(tables), encoding="utf-8")
+        print(f"wrote {out / 'summary.md'}")
+
+
+def _is_retrieval(path: Path) -> bool:
+    from evals.query_files import read_query_file
+
+    return _user_errors(lambda: read_query_file(path))[0]["task"] == "retrieval"
 
 
 @app.command("train-encoder")

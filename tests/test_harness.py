@@ -30,7 +30,8 @@ def test_pr_curve_by_hand() -> None:
 
 @pytest.mark.parametrize("lines, message", [
     (['{"oops": 1}'], "first line must be"),
-    ([{"collection": ["x"]}, "{not json"], ":2: a query needs"),
+    ([{"collection": ["x"]}, "{not json"], ":2: not valid JSON"),
+    ([{"task": "magic", "collection": []}], "unknown task"),
     ([{"collection": ["x"]}, {"id": "q", "relevant": [], "image": "a.jpg", "text": "both"}], "exactly one"),
     ([{"collection": ["x"]}, {"id": "q", "image": "a.jpg"}], ":2: a query needs"),
 ])

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from typer.testing import CliRunner
 
 from evals.ocr_eval import TruthBox, evaluate, read_truth, score_lines, score_words
+from loupe.cli import app
 from tests.conftest import DATASETS
 from tools.models import Models
 from tools.models.ocr_backends import OcrLine
@@ -38,6 +42,34 @@ def test_truth_files_parse_text_with_commas(tmp_path) -> None:
 
 def test_real_ocr_reads_most_receipt_lines(models: Models) -> None:
     images = sorted((DATASETS / "sroie" / "images").glob("*.jpg"))[:2]
-    result = evaluate(models, images, lambda p: p.parent.parent / "box" / f"{p.stem}.csv", score_lines,
+    result = evaluate(models.ocr, images, lambda p: p.parent.parent / "box" / f"{p.stem}.csv", score_lines,
                       models.settings.max_pixels)
     assert result["counted"] > 40 and result["recall"] >= 0.7 and result["cer"] <= 0.15
+
+
+def test_loupe_eval_runs_an_ocr_query_set_with_detection_on_held_out_images(tmp_path) -> None:
+    query_set = tmp_path / "receipts_ocr.jsonl"
+    query_set.write_text("\n".join(json.dumps(line) for line in [
+        {"task": "ocr", "scoring": "lines"},
+        {"id": "000", "image": "sroie/images/000.jpg", "truth": "sroie/box/000.csv", "held_out": False},
+        {"id": "001", "image": "sroie/images/001.jpg", "truth": "sroie/box/001.csv", "held_out": True},
+    ]))
+    result = CliRunner().invoke(app, ["eval", str(query_set), "--datasets", str(DATASETS), "--out", str(tmp_path),
+                                      "--compare", "rapidocr"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads((tmp_path / "receipts_ocr.json").read_text())["pipelines"]["rapidocr"]
+    assert scores["images"] == 2 and scores["recall"] >= 0.7
+    assert scores["detection"]["images"] == 1 and scores["detection"]["recall_covered"] >= 0.7
+    assert "| rapidocr |" in (tmp_path / "receipts_ocr.md").read_text()
+
+
+def test_ocr_query_set_errors_name_the_problem(tmp_path) -> None:
+    query_set = tmp_path / "bad.jsonl"
+    query_set.write_text('{"task": "ocr", "scoring": "words"}\n{"id": "x", "image": "nowhere.jpg", "truth": "no.txt"}\n')
+    result = CliRunner().invoke(app, ["eval", str(query_set), "--datasets", str(tmp_path), "--out", str(tmp_path)])
+    assert result.exit_code == 1 and "2 files of the OCR query set are missing" in result.output
+    query_set.write_text('{"task": "ocr", "scoring": "words"}\n'
+                         '{"id": "x", "image": "icdar2015/images/img_1.jpg", "truth": "icdar2015/gt/gt_img_1.txt"}\n')
+    result = CliRunner().invoke(app, ["eval", str(query_set), "--datasets", str(DATASETS), "--out", str(tmp_path),
+                                      "--compare", "tesseract"])
+    assert result.exit_code == 1 and "unknown OCR backend 'tesseract'" in result.output

@@ -191,6 +191,9 @@ class DetectThenRecognise:
         self._detector = detector
         self._recogniser = recogniser
 
+    def detect(self, image: Image.Image) -> list[tuple[float, float, float, float, float]]:
+        return self._detector.detect(image)
+
     def read(self, image: Image.Image) -> OcrResult:
         from tools.models.text_detection import crop_boxes
 

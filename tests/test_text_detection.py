@@ -117,3 +117,15 @@ def test_tiny_training_run_writes_weights_the_backend_loads(tmp_path: Path) -> N
     boxes = detector.detect(image, image_size=64)  # one epoch from random weights: boxes may be few or none
     assert all(len(box) == 5 and 0 <= box[0] <= box[2] <= image.width for box in boxes)
     assert isinstance(load_ocr_backend("yolo+rapidocr", str(weights), offline=True).read(image), OcrResult)
+
+
+def test_loading_ultralytics_keeps_corrupt_images_a_clear_error(tmp_path: Path) -> None:
+    from loupe.errors import ImageRejected
+    from tools.image_file import read_image
+    from tools.models.text_detection import load_yolo_class
+
+    load_yolo_class()
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    with pytest.raises(ImageRejected):
+        read_image(broken, 10**8)

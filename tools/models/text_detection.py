@@ -25,6 +25,22 @@ DETECTION_CONFIDENCE = 0.25
 CROP_PADDING = 0.15  # of the box height, on every side: recognisers misread glyphs cut at the edge
 
 
+def load_yolo_class():
+    """ultralytics' YOLO class, imported offline and without its global patch of PIL.Image.open.
+
+    On import, ultralytics replaces PIL.Image.open with a version that, for a
+    file Pillow cannot identify, tries to pip-install pi-heif: offline that
+    raises ModuleNotFoundError instead of PIL's UnidentifiedImageError, and a
+    corrupt file in the collection would stop indexing instead of being skipped.
+    """
+    ultralytics_offline()
+    original_open = Image.open
+    from ultralytics import YOLO
+
+    Image.open = original_open
+    return YOLO
+
+
 def ultralytics_offline() -> Path:
     """Point ultralytics at a local settings folder that already has its font; returns that folder."""
     folder = Path(os.environ.get("YOLO_CONFIG_DIR") or Path(os.environ.get("LOUPE_HOME", "~/.loupe")).expanduser()
@@ -53,9 +69,7 @@ class YoloTextDetector:
             ),
             offline,
         )
-        ultralytics_offline()
-        from ultralytics import YOLO
-
+        YOLO = load_yolo_class()  # noqa: N806 - the class, under its usual name
         try:
             self._model = YOLO(str(path), task="detect")
         except Exception as exc:  # noqa: BLE001 - ultralytics raises many types for a bad file

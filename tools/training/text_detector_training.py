@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from loupe.errors import LoupeError
 from tools.image_file import SUPPORTED_SUFFIXES, read_image
-from tools.models.text_detection import ultralytics_offline
+from tools.models.text_detection import load_yolo_class
 from tools.training.text_boxes import HELD_OUT_SHARE, held_out, label_file_for, read_text_boxes
 
 SYNTHETIC_SIZE = 640
@@ -165,10 +165,9 @@ def train_text_detector(labelled: list[Path], out: Path, work: Path, *, model: s
     progress(f"{train_count} training and {val_count} validation pictures, {boxes} text boxes")
     if not model.endswith(".yaml") and not Path(model).is_file():
         raise LoupeError(f"starting weights {model} do not exist: give a .pt file or a model .yaml such as yolov8n.yaml")
-    ultralytics_offline()
     import torch
-    from ultralytics import YOLO
 
+    YOLO = load_yolo_class()  # noqa: N806 - the class, under its usual name
     if device == "auto":
         device = "0" if torch.cuda.is_available() else "cpu"
     detector = YOLO(model, task="detect")

@@ -24,7 +24,7 @@ from tools.models.ocr_backends import (
 )
 from tools.models.text_detection import YoloTextDetector
 from tools.training.text_boxes import held_out, read_text_boxes
-from tools.training.text_detector_training import prepare_dataset, yolo_label
+from tools.training.text_detector_training import yolo_label
 
 
 class GroundTruthDetector:

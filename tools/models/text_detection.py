@@ -34,10 +34,10 @@ def load_yolo_class():
     corrupt file in the collection would stop indexing instead of being skipped.
     """
     ultralytics_offline()
-    original_open = Image.open
     from ultralytics import YOLO
+    from ultralytics.utils import patches  # imported now, so it cannot patch again later
 
-    Image.open = original_open
+    Image.open = patches._image_open  # Pillow's own function, which ultralytics keeps here
     return YOLO
 
 

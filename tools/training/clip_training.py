@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from loupe.errors import LoupeError
 from tools.image_file import read_image
 from tools.models.image_encoders import OpenClipEncoder
+from tools.training.encoder_training import pick_device
 
 
 @dataclass
@@ -94,8 +95,7 @@ def train_clip(captions: Path, images: Path, out: Path, *, architecture: str = "
 
     if batch_size < 2:
         raise LoupeError("--batch-size must be at least 2: the loss contrasts the pairs within a batch")
-    target = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if device == "auto" else device))
+    target = pick_device(device)
     model, train_transform, eval_transform, tokenizer, architecture = build_model(architecture, weights, config, offline)
     progress(f"open_clip {architecture} from {'weights ' + weights if weights else 'random weights'}, on {target}")
     report = ClipTrainingReport(pairs=0, images=0, held_out_images=0, seconds=0.0)

@@ -98,7 +98,8 @@ def heavy_augmentation(size: int) -> v2.Compose:
     ])
 
 
-def _pick_device(device: str) -> torch.device:
+def pick_device(device: str) -> torch.device:
+    """auto: a GPU when torch sees one; naming cuda without one is an error, not a silent CPU run."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -135,7 +136,7 @@ def train_encoder(folder: Path, out: Path, *, epochs: int = 3, batch_size: int =
         raise LoupeError(f"training needs at least two readable pictures in {folder}, found {len(pictures)}")
     labels = [classes.index(label) for label in labels]
     report.images, report.classes = len(pictures), len(classes)
-    target = _pick_device(device)
+    target = pick_device(device)
     report.device = str(target)
     progress(f"{len(pictures)} pictures, {len(classes)} classes (one per {unit}), training on {target}")
 
@@ -200,11 +201,17 @@ def imprinted_weights(model: torch.nn.Module, pictures: list[Image.Image], label
     to the augmentations from the first step.
     """
     model.eval()
-    size, power = EfficientNetEncoder.input_size, EfficientNetEncoder.gem_power
-    vectors = torch.cat([gem_pool(model.extract_features(efficientnet_batch(pictures[i:i + 32], size)), power)
-                         for i in range(0, len(pictures), 32)])
-    sums = torch.zeros(classes, vectors.shape[1]).index_add_(0, torch.tensor(labels), F.normalize(vectors, dim=-1))
+    vectors = embed_pictures(model, pictures)
+    sums = torch.zeros(classes, vectors.shape[1]).index_add_(0, torch.tensor(labels), vectors)
     return F.normalize(sums, dim=-1)
+
+
+def embed_pictures(model: torch.nn.Module, pictures: list[Image.Image], batch: int = 32) -> torch.Tensor:
+    """Unit-length embeddings exactly as EfficientNetEncoder computes them (its size and GeM power), on CPU."""
+    size, power = EfficientNetEncoder.input_size, EfficientNetEncoder.gem_power
+    vectors = [gem_pool(model.extract_features(efficientnet_batch(pictures[i:i + batch], size)), power)
+               for i in range(0, len(pictures), batch)]
+    return F.normalize(torch.cat(vectors), dim=-1)
 
 
 def _copy_of(picture: Image.Image, rng: random.Random) -> Image.Image:
@@ -230,14 +237,8 @@ def calibrate(model: torch.nn.Module, pictures: list[Image.Image], sample: int =
     rng = random.Random(0)
     chosen = rng.sample(pictures, min(sample, len(pictures)))
 
-    def embed(images: list[Image.Image]) -> np.ndarray:
-        size, power = EfficientNetEncoder.input_size, EfficientNetEncoder.gem_power
-        tensors = [efficientnet_batch(images[i:i + 32], size) for i in range(0, len(images), 32)]
-        vectors = [gem_pool(model.extract_features(t), power) for t in tensors]
-        return F.normalize(torch.cat(vectors), dim=-1).numpy()
-
-    originals = embed(chosen)
-    copies = embed([_copy_of(p, rng) for p in chosen])
+    originals = embed_pictures(model, chosen).numpy()
+    copies = embed_pictures(model, [_copy_of(p, rng) for p in chosen]).numpy()
     copy_cosines = (originals * copies).sum(axis=1)
     unrelated = originals @ originals.T
     unrelated = unrelated[~np.eye(len(chosen), dtype=bool)]

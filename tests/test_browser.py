@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -78,7 +79,8 @@ def test_upload_in_a_real_browser_puts_the_right_record_first(running_ui: str, b
     receipt.resize((receipt.width // 2, receipt.height // 2)).save(query, quality=70)
 
     browser.get(running_ui)
-    wait = WebDriverWait(browser, 240)
+    # Streamlit re-renders the page while the answer streams in, so an element found a moment ago can vanish.
+    wait = WebDriverWait(browser, 240, ignored_exceptions=(StaleElementReferenceException,))
     upload = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "input[type=file]"))
     upload.send_keys(str(query))
     wait.until(lambda d: "receipt_photo.jpg" in d.page_source)
@@ -97,9 +99,8 @@ def test_upload_in_a_real_browser_puts_the_right_record_first(running_ui: str, b
     OUTPUT.mkdir(parents=True, exist_ok=True)
     for name, width in (("desktop", 1280), ("phone", 400)):
         browser.set_window_size(width, 1000)
-        card = next(e for e in browser.find_elements(By.CSS_SELECTOR, "[data-testid=stMarkdownContainer]")
-                    if e.text.startswith("#1 "))
-        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", card)
+        browser.execute_script("[...document.querySelectorAll('[data-testid=stMarkdownContainer]')]"
+                               ".find(e => e.innerText.startsWith('#1 ')).scrollIntoView({block: 'center'})")
         time.sleep(0.5)
         assert browser.save_screenshot(str(OUTPUT / f"{name}.png"))
     assert Image.open(OUTPUT / "phone.png").width <= 400 * 2  # device pixel ratio at most 2

@@ -24,7 +24,7 @@ from tools.models.ocr_backends import (
 )
 from tools.models.text_detection import YoloTextDetector
 from tools.training.text_boxes import held_out, read_text_boxes
-from tools.training.text_detector_training import yolo_label
+from tools.training.text_detector_training import boxes_in_window, square_windows, yolo_label
 
 
 class GroundTruthDetector:
@@ -41,6 +41,17 @@ def test_yolo_labels_are_normalised_centres_and_clipped() -> None:
     assert yolo_label((10, 20, 30, 60), 100, 200) == "0 0.200000 0.200000 0.200000 0.200000"
     assert yolo_label((-10, 20, 30, 60), 100, 200) == "0 0.150000 0.200000 0.300000 0.200000"
     assert yolo_label((99, 20, 130, 60), 100, 200) is None  # under 2 px wide once clipped
+
+
+def test_square_windows_cover_the_picture_and_keep_boxes_mostly_inside() -> None:
+    windows = square_windows(1280, 720, 640)
+    assert windows == [(0, 0, 640, 640), (640, 0, 1280, 640), (0, 80, 640, 720), (640, 80, 1280, 720)]
+    assert square_windows(300, 1000, 640) == [(0, 0, 300, 640), (0, 360, 300, 1000)]
+    boxes = [(600, 10, 700, 30), (620, 10, 700, 30), (10, 630, 50, 660)]
+    # the first box is 40 of 100 px inside the first window, the second 20 of 80, the third 10 of 30 high
+    assert boxes_in_window(boxes, (0, 0, 640, 640)) == []
+    assert boxes_in_window(boxes, (640, 0, 1280, 640)) == [(0, 10, 60, 30), (0, 10, 60, 30)]
+    assert boxes_in_window(boxes, (0, 80, 640, 720)) == [(10, 550, 50, 580)]
 
 
 def test_held_out_split_is_the_last_fifth_in_natural_order() -> None:
@@ -109,9 +120,12 @@ def test_tiny_training_run_writes_weights_the_backend_loads(tmp_path: Path) -> N
                                       "--synthetic", "3", "--epochs", "1", "--image-size", "64", "--batch-size", "4",
                                       "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    assert "trained on 7 pictures" in result.output and "validated on 1" in result.output
-    labels = (tmp_path / "work" / "dataset" / "labels" / "val" / "icdar-img_5.txt").read_text().splitlines()
-    assert len(labels) == len(read_text_boxes(data / "gt" / "gt_img_5.txt"))  # every box, ### included
+    # 4 pictures to train on, up to 4 squares of 64 px with text from each (img_4 has 3), and 3 synthetic pictures
+    assert "trained on 18 pictures" in result.output and "validated on 4" in result.output
+    squares = sorted((tmp_path / "work" / "dataset" / "images" / "val").glob("*.jpg"))
+    assert [p.name for p in squares] == [f"icdar-img_5-{n}.jpg" for n in range(4)]
+    assert all(Image.open(p).size == (64, 64) for p in squares)  # cut at the picture's own resolution, not shrunk
+    assert all((tmp_path / "work" / "dataset" / "labels" / "val" / f"{p.stem}.txt").read_text() for p in squares)
     detector = YoloTextDetector(str(weights), offline=True)
     image = Image.open(data / "images" / "img_1.jpg")
     boxes = detector.detect(image, image_size=64)  # one epoch from random weights: boxes may be few or none

@@ -12,6 +12,7 @@ sets both up before ultralytics is imported.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from pathlib import Path
@@ -22,6 +23,7 @@ from loupe.errors import ModelNotFoundError
 from tools.models.resolver import ModelSource, resolve
 
 DETECTION_CONFIDENCE = 0.25
+MAX_DETECTION_SIZE = 1920  # px: larger pictures are shrunk to this, their text is big enough to survive it
 CROP_PADDING = 0.15  # of the box height, on every side: recognisers misread glyphs cut at the edge
 
 
@@ -76,8 +78,14 @@ class YoloTextDetector:
             raise ModelNotFoundError(f"YOLO text-detection weights {path} cannot be loaded: {exc}") from exc
         self._device = device
 
-    def detect(self, image: Image.Image, image_size: int = 640) -> list[tuple[float, float, float, float, float]]:
-        """(x0, y0, x1, y1, confidence) in pixels, most confident first."""
+    def detect(self, image: Image.Image, image_size: int | None = None) -> list[tuple[float, float, float, float, float]]:
+        """(x0, y0, x1, y1, confidence) in pixels, most confident first.
+
+        By default at the picture's own size (up to MAX_DETECTION_SIZE): `loupe train-detector` trains on
+        squares cut at the pictures' own resolution, so that is the scale the detector knows text at.
+        """
+        if image_size is None:
+            image_size = min(MAX_DETECTION_SIZE, math.ceil(max(image.size) / 32) * 32)
         result = self._model.predict(image.convert("RGB"), imgsz=image_size, conf=DETECTION_CONFIDENCE,
                                      device=self._device, verbose=False)[0]
         boxes = result.boxes

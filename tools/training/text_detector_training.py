@@ -10,13 +10,19 @@ Sources:
   photo backgrounds or plain paper, then blurred and recompressed, because
   the text users photograph is often out of focus.
 
-The quads become axis-aligned YOLO boxes of one class, ``text``. Training
+The quads become axis-aligned YOLO boxes of one class, ``text``. Labelled
+pictures are cut into squares of the training size at their own resolution
+rather than shrunk whole: shrinking a 1280 px street scene to 320 px leaves
+words 3 px tall, which no detector can learn from, while the squares keep the
+text at the scale the detector later sees (it detects at the picture's own
+size, see text_detection.py). Training
 starts from ``yolov8n.yaml`` (random weights: none can be downloaded here) or
 from a user's weights file, and runs offline on CPU or a GPU.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import shutil
 from collections.abc import Callable
@@ -30,7 +36,8 @@ from tools.image_file import SUPPORTED_SUFFIXES, read_image
 from tools.models.text_detection import load_yolo_class
 from tools.training.text_boxes import HELD_OUT_SHARE, held_out, label_file_for, read_text_boxes
 
-SYNTHETIC_SIZE = 640
+TILES_PER_PICTURE = 4  # squares with text kept per labelled picture: enough variety, a bounded epoch
+MIN_SHARE_INSIDE = 0.5  # a box cut by a square's edge is kept (clipped) when at least this much is inside
 WORDS = ("total cash change sale price receipt invoice tax open closed exit station platform street road coffee "
          "bakery market pharmacy hotel museum parking bus stop menu special offer discount street avenue "
          "welcome thank you please push pull entrance gate books music film").split()
@@ -38,7 +45,7 @@ WORDS = ("total cash change sale price receipt invoice tax open closed exit stat
 
 @dataclass
 class DetectorTrainingReport:
-    train_images: int
+    train_images: int  # training examples: squares cut from labelled pictures, and synthetic pictures
     val_images: int
     boxes: int
     weights: Path
@@ -52,6 +59,29 @@ def yolo_label(box: tuple[float, float, float, float], width: int, height: int) 
     if x1 - x0 < 2 or y1 - y0 < 2:
         return None
     return f"0 {(x0 + x1) / 2 / width:.6f} {(y0 + y1) / 2 / height:.6f} {(x1 - x0) / width:.6f} {(y1 - y0) / height:.6f}"
+
+
+def square_windows(width: int, height: int, size: int) -> list[tuple[int, int, int, int]]:
+    """Squares of ``size`` (smaller where the picture is) covering the picture, evenly overlapping at the edges."""
+    def starts(length: int) -> list[int]:
+        if length <= size:
+            return [0]
+        count = math.ceil(length / size)
+        return [round(i * (length - size) / (count - 1)) for i in range(count)]
+
+    return [(x, y, min(x + size, width), min(y + size, height)) for y in starts(height) for x in starts(width)]
+
+
+def boxes_in_window(boxes: list[tuple[float, ...]], window: tuple[int, int, int, int]) -> list[tuple[float, ...]]:
+    """The boxes mostly inside ``window``, clipped to it, in the window's pixels."""
+    inside = []
+    for x0, y0, x1, y1 in boxes:
+        cx0, cy0 = max(x0, window[0]), max(y0, window[1])
+        cx1, cy1 = min(x1, window[2]), min(y1, window[3])
+        area = (x1 - x0) * (y1 - y0)
+        if cx1 > cx0 and cy1 > cy0 and area > 0 and (cx1 - cx0) * (cy1 - cy0) >= MIN_SHARE_INSIDE * area:
+            inside.append((cx0 - window[0], cy0 - window[1], cx1 - window[0], cy1 - window[1]))
+    return inside
 
 
 def _write_example(image: Image.Image, labels: list[str], folder: Path, split: str, stem: str) -> None:
@@ -76,24 +106,25 @@ def _phrase(rng: random.Random) -> str:
         " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 3)))
 
 
-def synthetic_example(rng: random.Random, backgrounds: list[Path], max_pixels: int) -> tuple[Image.Image, list[str]]:
-    """One picture of rendered text with its YOLO labels: blurred, sometimes on a photo."""
+def synthetic_example(rng: random.Random, backgrounds: list[Path], size: int,
+                      max_pixels: int) -> tuple[Image.Image, list[str]]:
+    """One ``size`` square picture of rendered text with its YOLO labels: blurred, sometimes on a photo."""
     if backgrounds and rng.random() < 0.7:
-        picture = read_image(rng.choice(backgrounds), max_pixels).image.resize((SYNTHETIC_SIZE, SYNTHETIC_SIZE))
+        picture = read_image(rng.choice(backgrounds), max_pixels).image.resize((size, size))
     else:
         shade = rng.randint(150, 255)
-        picture = Image.new("RGB", (SYNTHETIC_SIZE, SYNTHETIC_SIZE), (shade, shade - rng.randint(0, 20), shade - rng.randint(0, 30)))
+        picture = Image.new("RGB", (size, size), (shade, shade - rng.randint(0, 20), shade - rng.randint(0, 30)))
     draw = ImageDraw.Draw(picture)
     fonts = _fonts()
     labels, taken = [], []
     for _ in range(rng.randint(2, 9)):
-        font = ImageFont.truetype(str(rng.choice(fonts)), rng.randint(12, 64))
+        font = ImageFont.truetype(str(rng.choice(fonts)), rng.randint(12, max(13, min(64, size // 5))))
         text = _phrase(rng)
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-        if right - left >= SYNTHETIC_SIZE - 10:
+        if right - left >= size - 10 or bottom - top >= size - 10:
             continue
-        x = rng.randint(5, SYNTHETIC_SIZE - (right - left) - 5)
-        y = rng.randint(5, max(6, SYNTHETIC_SIZE - (bottom - top) - 5))
+        x = rng.randint(5, size - (right - left) - 5)
+        y = rng.randint(5, size - (bottom - top) - 5)
         box = (x + left, y + top, x + right, y + bottom)
         if any(not (box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3]) for b in taken):
             continue  # no overlapping words: each box holds exactly one line of text
@@ -105,16 +136,17 @@ def synthetic_example(rng: random.Random, backgrounds: list[Path], max_pixels: i
             ink = tuple(rng.choice((rng.randint(0, 60), rng.randint(200, 255))) for _ in range(3))
         draw.text((x, y), text, font=font, fill=ink)
         taken.append(box)
-        labels.append(yolo_label(box, SYNTHETIC_SIZE, SYNTHETIC_SIZE))
+        labels.append(yolo_label(box, size, size))
     blur = rng.choice((0, 0, 0.8, 1.5, 2.5))
     if blur:
         picture = picture.filter(ImageFilter.GaussianBlur(blur))
     return picture, [label for label in labels if label]
 
 
-def prepare_dataset(labelled: list[Path], out: Path, *, synthetic: int = 200, backgrounds: Path | None = None,
-                    val_share: float = HELD_OUT_SHARE, max_pixels: int = 256_000_000, seed: int = 0) -> tuple[Path, int, int, int]:
-    """Write the YOLO dataset (images/, labels/, data.yaml); returns (yaml, train, val, boxes)."""
+def prepare_dataset(labelled: list[Path], out: Path, *, size: int = 640, synthetic: int = 200,
+                    backgrounds: Path | None = None, val_share: float = HELD_OUT_SHARE, max_pixels: int = 256_000_000,
+                    seed: int = 0) -> tuple[Path, int, int, int]:
+    """Write the YOLO dataset of ``size`` squares (images/, labels/, data.yaml); returns (yaml, train, val, boxes)."""
     for split in ("train", "val"):
         for kind in ("images", "labels"):
             folder = out / kind / split
@@ -122,6 +154,7 @@ def prepare_dataset(labelled: list[Path], out: Path, *, synthetic: int = 200, ba
             folder.mkdir(parents=True)
     counts = {"train": 0, "val": 0}
     boxes = 0
+    rng = random.Random(seed)
     for dataset in labelled:
         images = sorted(p for p in (dataset / "images").glob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES)
         if not images:
@@ -133,17 +166,19 @@ def prepare_dataset(labelled: list[Path], out: Path, *, synthetic: int = 200, ba
                 continue
             image = read_image(path, max_pixels)  # boxes are in the original's pixels, before any downsizing
             scale = image.image.width / image.width
-            labels = [yolo_label(tuple(v * scale for v in b.box), image.image.width, image.image.height)
-                      for b in read_text_boxes(label_file)]
-            labels = [label for label in labels if label]
+            text = [tuple(v * scale for v in b.box) for b in read_text_boxes(label_file)]
+            windows = [(w, found) for w in square_windows(image.image.width, image.image.height, size)
+                       if (found := boxes_in_window(text, w))]
             split = "val" if path in validation else "train"
-            _write_example(image.image, labels, out, split, f"{dataset.name}-{path.stem}")
-            counts[split] += 1
-            boxes += len(labels)
-    rng = random.Random(seed)
+            for number, (window, found) in enumerate(rng.sample(windows, min(TILES_PER_PICTURE, len(windows)))):
+                width, height = window[2] - window[0], window[3] - window[1]
+                labels = [label for box in found if (label := yolo_label(box, width, height))]
+                _write_example(image.image.crop(window), labels, out, split, f"{dataset.name}-{path.stem}-{number}")
+                counts[split] += 1
+                boxes += len(labels)
     photos = sorted(p for p in backgrounds.rglob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES) if backgrounds else []
     for number in range(synthetic):
-        picture, labels = synthetic_example(rng, photos, max_pixels)
+        picture, labels = synthetic_example(rng, photos, size, max_pixels)
         _write_example(picture, labels, out, "train", f"synthetic-{number:05d}")
         counts["train"] += 1
         boxes += len(labels)
@@ -160,9 +195,10 @@ def train_text_detector(labelled: list[Path], out: Path, work: Path, *, model: s
                         image_size: int = 640, batch_size: int = 8, device: str = "auto",
                         max_pixels: int = 256_000_000, progress: Callable[[str], None] = print) -> DetectorTrainingReport:
     """Build the dataset under ``work``, train, and copy the best weights to ``out``."""
-    data, train_count, val_count, boxes = prepare_dataset(labelled, work / "dataset", synthetic=synthetic,
-                                                          backgrounds=backgrounds, max_pixels=max_pixels)
-    progress(f"{train_count} training and {val_count} validation pictures, {boxes} text boxes")
+    data, train_count, val_count, boxes = prepare_dataset(labelled, work / "dataset", size=image_size,
+                                                          synthetic=synthetic, backgrounds=backgrounds,
+                                                          max_pixels=max_pixels)
+    progress(f"{train_count} training and {val_count} validation squares of {image_size} px, {boxes} text boxes")
     if not model.endswith(".yaml") and not Path(model).is_file():
         raise LoupeError(f"starting weights {model} do not exist: give a .pt file or a model .yaml such as yolov8n.yaml")
     import torch

@@ -59,6 +59,7 @@ def test_loupe_eval_runs_an_ocr_query_set_with_detection_on_held_out_images(tmp_
     assert result.exit_code == 0, result.output
     scores = json.loads((tmp_path / "receipts_ocr.json").read_text())["pipelines"]["rapidocr"]
     assert scores["images"] == 2 and scores["recall"] >= 0.7
+    assert scores["held_out"]["images"] == 1 and 0 < scores["held_out"]["counted"] < scores["counted"]
     assert scores["detection"]["images"] == 1 and scores["detection"]["recall_covered"] >= 0.7
     assert "| rapidocr |" in (tmp_path / "receipts_ocr.md").read_text()
 

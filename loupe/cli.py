@@ -288,7 +288,8 @@ def train_detector(
     synthetic: Annotated[int, typer.Option(min=0, help="Rendered, blurred text pictures to add.")] = 200,
     backgrounds: Annotated[Optional[Path], typer.Option(help="Photos to render synthetic text on.")] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 30,
-    image_size: Annotated[int, typer.Option(min=32)] = 640,
+    image_size: Annotated[int, typer.Option(
+        min=32, help="Training size: labelled pictures are cut into squares of this size at their own resolution.")] = 640,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     device: Annotated[str, typer.Option(help="auto (a GPU when torch sees one), cpu, or a CUDA device number.")] = "auto",
 ) -> None:
@@ -298,7 +299,8 @@ def train_detector(
     report = _user_errors(lambda: train_text_detector(
         labelled, out, work.expanduser(), model=model, synthetic=synthetic, backgrounds=backgrounds, epochs=epochs,
         image_size=image_size, batch_size=batch_size, device=device, max_pixels=state.settings.max_pixels))
-    print(f"trained on {report.train_images} pictures ({report.boxes} text boxes), validated on {report.val_images}: "
+    print(f"trained on {report.train_images} pictures and squares ({report.boxes} text boxes), "
+          f"validated on {report.val_images}: "
           + ", ".join(f"{k} {v}" for k, v in report.metrics.items()))
     print(f"wrote {out}. Use it with ocr = \"yolo+rapidocr\" and ocr_detector_weights = \"{out.resolve()}\" "
           "under [models] in loupe.toml; measure it with python -m evals.ocr_eval --detector-weights " + str(out))

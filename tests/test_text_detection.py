@@ -121,7 +121,7 @@ def test_tiny_training_run_writes_weights_the_backend_loads(tmp_path: Path) -> N
                                       "--device", "cpu"])
     assert result.exit_code == 0, result.output
     # 4 pictures to train on, up to 4 squares of 64 px with text from each (img_4 has 3), and 3 synthetic pictures
-    assert "trained on 18 pictures" in result.output and "validated on 4" in result.output
+    assert "trained on 18 pictures and squares" in result.output and "validated on 4" in result.output
     squares = sorted((tmp_path / "work" / "dataset" / "images" / "val").glob("*.jpg"))
     assert [p.name for p in squares] == [f"icdar-img_5-{n}.jpg" for n in range(4)]
     assert all(Image.open(p).size == (64, 64) for p in squares)  # cut at the picture's own resolution, not shrunk

@@ -39,7 +39,7 @@ from loupe.config import Settings, load_settings
 from loupe.errors import LoupeError
 from tools.image_file import read_image
 from tools.models.ocr_backends import OcrBackend, OcrLine, load_ocr_backend
-from tools.training.text_boxes import DONT_CARE, iou, read_text_boxes
+from tools.training.text_boxes import DONT_CARE, iou, read_text_boxes, share_inside
 
 LINE_MATCH_EDITS = 0.10
 
@@ -144,17 +144,9 @@ def score_detection(truth: list[TruthBox], found: list[tuple[float, ...]]) -> tu
     """
     legible = [t.box for t in truth if t.text != DONT_CARE]
     matched = sum(any(iou(word, box[:4]) >= DETECTION_IOU for box in found) for word in legible)
-    covered = sum(any(_inside(word, box[:4]) >= COVERED for box in found) for word in legible)
-    on_text = sum(sum(_inside(box[:4], t.box) for t in truth) >= COVERED for box in found)
+    covered = sum(any(share_inside(word, box[:4]) >= COVERED for box in found) for word in legible)
+    on_text = sum(sum(share_inside(box[:4], t.box) for t in truth) >= COVERED for box in found)
     return matched, covered, len(legible), on_text, len(found)
-
-
-def _inside(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """Share of box a's area that lies in box b."""
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    area = (a[2] - a[0]) * (a[3] - a[1])
-    return width * height / area if width > 0 and height > 0 and area > 0 else 0.0
 
 
 def evaluate_detection(detect: Detector, images: list[Path], truth_file, max_pixels: int) -> dict:

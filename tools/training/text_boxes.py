@@ -70,3 +70,11 @@ def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
         return 0.0
     inter = width * height
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def share_inside(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Share of box a's area that lies in box b."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    area = (a[2] - a[0]) * (a[3] - a[1])
+    return width * height / area if width > 0 and height > 0 and area > 0 else 0.0

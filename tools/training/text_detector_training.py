@@ -34,7 +34,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from loupe.errors import LoupeError
 from tools.image_file import SUPPORTED_SUFFIXES, read_image
 from tools.models.text_detection import load_yolo_class
-from tools.training.text_boxes import HELD_OUT_SHARE, held_out, label_file_for, read_text_boxes
+from tools.training.text_boxes import HELD_OUT_SHARE, held_out, label_file_for, read_text_boxes, share_inside
 
 TILES_PER_PICTURE = 4  # squares with text kept per labelled picture: enough variety, a bounded epoch
 MIN_SHARE_INSIDE = 0.5  # a box cut by a square's edge is kept (clipped) when at least this much is inside
@@ -74,14 +74,9 @@ def square_windows(width: int, height: int, size: int) -> list[tuple[int, int, i
 
 def boxes_in_window(boxes: list[tuple[float, ...]], window: tuple[int, int, int, int]) -> list[tuple[float, ...]]:
     """The boxes mostly inside ``window``, clipped to it, in the window's pixels."""
-    inside = []
-    for x0, y0, x1, y1 in boxes:
-        cx0, cy0 = max(x0, window[0]), max(y0, window[1])
-        cx1, cy1 = min(x1, window[2]), min(y1, window[3])
-        area = (x1 - x0) * (y1 - y0)
-        if cx1 > cx0 and cy1 > cy0 and area > 0 and (cx1 - cx0) * (cy1 - cy0) >= MIN_SHARE_INSIDE * area:
-            inside.append((cx0 - window[0], cy0 - window[1], cx1 - window[0], cy1 - window[1]))
-    return inside
+    left, top, right, bottom = window
+    return [(max(x0, left) - left, max(y0, top) - top, min(x1, right) - left, min(y1, bottom) - top)
+            for x0, y0, x1, y1 in boxes if share_inside((x0, y0, x1, y1), window) >= MIN_SHARE_INSIDE]
 
 
 def _write_example(image: Image.Image, labels: list[str], folder: Path, split: str, stem: str) -> None:

@@ -2,12 +2,12 @@
 
 The graph's state is saved after every step by LangGraph's SQLite
 checkpointer in ``<index>/conversations.sqlite``, so a conversation survives a
-restart: asking again with the same thread id continues it.
+restart: asking again with the same thread id continues it. An attached image
+travels as bytes in that state, never as a path in the message text.
 """
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -18,11 +18,12 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from agent.conversation import with_image
+from agent.conversation import attachment_key, with_image
 from agent.graph import build_graph
 from agent.llm import make_chat_model
 from agent.tools import make_tools
 from loupe.config import Settings
+from loupe.errors import ImageRejected
 from tools.image_file import decode_image_bytes
 from tools.toolbox import Toolbox
 
@@ -50,15 +51,21 @@ class Assistant:
         self.graph = build_graph(model or make_chat_model(settings.llm), make_tools(self.toolbox),
                                  SqliteSaver(self._connection))
 
-    def ask(self, text: str, image: str | Path | bytes | None = None, thread_id: str = "default") -> Answer:
-        """One user message (words, optionally an image) in a conversation; returns the explained answer."""
+    def ask(self, text: str, image: Path | bytes | None = None, thread_id: str = "default") -> Answer:
+        """One user message (words, optionally an image) in a conversation; returns the explained answer.
+
+        ``image`` is an upload's bytes or a file the caller chose (the CLI's ``--image``); either way the
+        agent gets its bytes, checked here, and no path.
+        """
         start = time.perf_counter()
-        if isinstance(image, bytes):
-            image_path: str | None = self._store_upload(image)
-        else:
-            image_path = str(Path(image).expanduser().resolve()) if image else None
+        turn: dict[str, Any] = {}
+        if image is not None:
+            data = self._image_bytes(image)
+            key = attachment_key(data)
+            turn["attachments"] = {key: data}
+            text = with_image(text, key)
         config = {"configurable": {"thread_id": thread_id}, "recursion_limit": 30}
-        state = self.graph.invoke({"messages": [HumanMessage(with_image(text, image_path))]}, config)
+        state = self.graph.invoke({"messages": [HumanMessage(text)], **turn}, config)
         answer = state["answer"]
         return Answer(text=answer["text"], words=answer["words"], records=answer["records"], trace=answer["trace"],
                       seconds=time.perf_counter() - start, thread_id=thread_id, messages=state["messages"])
@@ -71,12 +78,19 @@ class Assistant:
     def close(self) -> None:
         self._connection.close()
 
-    def _store_upload(self, data: bytes) -> str:
-        """Keep an uploaded image under the index, named by its hash, so later turns can use it."""
-        decoded = decode_image_bytes(data, Path("uploaded image"), self.settings.max_pixels)  # reject bad uploads now
-        folder = self.settings.index_dir / "uploads"
-        folder.mkdir(exist_ok=True)
-        path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}.{decoded.format.lower().replace('jpeg', 'jpg')}"
-        if not path.exists():
-            path.write_bytes(data)
-        return str(path)
+    def _image_bytes(self, image: Path | bytes) -> bytes:
+        """The image's bytes, refused now (one line) when too large or not an image Loupe can read."""
+        name = Path("uploaded image") if isinstance(image, bytes) else Path(image).expanduser()
+        limit = self.settings.max_upload_bytes
+        if isinstance(image, bytes):
+            data = image
+        else:
+            try:
+                with name.open("rb") as handle:
+                    data = handle.read(limit + 1)
+            except OSError as exc:
+                raise ImageRejected(f"{name}: cannot be read ({exc.strerror or exc})") from exc
+        if len(data) > limit:
+            raise ImageRejected(f"{name}: over the {limit // 2**20} MB limit for an attached image")
+        decode_image_bytes(data, name, self.settings.max_pixels)
+        return data

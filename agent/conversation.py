@@ -1,26 +1,35 @@
 """Reading the conversation: the current request, its attached image, and earlier results.
 
-Everything the agent remembers lives in the message list the checkpointer
-stores: the user's words (with ``[attached image: PATH]`` markers), the tool
-calls and the tool results with their records. Both the rule-based planner
-and the answer node read it through these helpers.
+Everything the agent remembers lives in the state the checkpointer stores: the
+message list (the user's words, the tool calls and the tool results with their
+records) and the attached images' bytes, keyed by their hash. A user's message
+carries ``[attached image: KEY]`` where an image came with it; the key only
+names bytes in the state, never a file, so no words typed into a message can
+make a tool read a path. The planner, the tools and the answer node read the
+conversation through these helpers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 
-IMAGE_MARKER = re.compile(r"\[attached image: (?P<path>[^\]]+)\]")
+IMAGE_MARKER = re.compile(r"\[attached image: (?P<key>[0-9a-f]{16})\]")
 SEARCH_TOOLS = ("image_search", "text_search")
+ATTACHED = "attached"  # what a tool call passes as ``image`` for the user's attached image
 
 
-def with_image(text: str, image_path: str | None) -> str:
-    """The user's words as stored, with the attached image's path where a model can see it."""
-    return f"{text}\n\n[attached image: {image_path}]" if image_path else text
+def attachment_key(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def with_image(text: str, key: str | None) -> str:
+    """The user's words as stored, with a marker naming the attached image's bytes in the state."""
+    return f"{text}\n\n[attached image: {key}]" if key else text
 
 
 @dataclass
@@ -36,7 +45,7 @@ class ToolRun:
 @dataclass
 class Turn:
     request: str  # the user's words without the image marker
-    image: str | None  # attached to this message, or referred to ("this photo") from earlier
+    image: str | None  # key of the image attached to this message, or referred to ("this photo") from earlier
     runs: list[ToolRun] = field(default_factory=list)  # this turn's tool calls so far
     previous_search: ToolRun | None = None  # the last search of earlier turns (for "only 2019")
     previous_records: list[dict[str, Any]] = field(default_factory=list)  # its records, for "#3"
@@ -48,14 +57,19 @@ def read_turn(messages: list[AnyMessage]) -> Turn:
     content = _text(messages[start])
     match = IMAGE_MARKER.search(content)
     request = IMAGE_MARKER.sub("", content).strip()
-    image = match.group("path") if match else None
+    image = match.group("key") if match else None
     if image is None and re.search(r"\b(this|that|the|my) (photo|image|picture|pic|label|receipt)\b", request, re.I):
-        image = _last_image(messages[:start])
+        image = last_image(messages[:start])
     earlier = runs_of(messages[:start])
     searches = [r for r in earlier if r.name in SEARCH_TOOLS and r.result and not r.result.get("error")]
     previous = searches[-1] if searches else None
     return Turn(request=request, image=image, runs=runs_of(messages[start:]), previous_search=previous,
                 previous_records=previous.result["records"] if previous else [])
+
+
+def conversation_records(messages: list[AnyMessage]) -> list[dict[str, Any]]:
+    """Every record any search of the conversation returned, for checking what a tool call names."""
+    return [record for run in runs_of(messages) if run.result for record in run.result.get("records", [])]
 
 
 def runs_of(messages: list[AnyMessage]) -> list[ToolRun]:
@@ -66,15 +80,21 @@ def runs_of(messages: list[AnyMessage]) -> list[ToolRun]:
             for call in message.tool_calls:
                 runs[call["id"]] = ToolRun(call["name"], dict(call["args"]), call["id"])
         elif isinstance(message, ToolMessage) and message.tool_call_id in runs:
-            artifact = message.artifact if isinstance(message.artifact, dict) else {"text": _text(message)}
+            if isinstance(message.artifact, dict):
+                artifact = message.artifact
+            elif message.status == "error":  # arguments that failed the tool's schema, answered by ToolNode
+                artifact = {"tool": message.name, "error": _text(message)[:500], "records": []}
+            else:
+                artifact = {"text": _text(message)}
             runs[message.tool_call_id].result = artifact
     return list(runs.values())
 
 
-def _last_image(messages: list[AnyMessage]) -> str | None:
+def last_image(messages: list[AnyMessage]) -> str | None:
+    """The key of the most recent image the user attached in the conversation."""
     for message in reversed(messages):
         if isinstance(message, HumanMessage) and (match := IMAGE_MARKER.search(_text(message))):
-            return match.group("path")
+            return match.group("key")
     return None
 
 

@@ -30,7 +30,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from agent.conversation import Turn, read_turn
+from agent.conversation import ATTACHED, Turn, read_turn
 
 LABEL = "rule-based planner"
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
@@ -50,7 +50,7 @@ _FILLER = re.compile(r"^\s*(?:please\s+)?(?:find|show(?: me)?|search(?: for)?|lo
                      r"|do (?:we|you|i) have|any)\s+", re.I)
 _ARTICLES = re.compile(r"^(?:the|a|an|all|my)\s+", re.I)
 _NAMED = re.compile(r"\b(?:from|by|at|called|named)\s+(?P<name>\S.*)$", re.I)
-SCREENSHOT_FILTER = "NOT (lower(file_name) LIKE '%screenshot%' OR lower(file_name) LIKE '%screen shot%')"
+SCREENSHOT_NAMES = ("screenshot", "screen shot")
 
 
 @dataclass(frozen=True)
@@ -72,20 +72,33 @@ def reference(text: str, records: list[dict]) -> dict | None:
     return records[index - 1] if 1 <= index <= len(records) else None
 
 
-def filters(text: str) -> list[str]:
-    """SQL filters a message asks for (years, prices, no screenshots)."""
-    found = [f"year = {year}" for year in _YEAR.findall(text)]
-    if len(found) > 1:
-        found = ["(" + " OR ".join(found) + ")"]
+def filters(text: str) -> list[dict[str, Any]]:
+    """Typed filter conditions a message asks for (years, prices, no screenshots); see store.filters."""
+    years = sorted({int(year) for year in _YEAR.findall(text)})
+    found: list[dict[str, Any]] = []
+    if len(years) == 1:
+        found.append(_condition("year", "=", years[0]))
+    elif years:
+        found.append(_condition("year", "in", years))
     if below := _PRICE_BELOW.search(text):
-        found.append(f"price < {below.group(1).replace(',', '.')}")
+        found.append(_condition("price", "<", float(below.group(1).replace(",", "."))))
     if above := _PRICE_ABOVE.search(text):
-        found.append(f"price > {above.group(1).replace(',', '.')}")
+        found.append(_condition("price", ">", float(above.group(1).replace(",", "."))))
     if _HAS_PRICE.search(text) and not (below or above):
-        found.append("price IS NOT NULL")
+        found.append(_condition("price", "is set"))
     if _SCREENSHOTS.search(text) and re.search(r"\b(drop|exclude|remove|without|hide|no)\b", text, re.I):
-        found.append(SCREENSHOT_FILTER)
+        found += [_condition("file_name", "not contains", name) for name in SCREENSHOT_NAMES]
     return found
+
+
+def _condition(column: str, op: str, value: Any = None) -> dict[str, Any]:
+    return {"column": column, "op": op, "value": value}
+
+
+def describe_filters(conditions: list[dict[str, Any]]) -> str:
+    """The conditions in words, for the explanation ("year = 2018 and price is set")."""
+    return " and ".join(f"{c['column']} {c['op']}" + (f" {c['value']}" if c.get("value") is not None else "")
+                        for c in conditions)
 
 
 def search_words(text: str) -> str:
@@ -101,11 +114,6 @@ def search_words(text: str) -> str:
     if (named := _NAMED.search(words)) and '"' not in words:
         words = f'{words[:named.start()].strip()} "{named.group("name").strip()}"'.strip()
     return words or text
-
-
-def _and(*conditions: str) -> str:
-    present = [c for c in conditions if c]
-    return " AND ".join(f"({c})" for c in present) if len(present) > 1 else (present[0] if present else "")
 
 
 def _ocr_query(turn: Turn) -> dict[str, Any]:
@@ -124,7 +132,7 @@ def plan(turn: Turn) -> list[Step]:
         name = f"#{turn.previous_records.index(record) + 1} ({record['file_name']})"
         if _WANTS_MORE.search(text):
             return [Step("image_search", f"you asked for pictures like {name}",
-                         lambda t: {"record_id": rid, "k": 10, "where": _and(*filters(text))})]
+                         lambda t: {"record_id": rid, "k": 10, "filters": filters(text)})]
         if _WANTS_TEXT.search(text):
             return [Step("ocr", f"you asked what the text on {name} says", lambda t: {"record_id": rid})]
         if _WANTS_CAPTION.search(text):
@@ -133,23 +141,23 @@ def plan(turn: Turn) -> list[Step]:
     wanted = filters(text)
     previous = turn.previous_search
     if previous is not None and wanted and (_REFINE.match(text) or not search_words(text).strip()):
-        args = {**previous.args, "where": _and(previous.args.get("where", ""), *wanted)}
-        return [Step(previous.name, f"you narrowed the previous {previous.name} with: {' and '.join(wanted)}",
+        args = {**previous.args, "filters": [*previous.args.get("filters", []), *wanted]}
+        return [Step(previous.name, f"you narrowed the previous {previous.name} with: {describe_filters(wanted)}",
                      lambda t: args)]
 
     if turn.image:
-        image = turn.image
         if _WANTS_TEXT.search(text):
             return [
-                Step("ocr", "you asked about the text in your image", lambda t: {"image_path": image}),
+                Step("ocr", "you asked about the text in your image", lambda t: {"image": ATTACHED}),
                 Step("text_search", "to find records that carry the text your image shows", _ocr_query),
-                Step("image_search", "to find records that show the same thing", lambda t: {"image_path": image, "k": 10}),
+                Step("image_search", "to find records that show the same thing",
+                     lambda t: {"image": ATTACHED, "k": 10}),
             ]
         return [Step("image_search", "you gave an image: I look for the same picture, copies and similar ones",
-                     lambda t: {"image_path": image, "k": 10, "where": _and(*wanted)})]
+                     lambda t: {"image": ATTACHED, "k": 10, "filters": wanted})]
 
     return [Step("text_search", "you asked in words: I search printed text, captions, tags and metadata",
-                 lambda t: {"query": search_words(text), "k": 10, "where": _and(*wanted)})]
+                 lambda t: {"query": search_words(text), "k": 10, "filters": wanted})]
 
 
 def explain(steps: list[Step], turn: Turn) -> str:

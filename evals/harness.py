@@ -45,6 +45,7 @@ from loupe.config import Settings
 from loupe.errors import LoupeError
 from loupe.indexer import Indexer
 from store.image_table import ImageTable
+from tools.boundary import ChosenFile
 from tools.image_file import hamming_distances, read_image
 from tools.models import Models
 from tools.toolbox import Toolbox
@@ -171,7 +172,7 @@ def rank(pipeline: Pipeline, query: Query, datasets: Path) -> list[str]:
         distances = hamming_distances(read_image(datasets / query.image, toolbox.settings.max_pixels).phash, values)
         return [paths[i] for i in np.argsort(distances, kind="stable")]
     if query.image:
-        records = toolbox.image_search(image=datasets / query.image, k=toolbox.table.count()).records
+        records = toolbox.image_search(image=ChosenFile(datasets / query.image), k=toolbox.table.count()).records
     else:
         records = toolbox.text_search(query.text, k=100).records
     return [_relative(r.path, datasets) for r in records]

@@ -2,10 +2,13 @@
 
 Errors meant for the user (:class:`~loupe.errors.LoupeError`) print one line
 and exit with status 1; anything else is a bug and keeps its traceback.
+``loupe index`` exits with status 3 when it finished but skipped files (each
+named on its own line), so a script can tell a clean run from a partial one.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from pathlib import Path
@@ -16,6 +19,8 @@ from tqdm import tqdm
 
 from loupe.config import Settings, load_settings
 from loupe.errors import LoupeError
+
+SKIPPED_FILES_EXIT = 3
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Loupe: find identical, near-identical and similar images, and images by their text.")
@@ -43,12 +48,18 @@ def index(
     metadata: Annotated[Optional[Path], typer.Option(help="CSV or JSONL with title, description, price, ... per image.")] = None,
     prune: Annotated[bool, typer.Option(help="Remove rows of files under PATHS that no longer exist.")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per commit.")] = 16,
+    follow_symlinks: Annotated[bool, typer.Option(
+        help="Index symlinked files and folders that point outside PATHS too (off: such links are skipped).")] = False,
 ) -> None:
-    """Index images into the LanceDB table; re-running only processes new and changed files."""
-    _user_errors(lambda: run_index(state.settings, paths, metadata, prune, batch_size))
+    """Index images into the LanceDB table; re-running only processes new and changed files.
+    Exit status 0: all indexed; 1: an error stopped the run; 3: finished, but some files were skipped."""
+    report = _user_errors(lambda: run_index(state.settings, paths, metadata, prune, batch_size, follow_symlinks))
+    if report.problems:
+        raise typer.Exit(code=SKIPPED_FILES_EXIT)
 
 
-def run_index(settings: Settings, paths: list[Path], metadata: Path | None, prune: bool, batch_size: int):
+def run_index(settings: Settings, paths: list[Path], metadata: Path | None, prune: bool, batch_size: int,
+              follow_symlinks: bool = False):
     from loupe.display import console, print_report
     from loupe.indexer import Indexer
     from loupe.metadata import load_metadata
@@ -71,7 +82,8 @@ def run_index(settings: Settings, paths: list[Path], metadata: Path | None, prun
         bar.n = done
         bar.set_postfix_str(stage, refresh=True)
 
-    report = Indexer(settings, models, table, batch_size).run([p.expanduser() for p in paths], entries, prune, progress)
+    indexer = Indexer(settings, models, table, batch_size, follow_symlinks=follow_symlinks)
+    report = indexer.run([p.expanduser() for p in paths], entries, prune, progress)
     bar.close()
     if entries is not None:
         report.problems[:0] = entries.problems
@@ -91,12 +103,14 @@ def search(
     """Search by image (--image) or by words (TEXT); both together run both searches."""
     if not text and not image:
         _fail("give words to search for, or --image FILE")
+    from tools.boundary import ChosenFile
     from tools.toolbox import Toolbox
 
     toolbox = Toolbox(state.settings)
     results = []
-    if image:
-        results.append(("image search", _user_errors(lambda: toolbox.image_search(image=image, k=k, where=where))))
+    if image:  # the person at the terminal chose this file: it may lie outside the collection
+        results.append(("image search", _user_errors(
+            lambda: toolbox.image_search(image=ChosenFile(image.expanduser()), k=k, where=where))))
     if text:
         results.append(("text search", _user_errors(lambda: toolbox.text_search(text, k=k, where=where))))
     if as_json:
@@ -115,6 +129,7 @@ def demo(
     """Build a small sample collection, index it, and run a few searches."""
     from loupe.display import console, print_result
     from loupe.sample import build_sample
+    from tools.boundary import ChosenFile
     from tools.toolbox import Toolbox
 
     folder = folder.expanduser()
@@ -124,10 +139,12 @@ def demo(
     _user_errors(lambda: run_index(settings, [collection], metadata, prune=False, batch_size=8))
     toolbox = Toolbox(settings)
     for title, action in [
-        ("phone photo of the bus (not in the collection)", lambda: toolbox.image_search(image=queries["bus_phone_photo"], k=5)),
+        ("phone photo of the bus (not in the collection)",
+         lambda: toolbox.image_search(image=ChosenFile(queries["bus_phone_photo"]), k=5)),
         ("the coach photo (the collection has an exact copy and a crop)",
          lambda: toolbox.image_search(image=collection / "photos" / "football_coach.jpg", k=4)),
-        ("photo of the bookshop receipt", lambda: toolbox.image_search(image=queries["receipt_phone_photo"], k=3)),
+        ("photo of the bookshop receipt",
+         lambda: toolbox.image_search(image=ChosenFile(queries["receipt_phone_photo"]), k=3)),
         ('"corner bookshop"', lambda: toolbox.text_search("corner bookshop", k=3)),
         ('"total 21.00"', lambda: toolbox.text_search("total 21.00", k=3)),
         ('"minibus" (through the image tags)', lambda: toolbox.text_search("minibus", k=3)),
@@ -202,17 +219,25 @@ def chat(
 
 @app.command()
 def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8501) -> None:
-    """Start the Streamlit chat on 127.0.0.1 (headless, no usage statistics)."""
+    """Start the Streamlit chat on 127.0.0.1 (headless, no usage statistics).
+
+    Only pages served as 127.0.0.1 or localhost (or the hosts in ``[ui] allowed_hosts``) may open its
+    WebSocket, so a web page that rebinds its own name to 127.0.0.1 cannot drive the chat; error details
+    go to this terminal's log, not to the page; uploads are capped at Loupe's attachment limit."""
     import os
     import subprocess
 
     import ui as ui_package
 
+    settings = state.settings
     app_file = Path(ui_package.__file__).parent / "app.py"
-    env = {**os.environ, "LOUPE_INDEX": str(state.settings.index_dir)}
+    env = {**os.environ, "LOUPE_INDEX": str(settings.index_dir),
+           "STREAMLIT_SERVER_ALLOWED_HOSTS": " ".join(settings.ui_allowed_hosts)}
     command = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.address", "127.0.0.1",
                "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-               "--client.toolbarMode", "minimal"]
+               "--client.toolbarMode", "minimal", "--server.enableCORS", "true",
+               "--server.enableXsrfProtection", "true", "--client.showErrorDetails", "none",
+               "--server.maxUploadSize", str(max(1, settings.max_upload_bytes // 2**20))]
     raise typer.Exit(subprocess.call(command, env=env))
 
 
@@ -336,11 +361,16 @@ def train_clip(
 
 
 def _user_errors(action):
-    """Run ``action``; a LoupeError becomes one line on stderr and exit status 1."""
+    """Run ``action``; a LoupeError, or a full disk, becomes one line on stderr and exit status 1."""
     try:
         return action()
     except LoupeError as exc:
         _fail(str(exc))
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        _fail(f"disk full ({exc.filename or 'writing'}): nothing already indexed is lost; free some space and run "
+              "the same command again")
 
 
 def _fail(message: str) -> None:

@@ -64,6 +64,16 @@ class LLMSettings:
     base_url: str = ""
 
 
+# The memory one image's decoding may take, and what it takes per pixel at its peak. Pillow holds RGB,
+# RGBA, LA, CMYK, I and F images at 4 bytes a pixel; the conversion to 8-bit RGB (on white where there
+# is transparency) is a second 4-byte image, and a palette, 16-bit or 32-bit source adds up to 1 more
+# while both live. Measured (python -m evals.decode_memory; ru_maxrss less the RSS after imports):
+# RGB PNG 5.3 bytes a pixel, 16-bit grey 6.7, RGBA 7.7, LA 8.1, CMYK TIFF 8.2, palette with
+# transparency 8.6, F and I TIFF 9.2. With a margin: 10, so 1 GiB / 10 bytes = 107 megapixels.
+DECODE_MEMORY_BUDGET = 2**30
+DECODE_BYTES_PER_PIXEL = 10
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable, resolved once at start-up."""
@@ -71,10 +81,15 @@ class Settings:
     index_dir: Path = field(default_factory=lambda: _default_home() / "index")
     models: ModelSettings = field(default_factory=ModelSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)
-    # Larger images are refused before decoding: a 30000x30000 PNG would need
-    # 2.7 GB of RAM. 256 MP is above any phone camera (200 MP) today.
-    max_pixels: int = 256_000_000
+    # Larger images are refused before decoding (LOUPE_MAX_PIXELS overrides it). JPEGs count at the size
+    # they are decoded at (1/2 to 1/8 of a large one), so a 200 MP phone photo is still read.
+    max_pixels: int = DECODE_MEMORY_BUDGET // DECODE_BYTES_PER_PIXEL
     offline: bool = False
+    # An image attached to a conversation is kept, as bytes, in the saved conversation; phone photos
+    # are 2-15 MB. The UI's upload limit is set to the same number.
+    max_upload_bytes: int = 50 * 2**20
+    # Host names the UI's WebSocket accepts (DNS-rebinding protection); add a name you serve it under.
+    ui_allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
 
     def with_index_dir(self, index_dir: str | Path) -> Settings:
         """A copy that points at another index folder (the CLI's ``--index``)."""
@@ -132,6 +147,10 @@ def load_settings(config_file: str | Path | None = None) -> Settings:
             top["max_pixels"] = int(max_pixels)
         except ValueError as exc:
             raise ConfigError(f"max_pixels must be a whole number, got {max_pixels!r}") from exc
+    hosts = os.environ.get("LOUPE_UI_ALLOWED_HOSTS") or raw.get("ui", {}).get("allowed_hosts")
+    if hosts:
+        names = hosts.split(",") if isinstance(hosts, str) else hosts
+        top["ui_allowed_hosts"] = tuple(str(name).strip() for name in names if str(name).strip())
     offline_flags = (os.environ.get("LOUPE_OFFLINE"), os.environ.get("HF_HUB_OFFLINE"))
     top["offline"] = bool(raw.get("offline", False)) or any(f not in (None, "", "0") for f in offline_flags)
     return Settings(models=models, llm=llm, **top)

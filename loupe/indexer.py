@@ -8,6 +8,7 @@ reported; they never stop the run nor touch rows already written.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -22,8 +23,10 @@ from loupe.config import Settings
 from loupe.errors import ImageRejected
 from loupe.metadata import Metadata, MetadataIndex
 from store.image_table import ImageTable
+from store.roots import add_roots
 from store.schema import RECORD_COLUMNS
 from tools.analysis import ImageAnalysis, StageTimer, analyse_images
+from tools.boundary import CollectionBoundary
 from tools.image_file import SUPPORTED_SUFFIXES, ImageFile, read_image
 from tools.models import Models
 
@@ -61,56 +64,131 @@ def record_id(path: str) -> str:
     return hashlib.sha1(path.encode("utf-8")).hexdigest()[:16]
 
 
-def discover_images(roots: list[Path], problems: list[str]) -> list[Path]:
-    """Image files under ``roots`` (files given directly are taken as they are).
+def discover_images(roots: list[Path], problems: list[str], index_dir: Path | None = None,
+                    follow_symlinks: bool = False) -> list[Path]:
+    """Image files under ``roots`` (files given directly are taken as they are), by their real paths.
 
-    Unreadable folders, missing paths and names that are not valid UTF-8 are
-    added to ``problems`` with the reason, and the walk goes on.
+    A symlink is resolved; its target is kept only when it lies inside the root it was found under,
+    unless ``follow_symlinks`` (then symlinked folders are walked too, each once). Loops, dangling
+    links, unreadable folders, non-regular files, names that are not valid UTF-8 and the index folder
+    itself are left out, each with one line in ``problems``; the walk goes on.
     """
-    found: list[Path] = []
+    excluded = Path(os.path.realpath(index_dir)) if index_dir else None
+    found: set[Path] = set()
     for root in roots:
-        if root.is_file():
-            found.append(root)
-            continue
-        if not root.exists():
+        if not root.exists() and not root.is_symlink():
             problems.append(f"{root}: no such file or folder")
             continue
-
-        def on_error(error: OSError) -> None:
-            problems.append(f"{error.filename}: folder cannot be read ({error.strerror})")
-
-        for folder, subfolders, files in os.walk(root, onerror=on_error):
-            subfolders.sort()
-            for name in sorted(files):
-                if Path(name).suffix.lower() in SUPPORTED_SUFFIXES:
-                    found.append(Path(folder) / name)
+        real_root = _real_path(root, problems)
+        if real_root is None:
+            continue
+        if real_root.is_file():
+            found.add(real_root)
+            continue
+        found.update(_walk(real_root, problems, excluded, follow_symlinks))
     usable = []
-    for path in found:
+    for path in sorted(found):
         try:
             str(path).encode("utf-8")
         except UnicodeEncodeError:
             raw = os.fsencode(path).decode("utf-8", errors="backslashreplace")
             problems.append(f"{raw}: file name is not valid UTF-8, skipped (rename the file)")
             continue
-        usable.append(path.resolve())
-    return sorted(set(usable))
+        usable.append(path)
+    return usable
+
+
+def _walk(root: Path, problems: list[str], excluded: Path | None, follow_symlinks: bool) -> list[Path]:
+    """Image files under one real folder; every real folder is visited once, so links cannot loop."""
+    files: list[Path] = []
+    visited: set[Path] = set()
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        if folder in visited:
+            continue
+        visited.add(folder)
+        if excluded is not None and folder.is_relative_to(excluded):
+            continue  # the index keeps thumbnails: indexing them would index the index
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name, reverse=True)
+        except OSError as exc:
+            problems.append(f"{exc.filename or folder}: folder cannot be read ({exc.strerror or exc})")
+            continue
+        for entry in entries:
+            try:
+                files.extend(_images_of_entry(entry, root, pending, problems, excluded, follow_symlinks))
+            except OSError as exc:
+                problems.append(f"{entry.path}: cannot be read ({exc.strerror or exc}), skipped")
+    return files
+
+
+def _images_of_entry(entry: os.DirEntry, root: Path, pending: list[Path], problems: list[str],
+                     excluded: Path | None, follow_symlinks: bool) -> list[Path]:
+    """The image file one folder entry stands for ([] or [path]); sub-folders go onto ``pending``."""
+    path = Path(entry.path)
+    if not entry.is_symlink():
+        if entry.is_dir(follow_symlinks=False):
+            pending.append(path)
+            return []
+        return _regular_file(path, problems) if _is_image_name(path) else []
+    target = _real_path(path, problems)
+    if target is None or (excluded is not None and target.is_relative_to(excluded)):
+        return []
+    if not target.is_dir() and not (_is_image_name(path) or _is_image_name(target)):
+        return []
+    if not follow_symlinks and not target.is_relative_to(root):
+        problems.append(f"{path}: symlink to a place outside {root}; not followed "
+                        "(index that folder itself, or pass --follow-symlinks)")
+        return []
+    if target.is_dir():
+        if follow_symlinks:
+            pending.append(target)  # inside the root it is walked as itself anyway
+        return []
+    return _regular_file(target, problems)
+
+
+def _is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in SUPPORTED_SUFFIXES
+
+
+def _regular_file(path: Path, problems: list[str]) -> list[Path]:
+    """[path] for a regular file; [] and one line for a device, pipe or socket (reading one could block)."""
+    if path.is_file():
+        return [path]
+    problems.append(f"{path}: not a regular file (a device, pipe or socket), skipped")
+    return []
+
+
+def _real_path(path: Path, problems: list[str]) -> Path | None:
+    """``path`` with every symlink resolved; None (and one line) for a loop or a dangling link."""
+    try:
+        return Path(os.path.realpath(path, strict=True))
+    except OSError as exc:
+        reason = "a symlink loop" if exc.errno == errno.ELOOP else f"a broken symlink ({exc.strerror or exc})"
+        problems.append(f"{path}: {reason}, skipped")
+        return None
 
 
 class Indexer:
     """Brings the table in line with the files under some folders."""
 
-    def __init__(self, settings: Settings, models: Models, table: ImageTable, batch_size: int = 16) -> None:
+    def __init__(self, settings: Settings, models: Models, table: ImageTable, batch_size: int = 16,
+                 follow_symlinks: bool = False) -> None:
         self.settings = settings
         self.models = models
         self.table = table
         self.batch_size = batch_size
+        self.follow_symlinks = follow_symlinks
 
     def run(self, roots: list[Path], metadata: MetadataIndex | None = None, prune: bool = False,
             progress: ProgressCallback | None = None) -> IndexReport:
         report = IndexReport()
         timer = StageTimer()
         notify = progress or (lambda done, total, stage: None)
-        files = discover_images(roots, report.problems)
+        # The roots mark the collection's boundary for every tool (tools/boundary.py): recorded first.
+        known_roots = add_roots(self.table.index_dir, [r for r in roots if r.exists()])
+        files = discover_images(roots, report.problems, self.table.index_dir, self.follow_symlinks)
         known = self.table.file_states()
 
         to_index: list[Path] = []
@@ -142,7 +220,7 @@ class Indexer:
             notify(done, len(to_index), "write")
 
         if prune:
-            report.pruned = self._prune(roots, set(map(str, files)), known)
+            report.pruned = self._prune(roots, known_roots, set(map(str, files)), known)
         with timer.stage("optimize"):
             self.table.finish_writes()
         report.stage_seconds = dict(timer.seconds)
@@ -158,6 +236,8 @@ class Indexer:
                     images.append(read_image(path, self.settings.max_pixels))
                 except ImageRejected as exc:
                     report.problems.append(str(exc))
+                except Exception as exc:  # noqa: BLE001 - one file must never end the run (see _analyse)
+                    report.problems.append(f"{path}: could not be decoded ({type(exc).__name__}: {exc})")
         rows = []
         fresh: list[ImageFile] = []
         for image in images:
@@ -169,15 +249,45 @@ class Indexer:
             else:
                 fresh.append(image)
         if fresh:
-            analyses = analyse_images(self.models, [i.image for i in fresh], timer, on_stage)
+            fresh, analyses = self._analyse(fresh, report, timer, on_stage)
+            kept = self._kept_metadata([image.path for image in fresh if str(image.path) in known])
             for image, analysis in zip(fresh, analyses):
                 entry = metadata.lookup(image.path, image.sha256) if metadata else None
-                rows.append(build_row(image, analysis, entry))
+                rows.append(build_row(image, analysis, entry or kept.get(str(image.path))))
                 if str(image.path) in known:
                     report.updated += 1
                 else:
                     report.added += 1
         return rows
+
+    def _analyse(self, images: list[ImageFile], report: IndexReport, timer: StageTimer,
+                 on_stage: Callable[[str], None]) -> tuple[list[ImageFile], list[ImageAnalysis]]:
+        """The batch through the models; if that fails, each image alone, so one bad image costs one line.
+
+        Model code (ONNX, torch, OpenCV, a remote API) can fail in ways no decoder check foresees, e.g. on
+        a 1-pixel-wide image; catching every exception here is what keeps the rest of the batch.
+        """
+        if len(images) > 1:
+            try:
+                return images, analyse_images(self.models, [i.image for i in images], timer, on_stage)
+            except Exception:  # noqa: BLE001 - retried one by one below, where the culprit is named
+                pass
+        analysed: list[ImageFile] = []
+        analyses: list[ImageAnalysis] = []
+        for image in images:
+            try:
+                analyses.extend(analyse_images(self.models, [image.image], timer, on_stage))
+                analysed.append(image)
+            except Exception as exc:  # noqa: BLE001
+                report.problems.append(f"{image.path}: analysis failed ({type(exc).__name__}: {str(exc)[:200]}); "
+                                       "skipped, the rest of the run goes on")
+        return analysed, analyses
+
+    def _kept_metadata(self, paths: list[Path]) -> dict[str, Metadata]:
+        """The metadata changed files had, read in one query, so re-indexing a file never drops its title."""
+        rows = self.table.get([record_id(str(p)) for p in paths],
+                              columns=["id", "path", "title", "description", "price", "metadata_json"])
+        return {row["path"]: entry for row in rows if (entry := Metadata.from_row(row)) is not None}
 
     def _stored_row(self, path: Path) -> dict[str, Any] | None:
         """Every column of a file's row, for updates that need no model."""
@@ -204,10 +314,13 @@ class Indexer:
         self.table.upsert(changed)
         return len(changed)
 
-    def _prune(self, roots: list[Path], present: set[str], known: dict) -> int:
-        """Delete rows of files under ``roots`` that are gone; rows elsewhere stay."""
-        prefixes = tuple(str(r.resolve()) + (os.sep if r.is_dir() or not r.exists() else "") for r in roots)
-        gone = [p for p in known if p.startswith(prefixes) and p not in present and not Path(p).exists()]
+    def _prune(self, roots: list[Path], known_roots: list[Path], present: set[str], known: dict) -> int:
+        """Delete rows of files under ``roots`` that are gone, and rows that lie outside every indexed root
+        (indexed through a symlink before, or from inside the index folder); rows of other roots stay."""
+        boundary = CollectionBoundary(tuple(known_roots), Path(os.path.realpath(self.table.index_dir)))
+        prefixes = tuple(os.path.realpath(r) + (os.sep if r.is_dir() or not r.exists() else "") for r in roots)
+        gone = [p for p in known if p not in present and (
+            (p.startswith(prefixes) and not Path(p).is_file()) or not boundary.contains(p))]
         self.table.delete_paths(gone)
         return len(gone)
 

@@ -10,6 +10,10 @@ This module knows nothing about models: callers hand it vectors.
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +40,23 @@ class InvalidFilterError(LoupeError):
     """A user's ``where`` filter that LanceDB cannot parse or apply."""
 
 
+class DiskFullError(LoupeError):
+    """The index's disk filled up during a write; every earlier commit is intact."""
+
+
+@contextmanager
+def _writing(index_dir: Path, what: str) -> Iterator[None]:
+    """A full disk during a write becomes one clear line. A LanceDB commit is atomic, so the table stays
+    at its last commit; LanceDB reports ENOSPC as an OSError or inside its own error text."""
+    try:
+        yield
+    except Exception as exc:
+        if getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in str(exc):
+            raise DiskFullError(f"disk full while {what} in {index_dir}: nothing already indexed is lost; free "
+                                "some space and run the same command again") from exc
+        raise
+
+
 def _run(query: Any, where: str | None) -> list[dict[str, Any]]:
     """Execute a query; a bad user filter becomes a message, not a traceback."""
     try:
@@ -59,7 +80,7 @@ class ImageTable:
         """Open an existing index; the error says how to make one if there is none."""
         index_dir = Path(index_dir).expanduser()
         info = IndexInfo.load(index_dir)
-        db = lancedb.connect(index_dir) if info else None
+        db = _connect(index_dir) if info else None
         if info is None or TABLE_NAME not in db.list_tables().tables:
             raise IndexNotFoundError(
                 f"no Loupe index at {index_dir}: run `loupe index FOLDER` first (or pass --index)"
@@ -78,7 +99,7 @@ class ImageTable:
                 f"now names {_describe(info)}. Vectors of different models cannot be mixed: use another "
                 "--index folder, or restore the configuration the index was built with"
             )
-        db = lancedb.connect(index_dir)
+        db = _connect(index_dir)
         if TABLE_NAME in db.list_tables().tables:
             table = db.open_table(TABLE_NAME)
         else:
@@ -93,18 +114,20 @@ class ImageTable:
         if not rows:
             return
         data = pa.Table.from_pylist(rows, schema=self._table.schema)
-        (
-            self._table.merge_insert("path")
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .execute(data)
-        )
+        with _writing(self.index_dir, "writing rows"):
+            (
+                self._table.merge_insert("path")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute(data)
+            )
 
     def delete_paths(self, paths: list[str]) -> None:
         """Remove the rows of files that no longer exist (``--prune``)."""
         for start in range(0, len(paths), 500):
             chunk = paths[start:start + 500]
-            self._table.delete("path IN (" + ", ".join(sql_string(p) for p in chunk) + ")")
+            with _writing(self.index_dir, "removing rows"):
+                self._table.delete("path IN (" + ", ".join(sql_string(p) for p in chunk) + ")")
 
     def finish_writes(self, vector_index_min_rows: int = VECTOR_INDEX_MIN_ROWS) -> None:
         """Compact the commits of a run and bring the search indexes up to date.
@@ -113,6 +136,10 @@ class ImageTable:
         reads fast. The full-text index is built once and then updated by
         ``optimize``; the vector indexes appear once the table is large.
         """
+        with _writing(self.index_dir, "optimizing the index"):
+            self._update_indexes(vector_index_min_rows)
+
+    def _update_indexes(self, vector_index_min_rows: int) -> None:
         indexed = self.indexes()
         rows = self._table.count_rows()
         if "search_text" not in indexed and rows:
@@ -225,6 +252,12 @@ class ImageTable:
     def vector_of(self, record_id: str, column: str = "image_vector") -> np.ndarray | None:
         rows = self.get([record_id], columns=["id", column])
         return np.asarray(rows[0][column], dtype=np.float32) if rows else None
+
+
+def _connect(index_dir: Path) -> lancedb.DBConnection:
+    """Every read checks for a newer table version, so a long-lived process (the UI, an MCP server)
+    sees rows that another process indexed since it opened the table."""
+    return lancedb.connect(index_dir, read_consistency_interval=timedelta(0))
 
 
 def sql_string(value: str) -> str:

@@ -1,7 +1,8 @@
 """A scripted server on 127.0.0.1 that speaks the OpenAI HTTP protocol, for testing the real clients.
 
-Chat completions answer with the scripted messages in order; embeddings answer with a vector per input
-(float lists or base64, as the client asks). Every request body is kept for assertions.
+Chat completions answer with the scripted messages in order, or with what a function of the request body
+returns (a model that reacts to what it reads); embeddings answer with a vector per input (float lists or
+base64, as the client asks). Every request body is kept for assertions.
 """
 
 from __future__ import annotations
@@ -9,14 +10,16 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
 
 class ScriptedOpenAI(ThreadingHTTPServer):
-    def __init__(self, chat_replies: list[dict] | None = None, embedding_dim: int = 8) -> None:
-        self.chat_replies = list(chat_replies or [])
+    def __init__(self, chat_replies: list[dict] | Callable[[dict], dict] | None = None,
+                 embedding_dim: int = 8) -> None:
+        self.chat_replies = chat_replies if callable(chat_replies) else list(chat_replies or [])
         self.embedding_dim = embedding_dim
         self.requests: list[dict] = []
         server = self
@@ -51,7 +54,7 @@ class ScriptedOpenAI(ThreadingHTTPServer):
         self.shutdown()
 
     def chat(self, body: dict) -> dict:
-        message = self.chat_replies.pop(0)
+        message = self.chat_replies(body) if callable(self.chat_replies) else self.chat_replies.pop(0)
         finish = "tool_calls" if message.get("tool_calls") else "stop"
         return {"id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": 0,
                 "model": body["model"], "choices": [{"index": 0, "message": message, "finish_reason": finish}],

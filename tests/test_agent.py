@@ -54,7 +54,7 @@ def test_photo_runs_image_search_and_labels_the_copy(assistant: Assistant) -> No
     assert _tools(answer) == ["image_search"]
     assert answer.records[0]["file_name"] == source.name
     assert answer.records[0]["match"] == "near-duplicate"
-    assert Path(answer.trace[0]["args"]["image_path"]).is_file()  # the upload was kept for follow-ups
+    assert answer.trace[0]["args"]["image"] == "attached"  # the upload's bytes, kept in the conversation
 
 
 def test_label_question_reads_the_text_then_searches(assistant: Assistant) -> None:
@@ -138,13 +138,13 @@ def test_follow_ups_survive_a_restart(receipts_index: Settings, models: Models) 
     assert len(first.records) >= 3 and {years[r["file_name"]] for r in first.records} != {"2018"}
 
     narrowed = helper.ask("only the ones from 2018", thread_id="restart")
-    assert narrowed.trace[0]["args"]["where"] == "year = 2018"
+    assert narrowed.trace[0]["args"]["filters"] == [{"column": "year", "op": "=", "value": 2018}]
     assert narrowed.records and all(years[r["file_name"]] == "2018" for r in narrowed.records)
 
     second = narrowed.records[1]
     similar = helper.ask("more like #2", thread_id="restart")
     assert similar.trace[0]["tool"] == "image_search"
-    assert similar.trace[0]["args"] == {"record_id": second["id"], "k": 10, "where": ""}
+    assert similar.trace[0]["args"] == {"record_id": second["id"], "k": 10, "filters": []}
     assert second["id"] not in [r["id"] for r in similar.records]
     helper.close()
 

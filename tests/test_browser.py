@@ -104,3 +104,26 @@ def test_upload_in_a_real_browser_puts_the_right_record_first(running_ui: str, b
         time.sleep(0.5)
         assert browser.save_screenshot(str(OUTPUT / f"{name}.png"))
     assert Image.open(OUTPUT / "phone.png").width <= 400 * 2  # device pixel ratio at most 2
+
+
+def _websocket_handshake(url: str, host: str, origin: str) -> str:
+    """The status line the UI answers a WebSocket upgrade with, sent with the given Host and Origin."""
+    port = int(url.rsplit(":", 1)[1])
+    request = (f"GET /_stcore/stream HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+               "Sec-WebSocket-Protocol: streamlit\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request.encode())
+        return sock.recv(4096).decode(errors="replace").split("\r\n", 1)[0]
+
+
+def test_a_rebinding_page_cannot_open_the_chat_socket(running_ui: str) -> None:
+    port = running_ui.rsplit(":", 1)[1]
+    assert " 101 " in _websocket_handshake(running_ui, f"127.0.0.1:{port}", running_ui)
+    assert " 101 " in _websocket_handshake(running_ui, f"localhost:{port}", f"http://localhost:{port}")
+    # DNS rebinding: the attacker's name now points at 127.0.0.1, so the page is "same origin" with it.
+    refused = _websocket_handshake(running_ui, f"attacker.example:{port}", f"http://attacker.example:{port}")
+    assert " 101 " not in refused and refused.startswith("HTTP/1.1 4"), refused
+    # A foreign page talking to the real address.
+    cross = _websocket_handshake(running_ui, f"127.0.0.1:{port}", "http://attacker.example")
+    assert " 101 " not in cross, cross

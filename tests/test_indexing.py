@@ -21,6 +21,7 @@ from loupe.metadata import load_metadata
 from store.image_table import ImageTable
 from tests.conftest import holidays_files
 from tools.models import Models
+from tools.toolbox import Toolbox
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -223,3 +224,80 @@ def test_metadata_reaches_a_touched_but_unchanged_file(fresh: Settings, models: 
     assert report.unchanged == 1 and report.indexed == 0
     row = table.find("true", limit=1, columns=["title", "year", "mtime"])[0]
     assert (row["title"], row["year"]) == ("Harbour", 2017) and row["mtime"] == photos[0].stat().st_mtime
+
+
+def test_a_long_lived_reader_sees_rows_another_process_indexed(fresh: Settings, models: Models,
+                                                               tmp_path: Path) -> None:
+    photos = _copy_photos(tmp_path / "photos", 3)
+    _index(fresh, models, [photos[0]])
+    toolbox = Toolbox(fresh, models)  # like the UI: opened once, kept for the whole session
+    assert toolbox.table.count() == 1
+    command = [sys.executable, "-m", "loupe.cli", "--index", str(fresh.index_dir), "index", str(tmp_path / "photos")]
+    finished = subprocess.run(command, cwd=REPO, env={**os.environ, "LOUPE_OFFLINE": "1"}, capture_output=True,
+                              text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr
+    assert toolbox.table.count() == 3
+    found = toolbox.image_search(image=photos[2], k=1)  # inside the collection, found by the other process
+    assert found.records[0].file_name == photos[2].name and found.records[0].match == "identical"
+
+
+def test_skipped_files_make_index_exit_with_status_3(tmp_path: Path) -> None:
+    _copy_photos(tmp_path / "photos", 1)
+    (tmp_path / "photos" / "empty.jpg").write_bytes(b"")
+    command = [sys.executable, "-m", "loupe.cli", "--index", str(tmp_path / "index"), "index", str(tmp_path / "photos")]
+    finished = subprocess.run(command, cwd=REPO, env={**os.environ, "LOUPE_OFFLINE": "1"}, capture_output=True,
+                              text=True, timeout=600)
+    assert finished.returncode == 3, finished.stderr
+    assert "empty.jpg" in finished.stdout and "1 added" in finished.stdout
+
+
+def test_disk_full_is_one_line_and_loses_nothing(tmp_path: Path) -> None:
+    """A real full disk: a 12 MB tmpfs holds the index (mounting needs root, as CI runs)."""
+    mount = tmp_path / "small_disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    try:
+        photos = _copy_photos(tmp_path / "photos", 2)
+        command = [sys.executable, "-m", "loupe.cli", "--index", str(mount / "index"), "index"]
+        env = {**os.environ, "LOUPE_OFFLINE": "1"}
+        first = subprocess.run([*command, str(photos[0])], cwd=REPO, env=env, capture_output=True, text=True,
+                               timeout=600)
+        assert first.returncode == 0, first.stderr
+        _fill_disk(mount / "filler")
+        full = subprocess.run([*command, str(tmp_path / "photos")], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr
+        assert "disk full" in full.stderr and len(full.stderr.strip().splitlines()) == 1, full.stderr
+        (mount / "filler").unlink()
+        assert ImageTable.open(mount / "index").count() == 1  # the earlier commit is intact
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def _fill_disk(path: Path) -> None:
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(handle, b"\0" * 65536):
+            pass
+    except OSError:
+        pass  # ENOSPC: the disk is full now
+    finally:
+        os.close(handle)
+
+
+def test_a_changed_file_gets_a_fresh_thumbnail_and_long_metadata_is_capped(fresh: Settings, models: Models,
+                                                                           tmp_path: Path) -> None:
+    photo = _copy_photos(tmp_path / "photos", 1)[0]
+    meta = tmp_path / "meta.csv"
+    meta.write_text(f"file,description\n{photo.name},{'very long words ' * 600}\n", encoding="utf-8")
+    _index(fresh, models, [photo], metadata=load_metadata(meta))
+    toolbox = Toolbox(fresh, models)
+    before = toolbox.text_search("very long words", k=1).records[0]
+    assert len(before.metadata["description"]) <= 503  # 9,600 characters stored, 500 shown and kept in answers
+    Image.open(photo).rotate(90, expand=True).save(photo)  # the file changes in place
+    _index(fresh, models, [photo])
+    after = toolbox.text_search("very long words", k=1).records[0]
+    assert after.thumbnail_path != before.thumbnail_path
+    assert Image.open(after.thumbnail_path).size == Image.open(before.thumbnail_path).size[::-1]

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import SMVS, SMVS_SAMPLE, holidays_files, sroie_ids, sroie_key
+from tools.boundary import ChosenFile
 from tools.records import IDENTICAL, NEAR_DUPLICATE, SIMILAR, TEXT_MATCH
 from tools.toolbox import Toolbox
 
@@ -44,7 +45,7 @@ def test_exact_copy_is_identical(indexed: Toolbox, tmp_path: Path) -> None:
     source = holidays_files()[3]
     copy = tmp_path / "renamed copy.jpg"
     shutil.copyfile(source, copy)
-    result = indexed.image_search(image=copy, k=5)
+    result = indexed.image_search(image=ChosenFile(copy), k=5)
     assert result.records[0].file_name == source.name
     assert result.records[0].match == IDENTICAL
     assert "SHA-256" in result.records[0].why
@@ -54,7 +55,7 @@ def test_exact_copy_is_identical(indexed: Toolbox, tmp_path: Path) -> None:
 def test_same_scene_photo_is_found_as_similar_or_better(indexed: Toolbox) -> None:
     # Holidays 100000.jpg and 100001.jpg are two photos of the same scene.
     query, relevant = holidays_files()[0], holidays_files()[1]
-    result = indexed.image_search(image=query, k=5)
+    result = indexed.image_search(image=ChosenFile(query), k=5)
     labels = {r.file_name: r.match for r in result.records}
     assert labels[query.name] == IDENTICAL
     assert labels.get(relevant.name) in (NEAR_DUPLICATE, SIMILAR)
@@ -66,7 +67,7 @@ def test_phone_photo_finds_its_catalogue_record(indexed: Toolbox) -> None:
     cases = [c for c in truth if Path(c["relevant"][0]).name in indexed_refs]
     hits = verified = 0
     for case in cases:
-        result = indexed.image_search(image=SMVS / case["query"], k=3)
+        result = indexed.image_search(image=ChosenFile(SMVS / case["query"]), k=3)
         expected = "dvd_" + Path(case["relevant"][0]).name
         if result.records and result.records[0].file_name == expected:
             hits += 1
@@ -84,7 +85,7 @@ def test_unrelated_picture_returns_nothing_rather_than_padding(indexed: Toolbox)
 
 
 def test_more_like_a_record_excludes_the_record_itself(indexed: Toolbox) -> None:
-    first = indexed.image_search(image=holidays_files()[0], k=1).records[0]
+    first = indexed.image_search(image=ChosenFile(holidays_files()[0]), k=1).records[0]
     result = indexed.image_search(record_id=first.id, k=5)
     assert first.id not in [r.id for r in result.records]
     assert holidays_files()[1].name in [r.file_name for r in result.records]

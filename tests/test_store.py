@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from evals.bench import synthetic_rows
+from store.filters import InvalidConditionError, where_clause
 from store.image_table import ImageTable, InvalidFilterError
 from store.schema import IndexInfo
 
@@ -64,3 +65,32 @@ def test_vector_index_is_built_and_used_above_the_threshold(tmp_path: Path) -> N
         assert hits[0]["id"] == row["id"] and hits[0]["_distance"] < 1e-3  # re-ranked exactly
         filtered = table.vector_search("image_vector", vector, 5, where=f"year = {row['year']}")
         assert filtered[0]["id"] == row["id"] and all(h["year"] == row["year"] for h in filtered)
+
+
+@pytest.mark.parametrize("conditions, sql", [
+    ([{"column": "year", "op": "=", "value": 2019}], "year = 2019"),
+    ([{"column": "year", "op": "in", "value": [2018, "2019"]}, {"column": "price", "op": "is set"}],
+     "(year IN (2018, 2019)) AND (price IS NOT NULL)"),
+    ([{"column": "title", "op": "=", "value": "O'Hara's"}], "title = 'O''Hara''s'"),
+    ([{"column": "file_name", "op": "not contains", "value": "Screen Shot"}],
+     "(file_name IS NULL OR NOT strpos(lower(file_name), 'screen shot') > 0)"),
+    ([], ""),
+])
+def test_typed_conditions_compile_to_quoted_sql(conditions: list, sql: str) -> None:
+    assert where_clause(conditions) == sql
+
+
+@pytest.mark.parametrize("condition, message", [
+    ({"column": "path", "op": "=", "value": "/etc/passwd"}, "cannot filter on"),
+    ({"column": "year", "op": "=", "value": "2019 OR 1=1"}, "takes a number"),
+    ({"column": "year", "op": "=", "value": 2019.5}, "whole number"),
+    ({"column": "price", "op": "<", "value": float("nan")}, "takes a number"),
+    ({"column": "year", "op": "; DROP", "value": 1}, "unknown filter operator"),
+    ({"column": "title", "op": "=", "value": "x\x00y"}, "control characters"),
+    ({"column": "year", "op": "contains", "value": "20"}, "text columns"),
+    ({"column": "year", "op": "in", "value": []}, "1 to 50 values"),
+    ("year = 2019", "needs column and op"),
+])
+def test_hostile_conditions_are_refused(condition, message: str) -> None:
+    with pytest.raises(InvalidConditionError, match=message):
+        where_clause([condition])

@@ -28,6 +28,10 @@ SAME_OBJECT_INLIERS = 25
 # Between the two, the object may be the same: shown as "similar" with the count.
 SOME_OBJECT_INLIERS = 15
 _MIN_MATCHES = 8
+# ORB finds no keypoint within edgeThreshold pixels of the border (31, as its patch size), so a grey copy
+# with a side under two of those has none; below a few pixels cv2.resize even asserts on its pyramid.
+_ORB_EDGE = 31
+_MIN_SIDE = 2 * _ORB_EDGE + 1
 
 cv2.setNumThreads(1)  # many small calls: threads cost more than they save
 
@@ -48,13 +52,16 @@ class LocalFeatures:
 
 
 def extract_features(image: Image.Image) -> LocalFeatures:
-    """ORB keypoints of a grey copy at most FEATURE_MAX_SIDE pixels on its long side."""
+    """ORB keypoints of a grey copy at most FEATURE_MAX_SIDE pixels on its long side; none for a sliver."""
     grey = image.convert("L")
     grey.thumbnail((FEATURE_MAX_SIDE, FEATURE_MAX_SIDE), Image.Resampling.BILINEAR)
-    detector = cv2.ORB_create(nfeatures=MAX_KEYPOINTS, fastThreshold=10)
+    none = LocalFeatures(np.zeros((0, 2), np.int16), np.zeros((0, 32), np.uint8))
+    if min(grey.size) < _MIN_SIDE:
+        return none
+    detector = cv2.ORB_create(nfeatures=MAX_KEYPOINTS, fastThreshold=10, edgeThreshold=_ORB_EDGE)
     keypoints, descriptors = detector.detectAndCompute(np.asarray(grey), None)
     if descriptors is None or not keypoints:
-        return LocalFeatures(np.zeros((0, 2), np.int16), np.zeros((0, 32), np.uint8))
+        return none
     points = np.array([k.pt for k in keypoints], dtype=np.float32).round().astype(np.int16)
     return LocalFeatures(points, descriptors)
 

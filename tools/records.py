@@ -20,6 +20,11 @@ SIMILAR = "similar"
 TEXT_MATCH = "text match"
 MATCH_ORDER = {IDENTICAL: 0, NEAR_DUPLICATE: 1, SIMILAR: 2, TEXT_MATCH: 3}
 
+# What one record may carry into an answer, the model's context and a saved conversation: a 50 KB
+# metadata value or a receipt's full OCR text is cut here, once, for every reader.
+MAX_TEXT_CHARS = 2_000
+MAX_FIELD_CHARS = 500
+
 _METADATA_COLUMNS = ("title", "description", "price", "taken_at", "year", "camera", "width", "height",
                      "format", "file_size", "sha256", "indexed_at")
 
@@ -58,25 +63,42 @@ class SearchResult:
 
 def record_from_row(row: dict[str, Any], score: float, match: str, why: str,
                     matched_text: str = "") -> MatchedRecord:
-    metadata = {k: row.get(k) for k in _METADATA_COLUMNS if row.get(k) not in (None, "")}
+    metadata = {k: bounded(row.get(k), MAX_FIELD_CHARS) for k in _METADATA_COLUMNS if row.get(k) not in (None, "")}
     if row.get("metadata_json"):
-        metadata["fields"] = json.loads(row["metadata_json"])
+        metadata["fields"] = {bounded(k, 100): bounded(v, MAX_FIELD_CHARS)
+                              for k, v in json.loads(row["metadata_json"]).items()}
     return MatchedRecord(
         id=row["id"], path=row["path"], file_name=row["file_name"], score=round(float(score), 4),
-        match=match, why=why, matched_text=matched_text, caption=row.get("caption") or "",
-        caption_kind=row.get("caption_kind") or "", ocr_text=row.get("ocr_text") or "", metadata=metadata,
+        match=match, why=why, matched_text=bounded(matched_text, MAX_FIELD_CHARS),
+        caption=bounded(row.get("caption") or "", MAX_FIELD_CHARS), caption_kind=row.get("caption_kind") or "",
+        ocr_text=bounded(row.get("ocr_text") or "", MAX_TEXT_CHARS), metadata=metadata,
     )
 
 
+def bounded(value: Any, limit: int) -> Any:
+    """Text cut to ``limit`` characters (marked with an ellipsis); other values as they are."""
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + "..."
+    if isinstance(value, dict | list):
+        return bounded(json.dumps(value, ensure_ascii=False), limit)
+    return value
+
+
 def attach_thumbnails(table: ImageTable, records: list[MatchedRecord]) -> None:
-    """Write each record's stored thumbnail to ``<index>/thumbnails/<id>.jpg`` once."""
+    """Write each record's stored thumbnail to ``<index>/thumbnails/<id>-<content hash>.jpg`` once.
+
+    The content hash in the name means a file that changed gets a new thumbnail, not the stale one.
+    """
     folder = table.index_dir / "thumbnails"
-    missing = [r for r in records if not (folder / f"{r.id}.jpg").exists()]
+
+    def path_of(record: MatchedRecord) -> Path:
+        return folder / f"{record.id}-{str(record.metadata.get('sha256', ''))[:12]}.jpg"
+
+    missing = {r.id: path_of(r) for r in records if not path_of(r).exists()}
     if missing:
         folder.mkdir(exist_ok=True)
-        for row in table.get([r.id for r in missing], columns=["id", "thumbnail"]):
+        for row in table.get(list(missing), columns=["id", "thumbnail"]):
             if row["thumbnail"]:
-                Path(folder / f"{row['id']}.jpg").write_bytes(row["thumbnail"])
+                missing[row["id"]].write_bytes(row["thumbnail"])
     for record in records:
-        path = folder / f"{record.id}.jpg"
-        record.thumbnail_path = str(path) if path.exists() else ""
+        record.thumbnail_path = str(path_of(record)) if path_of(record).exists() else ""

@@ -1,7 +1,8 @@
 """The four tools over one index, as the agent, the UI and the CLI call them.
 
 It owns the models (loaded on first use) and the open table, so a
-conversation does not reload a model per question.
+conversation does not reload a model per question. Every image given by path
+passes the collection boundary here (see :mod:`tools.boundary`), whoever asks.
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ from pathlib import Path
 
 from loupe.config import Settings
 from store.image_table import ImageTable
+from tools.boundary import ChosenFile, CollectionBoundary, ImageInput
 from tools.caption import CaptionToolResult, describe_image
 from tools.image_search import image_search
 from tools.models import Models
 from tools.ocr import OcrToolResult, read_text
 from tools.records import SearchResult
 from tools.text_search import text_search
-
-ImageInput = str | Path | bytes | None
 
 
 class Toolbox:
@@ -30,15 +30,31 @@ class Toolbox:
     def table(self) -> ImageTable:
         return ImageTable.open(self.settings.index_dir)
 
+    @property
+    def boundary(self) -> CollectionBoundary:
+        """Read anew on each use: another process may have indexed a new folder."""
+        return CollectionBoundary.of_index(self.settings.index_dir)
+
+    def readable(self, image: ImageInput) -> bytes | Path | None:
+        """Uploaded bytes as they are, a chosen file as it is, any other path only inside the collection."""
+        if image is None or isinstance(image, bytes):
+            return image
+        if isinstance(image, ChosenFile):
+            return image.path
+        return self.boundary.resolve(image)
+
     def image_search(self, image: ImageInput = None, record_id: str | None = None, k: int = 10,
                      where: str | None = None) -> SearchResult:
-        return image_search(self.table, self.models, image=image, record_id=record_id, k=k, where=where)
+        return image_search(self.table, self.models, image=self.readable(image), record_id=record_id, k=k,
+                            where=where)
 
     def text_search(self, query: str, k: int = 10, where: str | None = None) -> SearchResult:
         return text_search(self.table, self.models, query, k=k, where=where)
 
     def ocr(self, image: ImageInput = None, record_id: str | None = None) -> OcrToolResult:
-        return read_text(self.models, self.table if record_id else None, image=image, record_id=record_id)
+        return read_text(self.models, self.table if record_id else None, image=self.readable(image),
+                         record_id=record_id)
 
     def caption(self, image: ImageInput = None, record_id: str | None = None) -> CaptionToolResult:
-        return describe_image(self.models, self.table if record_id else None, image=image, record_id=record_id)
+        return describe_image(self.models, self.table if record_id else None, image=self.readable(image),
+                              record_id=record_id)

@@ -8,6 +8,7 @@ kept by its checkpointer under the thread id shown in the sidebar.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import uuid
 
 import streamlit as st
@@ -22,6 +23,7 @@ from ui.collection_page import collection_page
 from ui.gallery import show_records
 
 BACKENDS = ["rule-based", "openai", "openai-compatible"]
+log = logging.getLogger("loupe.ui")
 
 
 @st.cache_resource(show_spinner="Loading models...")
@@ -66,11 +68,13 @@ def ask(settings: Settings, question: str, image: bytes | None) -> None:
         user_turn["image"] = None  # a rejected upload may not even be drawable
         turns.append({"role": "assistant", "error": str(exc)})
         return
-    except Exception as exc:  # noqa: BLE001 - an LLM server that fails must not take the app down
-        if type(exc).__module__.split(".")[0] not in ("openai", "httpx", "httpcore"):
-            raise
-        turns.append({"role": "assistant", "error": f"the LLM backend ({backend_label(settings.llm)}) "
-                                                    f"failed: {exc}"})
+    except Exception as exc:  # noqa: BLE001 - the page gets one line; the details go to the server's log
+        log.exception("answering %r failed", question[:200])
+        if type(exc).__module__.split(".")[0] in ("openai", "httpx", "httpcore"):
+            message = f"the LLM backend ({backend_label(settings.llm)}) failed ({type(exc).__name__})"
+        else:
+            message = "Loupe hit an unexpected error; the details are in the server's log"
+        turns.append({"role": "assistant", "error": message})
         return
     turns.append({"role": "assistant", "words": answer.words, "records": answer.records, "trace": answer.trace,
                   "seconds": answer.seconds})

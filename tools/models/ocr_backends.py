@@ -82,6 +82,23 @@ def reading_order(lines: list[OcrLine]) -> list[OcrLine]:
     return sorted(lines, key=key)
 
 
+# PP-OCR's detector scales the short side of an image up to 736 px: a 1 x 500 px picture would become
+# 736 x 368,000 px (3 GB of floats). A picture is padded (right and bottom, white) to at most this ratio first,
+# so its pixels keep their coordinates. At 6, the worst case (a 2048 px long side) is detected at 736 x 4,416 px
+# for 540 MB more RSS (10 would cost 900 MB); receipts (SROIE's tallest is 1:3.5) are untouched.
+MAX_ASPECT_RATIO = 6
+
+
+def _no_extreme_aspect(image: Image.Image) -> Image.Image:
+    width, height = image.size
+    if max(width, height) <= MAX_ASPECT_RATIO * min(width, height):
+        return image
+    side = -(-max(width, height) // MAX_ASPECT_RATIO)  # ceiling
+    canvas = Image.new("RGB", (max(width, side), max(height, side)), "white")
+    canvas.paste(image, (0, 0))
+    return canvas
+
+
 class RapidOcrBackend:
     """PP-OCR (detection + direction classifier + recognition) on onnxruntime."""
 
@@ -97,7 +114,7 @@ class RapidOcrBackend:
 
     def read(self, image: Image.Image) -> OcrResult:
         # The use_* flags are given every time: RapidOCR keeps the last call's flags.
-        output = self._engine(image.convert("RGB"), use_det=True, use_cls=True, use_rec=True)
+        output = self._engine(_no_extreme_aspect(image.convert("RGB")), use_det=True, use_cls=True, use_rec=True)
         if output.boxes is None or output.txts is None:
             return OcrResult(lines=[])
         width, height = image.size
@@ -114,7 +131,7 @@ class RapidOcrBackend:
 
     def detect(self, image: Image.Image) -> list[tuple[float, float, float, float, float]]:
         """PP-OCR's DBNet boxes alone, as (x0, y0, x1, y1, score) in pixels: to compare detectors."""
-        output = self._engine(image.convert("RGB"), use_det=True, use_cls=False, use_rec=False)
+        output = self._engine(_no_extreme_aspect(image.convert("RGB")), use_det=True, use_cls=False, use_rec=False)
         if output.boxes is None:
             return []
         scores = output.scores if output.scores is not None else [1.0] * len(output.boxes)

@@ -1,4 +1,4 @@
-"""The chat model behind the agent, chosen by ``[llm] backend``.
+"""The chat model behind the agent, chosen by ``[llm] backend``: one registered factory per backend.
 
 * ``rule-based`` - the deterministic planner (offline default);
 * ``openai`` - OpenAI's API, key from ``OPENAI_API_KEY``;
@@ -15,26 +15,45 @@ import os
 from langchain_core.language_models import BaseChatModel
 
 from agent.planner import RuleBasedPlanner
-from loupe.config import LLMSettings
+from loupe.config import LLMSettings, Settings
 from loupe.errors import ConfigError
+from tools.models.registry import ModelKind, ModelSpec, families, load, parse, register
 
 
 def make_chat_model(llm: LLMSettings) -> BaseChatModel:
-    if llm.backend == "rule-based":
-        return RuleBasedPlanner()
-    if llm.backend not in ("openai", "openai-compatible"):
-        raise ConfigError(f"unknown LLM backend {llm.backend!r}: use rule-based, openai or openai-compatible")
+    """The chat model ``llm.backend`` names, from the model registry."""
+    return load(parse(ModelKind.LLM, llm.backend), Settings(llm=llm))
+
+
+@register(ModelKind.LLM, "rule-based")
+def _rule_based(spec: ModelSpec, settings: Settings) -> BaseChatModel:
+    return RuleBasedPlanner()
+
+
+@register(ModelKind.LLM, "openai")
+def _openai(spec: ModelSpec, settings: Settings) -> BaseChatModel:
     from langchain_openai import ChatOpenAI
 
-    if llm.backend == "openai":
-        if not os.environ.get("OPENAI_API_KEY"):
-            raise ConfigError("the openai LLM backend needs OPENAI_API_KEY; or use backend rule-based "
-                              "(offline) or openai-compatible with base_url for a local server")
-        return ChatOpenAI(model=llm.model, temperature=0, base_url=llm.base_url or None)
+    if not os.environ.get("OPENAI_API_KEY"):
+        raise ConfigError("the openai LLM backend needs OPENAI_API_KEY; or use backend rule-based "
+                          "(offline) or openai-compatible with base_url for a local server")
+    return ChatOpenAI(model=settings.llm.model, temperature=0, base_url=settings.llm.base_url or None)
+
+
+@register(ModelKind.LLM, "openai-compatible")
+def _openai_compatible(spec: ModelSpec, settings: Settings) -> BaseChatModel:
+    from langchain_openai import ChatOpenAI
+
+    llm = settings.llm
     if not llm.base_url:
         raise ConfigError("the openai-compatible LLM backend needs base_url, e.g. http://127.0.0.1:8080/v1")
     return ChatOpenAI(model=llm.model, temperature=0, base_url=llm.base_url,
                       api_key=os.environ.get("OPENAI_API_KEY") or "not-needed", max_retries=1, timeout=120)
+
+
+def backend_names() -> list[str]:
+    """The registered LLM backends, for the UI's choice."""
+    return [family.name for family in families(ModelKind.LLM)]
 
 
 def backend_label(llm: LLMSettings) -> str:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from agent.assistant import Assistant
 from evals.metrics import percentile
+from evals.paths import DATASETS, QUERY_SETS, RESULTS
 from evals.query_files import read_query_file
-from evals.retrieval import DEFAULT_DATASETS, RESULTS
 from loupe.config import Settings, load_settings
 from loupe.errors import LoupeError
 from loupe.indexer import Indexer
@@ -36,7 +36,7 @@ from store.image_table import ImageTable
 from tools.models import Models
 from tools.toolbox import Toolbox
 
-QUERIES = Path(__file__).resolve().parent / "querysets" / "agent.jsonl"
+QUERIES = QUERY_SETS / "agent.jsonl"
 HOLIDAYS_IMAGES = 100
 
 
@@ -79,6 +79,16 @@ def judge(query: dict, answer) -> tuple[bool, bool]:
     if query.get("expected_answer_contains"):
         records_right = records_right and all(w in answer.text for w in query["expected_answer_contains"])
     return tools_right, records_right
+
+
+def check_specs(specs: list[str], settings: Settings) -> None:
+    """The agent eval runs the configured LLM backend; ``--compare`` names nothing for it yet."""
+
+
+def run_query_file(path: Path, header: dict, entries: list[dict], specs: list[str] | None, settings: Settings,
+                   datasets: Path, index_root: Path) -> dict:
+    """The agent task's runner (see evals/tasks.py), with the configured LLM backend."""
+    return run_query_set(check_queries(entries, path), settings, datasets, index_root / path.stem)
 
 
 def run_query_set(entries: list[dict], settings: Settings, datasets: Path, index_dir: Path) -> dict:
@@ -128,7 +138,7 @@ def markdown(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queries", type=Path, default=QUERIES)
-    parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
+    parser.add_argument("--datasets", type=Path, default=DATASETS)
     args = parser.parse_args()
     header, entries = read_query_file(args.queries)
     results = {"query_set": args.queries.stem, **run_query_set(check_queries(entries, args.queries), load_settings(),

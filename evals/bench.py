@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from evals.metrics import percentile
+from evals.paths import DATASETS
 from loupe.config import load_settings
 from loupe.indexer import Indexer, record_id
 from store.image_table import ImageTable
 from store.schema import IndexInfo
 from tools.models import Models
 
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 WORDS = ("total receipt cash change coffee book hardware tax invoice sale price apple bus street lake "
          "mountain beach dog cat sign platform train station road cafe bread milk rice").split()
 

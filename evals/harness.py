@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,12 +41,13 @@ from evals.metrics import (
 )
 from evals.query_files import read_query_file
 from loupe.config import Settings
-from loupe.errors import LoupeError
+from loupe.errors import ConfigError, LoupeError
 from loupe.indexer import Indexer
 from store.image_table import ImageTable
 from tools.boundary import ChosenFile
 from tools.image_file import hamming_distances, read_image
 from tools.models import Models
+from tools.models.registry import ModelKind, parse
 from tools.toolbox import Toolbox
 
 RECALL_POINTS = np.linspace(0, 1, 11)
@@ -111,24 +111,29 @@ class Pipeline:
     hash_baseline: bool = False
 
 
-ENCODER_FAMILIES = ("efficientnet-lite0", "open_clip:")
+def check_specs(specs: list[str], settings: Settings) -> None:
+    for spec in specs:
+        pipeline_settings(spec, settings)
 
 
 def pipeline_settings(spec: str, settings: Settings) -> Settings:
     """The settings a ``--compare`` entry names: ``loupe`` as configured, else another image encoder."""
     if spec in ("loupe", "phash"):
         return settings
-    encoder, _, weights = spec.partition("@")
-    if not encoder.startswith(ENCODER_FAMILIES):
-        raise LoupeError(f"unknown pipeline {spec!r}: use loupe, phash, efficientnet-lite0[@weights file] "
-                         "or open_clip:<architecture>[@weights file]")
-    models = dataclasses.replace(settings.models, image_encoder=encoder, image_encoder_weights=weights)
+    try:
+        encoder = parse(ModelKind.IMAGE_ENCODER, spec)
+    except ConfigError as exc:
+        raise LoupeError(f"unknown pipeline {spec!r}: use loupe, phash or an image encoder ({exc})") from exc
+    models = dataclasses.replace(settings.models, image_encoder=encoder.named, image_encoder_weights=encoder.weights)
     return dataclasses.replace(settings, models=models)
 
 
 def index_folder_name(spec: str) -> str:
     """A folder name for one pipeline's index: the encoder, the weights file's name and a hash of its path."""
-    encoder, _, weights = spec.partition("@")
+    encoder, weights = spec, ""
+    if spec not in ("loupe", "phash"):
+        parsed = parse(ModelKind.IMAGE_ENCODER, spec)
+        encoder, weights = parsed.named, parsed.weights
     name = f"{encoder}-{Path(weights).stem}-{hashlib.sha1(weights.encode()).hexdigest()[:6]}" if weights else encoder
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
@@ -251,74 +256,30 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-SHIPPED = Path(__file__).resolve().parent / "querysets"
+def run_query_file(path: Path, header: dict, entries: list[dict], specs: list[str] | None, settings: Settings,
+                   datasets: Path, index_root: Path) -> dict:
+    """The retrieval task's runner (see evals/tasks.py): ``specs`` None means loupe against phash."""
+    query_set = load_query_set(path)
+    pipelines = build_pipelines(specs or ["loupe", "phash"], settings, query_set, datasets, index_root)
+    return evaluate(query_set, pipelines, datasets)
 
 
-def query_set_files(argument: str) -> list[Path]:
-    """``all`` means every query set shipped in evals/querysets/; anything else is one file."""
-    return sorted(SHIPPED.glob("*.jsonl")) if argument == "all" else [Path(argument)]
-
-
-def run_query_file(path: Path, specs: list[str] | None, settings: Settings, datasets: Path,
-                   index_root: Path) -> dict:
-    """Run one query set with the runner its task needs; ``specs`` None means that task's default pipelines."""
-    header, entries = read_query_file(path)
-    for spec in specs if header["task"] == "retrieval" and specs else []:
-        pipeline_settings(spec, settings)  # an unknown name fails before any indexing
-    missing = [c for c in header.get("collection", []) if not (datasets / c).is_dir()]
-    if missing:
-        raise LoupeError(f"collection folder(s) {missing} not found under {datasets} (use --datasets)")
-    if header["task"] == "ocr":
-        from evals import ocr_eval
-
-        results = ocr_eval.run_query_set(header, entries, specs or [settings.models.ocr], settings, datasets)
-    elif header["task"] == "agent":
-        from evals import agent_eval
-
-        results = agent_eval.run_query_set(agent_eval.check_queries(entries, path), settings, datasets,
-                                           index_root / path.stem)
-    else:
-        query_set = load_query_set(path)
-        pipelines = build_pipelines(specs or ["loupe", "phash"], settings, query_set, datasets, index_root)
-        results = evaluate(query_set, pipelines, datasets)
-    return {**results, "query_set": path.stem}
-
-
-def report(results: dict) -> str:
-    """The Markdown table of any task's results."""
-    if results["task"] == "ocr":
-        from evals.ocr_eval import markdown as ocr_markdown
-
-        return ocr_markdown(results)
-    if results["task"] == "agent":
-        from evals.agent_eval import markdown as agent_markdown
-
-        return agent_markdown(results)
-    return markdown(results)
-
-
-def write_outputs(results: dict, folder: Path) -> list[Path]:
-    """JSON and Markdown for every task; the precision-recall and AP plots for retrieval."""
-    folder.mkdir(parents=True, exist_ok=True)
-    name = results["query_set"]
-    written = [folder / f"{name}.json", folder / f"{name}.md"]
-    written[0].write_text(json.dumps(results, indent=2), encoding="utf-8")
-    written[1].write_text(report(results), encoding="utf-8")
-    if results["task"] != "retrieval":
-        return written
+def write_plots(results: dict, folder: Path) -> list[Path]:
+    """The precision-recall curve and the per-query AP histogram of a retrieval run."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    written += [folder / f"{name}-pr.png", folder / f"{name}-ap.png"]
+    name = results["query_set"]
+    written = [folder / f"{name}-pr.png", folder / f"{name}-ap.png"]
     figure, axes = plt.subplots(figsize=(5, 4))
     for pipeline, scores in results["pipelines"].items():
         axes.plot(RECALL_POINTS, scores["pr_curve"], marker="o", label=f"{pipeline} (mAP {scores['mAP']:.3f})")
     axes.set(xlabel="recall", ylabel="interpolated precision", title=f"{name}: precision-recall", ylim=(0, 1.05))
     axes.legend()
     figure.tight_layout()
-    figure.savefig(written[2], dpi=100)
+    figure.savefig(written[0], dpi=100)
     figure, axes = plt.subplots(figsize=(5, 4))
     for pipeline, scores in results["pipelines"].items():
         aps = [q["ap"] for q in scores["per_query"] if q["ap"] is not None]
@@ -326,6 +287,6 @@ def write_outputs(results: dict, folder: Path) -> list[Path]:
     axes.set(xlabel="average precision", ylabel="queries", title=f"{name}: AP per query")
     axes.legend()
     figure.tight_layout()
-    figure.savefig(written[3], dpi=100)
+    figure.savefig(written[1], dpi=100)
     plt.close("all")
     return written

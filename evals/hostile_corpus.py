@@ -29,7 +29,8 @@ from pathlib import Path
 
 from PIL import Image
 
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+from evals.paths import DATASETS
+
 PEAK_RSS_LIMIT_MB = 1536
 
 

@@ -33,12 +33,13 @@ from pathlib import Path
 from PIL import Image
 
 from evals.metrics import character_error_rate, edit_distance, percentile
+from evals.paths import DATASETS, QUERY_SETS, RESULTS
 from evals.query_files import read_query_file
-from evals.retrieval import DEFAULT_DATASETS, QUERY_SETS, RESULTS
 from loupe.config import Settings, load_settings
 from loupe.errors import LoupeError
 from tools.image_file import read_image
-from tools.models.ocr_backends import OcrBackend, OcrLine, load_ocr_backend
+from tools.models.ocr_backends import OcrBackend, OcrLine
+from tools.models.registry import ModelKind, load, parse
 from tools.training.text_boxes import DONT_CARE, iou, read_text_boxes, share_inside
 
 LINE_MATCH_EDITS = 0.10
@@ -171,8 +172,18 @@ def evaluate_detection(detect: Detector, images: list[Path], truth_file, max_pix
 
 def load_backend(spec: str, settings: Settings) -> OcrBackend:
     """An OCR backend from a ``--compare`` entry: a backend name, with ``@weights`` for a YOLO detector."""
-    name, _, weights = spec.partition("@")
-    return load_ocr_backend(name, weights or settings.models.ocr_detector_weights, settings.offline)
+    return load(parse(ModelKind.OCR, spec, settings.models.ocr_detector_weights), settings)
+
+
+def check_specs(specs: list[str], settings: Settings) -> None:
+    for spec in specs:
+        parse(ModelKind.OCR, spec)  # the error lists the registered backends
+
+
+def run_query_file(path: Path, header: dict, entries: list[dict], specs: list[str] | None, settings: Settings,
+                   datasets: Path, index_root: Path) -> dict:
+    """The OCR task's runner (see evals/tasks.py): ``specs`` None means the configured backend."""
+    return run_query_set(header, entries, specs or [settings.models.ocr], settings, datasets)
 
 
 def run_query_set(header: dict, entries: list[dict], specs: list[str], settings: Settings, datasets: Path) -> dict:
@@ -218,7 +229,7 @@ def markdown(results: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
+    parser.add_argument("--datasets", type=Path, default=DATASETS)
     parser.add_argument("--detector-weights", default="",
                         help="a YOLO text detector (loupe train-detector) to compare with the configured OCR")
     args = parser.parse_args()

@@ -22,14 +22,10 @@ import shutil
 from pathlib import Path
 
 from evals.harness import Pipeline, evaluate, indexed_toolbox, load_query_set
+from evals.paths import DATASETS, QUERY_SETS, RESULTS
 from loupe.config import Settings, load_settings
 from tools.models import Models
 
-DEFAULT_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-QUERY_SETS = Path(__file__).resolve().parent / "querysets"
 EVALS = ("holidays", "smvs_dvd", "sroie")
 
 
@@ -54,7 +50,7 @@ def run_query_set(settings: Settings, models: Models, name: str, datasets: Path)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
+    parser.add_argument("--datasets", type=Path, default=DATASETS)
     parser.add_argument("--only", default=",".join(EVALS), help="comma-separated: " + ", ".join(EVALS))
     parser.add_argument("--fresh", action="store_true", help="rebuild the cached indexes")
     args = parser.parse_args()

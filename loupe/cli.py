@@ -17,6 +17,7 @@ from typing import Annotated, Optional
 import typer
 from tqdm import tqdm
 
+from evals.paths import DATASETS
 from loupe.config import Settings, load_settings
 from loupe.errors import LoupeError
 
@@ -244,7 +245,8 @@ def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8501) -> 
 @app.command("eval")
 def evaluate(
     query_set: Annotated[str, typer.Argument(help="A query-set file (e.g. evals/querysets/holidays.jsonl), or all.")],
-    datasets: Annotated[Path, typer.Option(help="Folder the query set's paths are relative to.")] = Path("../shared/datasets"),
+    datasets: Annotated[Path, typer.Option(
+        help="Folder the query set's paths are relative to (default: $LOUPE_DATASETS or ../shared/datasets).")] = DATASETS,
     compare: Annotated[Optional[str], typer.Option(
         help="Pipelines side by side. Retrieval sets: loupe, phash and image encoders such as "
              "efficientnet-lite0@tuned.pt or open_clip:ViT-B-32@clip.bin (default loupe,phash). OCR sets: OCR "
@@ -253,7 +255,7 @@ def evaluate(
     index: Annotated[Optional[Path], typer.Option("--index-dir", help="Folder for the indexes (default: <out>/index).")] = None,
 ) -> None:
     """Run query sets (retrieval, OCR or agent) and print their tables; `all` runs every shipped set."""
-    from evals.harness import query_set_files, report, run_query_file, write_outputs
+    from evals.tasks import query_set_files, report, run_query_file, write_outputs
 
     specs = [p.strip() for p in compare.split(",") if p.strip()] if compare else None
     datasets = datasets.expanduser().resolve()

@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from loupe.config import Settings
+from evals import paths
+from loupe.config import ModelSettings, Settings
 from loupe.indexer import Indexer
 from loupe.metadata import load_metadata
 from store.image_table import ImageTable
 from tools.models import Models
+from tools.models.registry import ModelKind, load, parse
 from tools.toolbox import Toolbox
 
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+DATASETS = paths.DATASETS
 HOLIDAYS = DATASETS / "holidays"
 SROIE = DATASETS / "sroie"
 SMVS = DATASETS / "smvs_dvd"
@@ -39,6 +41,12 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="session")
 def models(settings: Settings) -> Models:
     return Models(settings)
+
+
+def load_model(kind: ModelKind, text: str, weights: str = "", config: str = "") -> object:
+    """One model through the registry, as the configuration would name it, offline."""
+    settings = Settings(offline=True, models=ModelSettings(image_encoder_config=config))
+    return load(parse(kind, text, weights), settings)
 
 
 def holidays_files(count: int = HOLIDAYS_SAMPLE) -> list[Path]:

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from loupe.cli import app
 from loupe.errors import LoupeError
-from tests.conftest import DATASETS
+from tests.conftest import DATASETS, load_model
 from tests.test_models import TINY_CLIP
-from tools.models.image_encoders import load_image_encoder
+from tools.models.registry import ModelKind
 from tools.training.clip_training import read_pairs, train_clip
 
 FLICKR = DATASETS / "flickr8k"
@@ -61,7 +61,7 @@ def test_contrastive_training_learns_the_pairs_and_the_encoder_loads_it(tmp_path
                         learning_rate=1e-3, device="cpu", progress=lambda _: None)
     assert report.images + report.held_out_images == 24 and report.held_out_images == 2
     assert report.loss_per_epoch[-1] < report.loss_per_epoch[0] * 0.7  # the pairs are being learnt
-    encoder = load_image_encoder("open_clip:loupe-tiny-clip-train", str(weights), str(config), offline=True)
+    encoder = load_model(ModelKind.IMAGE_ENCODER, "open_clip:loupe-tiny-clip-train", str(weights), str(config))
     assert encoder.has_text_tower and encoder.dim == 32
 
 

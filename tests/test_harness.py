@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from evals.harness import Pipeline, evaluate, load_query_set, pr_curve, write_outputs
+from evals.harness import Pipeline, evaluate, load_query_set, pr_curve
+from evals.tasks import write_outputs
 from loupe.cli import app
 from loupe.errors import LoupeError
 from tests.conftest import sroie_key

@@ -17,9 +17,10 @@ from loupe.config import Settings, load_settings
 from loupe.errors import ConfigError, ModelNotFoundError
 from loupe.indexer import Indexer
 from store.image_table import ImageTable
-from tests.conftest import holidays_files
+from tests.conftest import holidays_files, load_model
 from tools.models import Models
 from tools.models.image_encoders import EfficientNetEncoder, OpenClipEncoder
+from tools.models.registry import ModelKind
 from tools.models.resolver import ModelSource, resolve
 from tools.records import IDENTICAL
 from tools.toolbox import Toolbox
@@ -181,15 +182,14 @@ def test_transformers_captioner_from_a_local_folder(tmp_path: Path, models: Mode
 
 def test_openai_text_embedder_against_a_local_server(monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.scripted_openai import ScriptedOpenAI
-    from tools.models.text_embedders import load_text_embedder
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(ModelNotFoundError, match="needs an API key"):
-        load_text_embedder("openai:text-embedding-3-small", offline=True)
+        load_model(ModelKind.TEXT_EMBEDDER, "openai:text-embedding-3-small")
     with ScriptedOpenAI(embedding_dim=1536) as server:
         monkeypatch.setenv("OPENAI_API_KEY", "test-key")
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-        embedder = load_text_embedder("openai:text-embedding-3-small", offline=True)
+        embedder = load_model(ModelKind.TEXT_EMBEDDER, "openai:text-embedding-3-small")
         vectors = embedder.embed(["TOTAL 9.00", "total 9.00", "BOOK TA .K"])
     assert embedder.dim == 1536 and vectors.shape == (3, 1536)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
@@ -199,7 +199,7 @@ def test_openai_text_embedder_against_a_local_server(monkeypatch: pytest.MonkeyP
     assert request["body"]["model"] == "text-embedding-3-small"
     assert request["body"]["input"] == ["TOTAL 9.00", "total 9.00", "BOOK TA .K"]
     with pytest.raises(ConfigError, match="unknown OpenAI embedding model"):
-        load_text_embedder("openai:text-embedding-9", offline=True)
+        load_model(ModelKind.TEXT_EMBEDDER, "openai:text-embedding-9")
 
 
 def test_openai_captioner_against_a_local_server(monkeypatch: pytest.MonkeyPatch, models: Models) -> None:

@@ -14,14 +14,14 @@ from typer.testing import CliRunner
 from evals.ocr_eval import TruthBox, score_detection
 from loupe.cli import app
 from loupe.errors import ConfigError, ModelNotFoundError
-from tests.conftest import DATASETS, SROIE
+from tests.conftest import DATASETS, SROIE, load_model
 from tools.models.ocr_backends import (
     DetectThenRecognise,
     OcrResult,
     RapidOcrBackend,
     TextractBackend,
-    load_ocr_backend,
 )
+from tools.models.registry import ModelKind
 from tools.models.text_detection import YoloTextDetector
 from tools.training.text_boxes import held_out, read_text_boxes
 from tools.training.text_detector_training import boxes_in_window, square_windows, yolo_label
@@ -101,11 +101,11 @@ def test_textract_reads_detected_crops(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_yolo_backend_needs_weights_and_names_the_command(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="loupe train-detector"):
-        load_ocr_backend("yolo+rapidocr", str(tmp_path / "missing.pt"), offline=True)
+        load_model(ModelKind.OCR, "yolo+rapidocr", str(tmp_path / "missing.pt"))
     with pytest.raises(ModelNotFoundError, match="loupe train-detector"):
-        load_ocr_backend("yolo+rapidocr", "", offline=True)
+        load_model(ModelKind.OCR, "yolo+rapidocr")
     with pytest.raises(ConfigError, match="yolo\\+rapidocr"):
-        load_ocr_backend("tesseract")
+        load_model(ModelKind.OCR, "tesseract")
 
 
 def test_tiny_training_run_writes_weights_the_backend_loads(tmp_path: Path) -> None:
@@ -130,7 +130,7 @@ def test_tiny_training_run_writes_weights_the_backend_loads(tmp_path: Path) -> N
     image = Image.open(data / "images" / "img_1.jpg")
     boxes = detector.detect(image, image_size=64)  # one epoch from random weights: boxes may be few or none
     assert all(len(box) == 5 and 0 <= box[0] <= box[2] <= image.width for box in boxes)
-    assert isinstance(load_ocr_backend("yolo+rapidocr", str(weights), offline=True).read(image), OcrResult)
+    assert isinstance(load_model(ModelKind.OCR, "yolo+rapidocr", str(weights)).read(image), OcrResult)
 
 
 def test_loading_ultralytics_keeps_corrupt_images_a_clear_error(tmp_path: Path) -> None:

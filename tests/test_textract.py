@@ -8,8 +8,9 @@ from moto.textract.models import TextractBackend as MockedTextract
 from PIL import Image
 
 from loupe.errors import ModelNotFoundError
-from tests.conftest import SROIE
-from tools.models.ocr_backends import TextractBackend, load_ocr_backend
+from tests.conftest import SROIE, load_model
+from tools.models.ocr_backends import TextractBackend
+from tools.models.registry import ModelKind
 
 
 def _line(text: str, x: float, y: float, confidence: float) -> dict:
@@ -34,7 +35,7 @@ def aws(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_textract_lines_are_parsed_in_reading_order(aws) -> None:
-    backend = load_ocr_backend("textract")
+    backend = load_model(ModelKind.OCR, "textract")
     result = backend.read(Image.open(SROIE / "images" / "000.jpg"))
     assert [line.text for line in result.lines] == ["BOOK TA .K (TAMAN DAYA) SDN BHD", "TOTAL 9.00"]
     assert result.lines[0].confidence == 0.975
@@ -58,4 +59,4 @@ def test_textract_without_credentials_says_what_to_set(monkeypatch: pytest.Monke
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     with pytest.raises(ModelNotFoundError, match="AWS_DEFAULT_REGION"):
-        load_ocr_backend("textract")
+        load_model(ModelKind.OCR, "textract")

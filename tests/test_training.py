@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from loupe.cli import app
 from loupe.errors import LoupeError, ModelNotFoundError
-from tests.conftest import HOLIDAYS, holidays_files
-from tools.models.image_encoders import load_image_encoder
+from tests.conftest import HOLIDAYS, holidays_files, load_model
+from tools.models.registry import ModelKind
 from tools.training.encoder_training import focal_loss, labelled_images, train_encoder
 
 
@@ -56,8 +56,8 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_tuned_checkpoint_loads_as_its_own_encoder(tuned: tuple[Path, Path]) -> None:
     folder, checkpoint = tuned
-    base = load_image_encoder("efficientnet-lite0", "", "", offline=True)
-    encoder = load_image_encoder("efficientnet-lite0", str(checkpoint), "", offline=True)
+    base = load_model(ModelKind.IMAGE_ENCODER, "efficientnet-lite0")
+    encoder = load_model(ModelKind.IMAGE_ENCODER, "efficientnet-lite0", str(checkpoint))
     assert encoder.name.startswith("efficientnet-lite0-tuned-") and encoder.name != base.name
     assert 0.4 <= encoder.similar_cosine < encoder.near_duplicate_cosine <= 0.97
     image = Image.open(sorted(folder.glob("1*.jpg"))[0])
@@ -72,10 +72,10 @@ def test_bad_weights_file_says_what_is_wrong(tmp_path: Path) -> None:
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"junk")
     with pytest.raises(ModelNotFoundError, match="cannot be read"):
-        load_image_encoder("efficientnet-lite0", str(junk), "", offline=True)
+        load_model(ModelKind.IMAGE_ENCODER, "efficientnet-lite0", str(junk))
     torch.save({"not": torch.zeros(1)}, junk)
     with pytest.raises(ModelNotFoundError, match="does not hold EfficientNet-Lite0 weights"):
-        load_image_encoder("efficientnet-lite0", str(junk), "", offline=True)
+        load_model(ModelKind.IMAGE_ENCODER, "efficientnet-lite0", str(junk))
     with pytest.raises(LoupeError, match="at least two readable pictures"):
         train_encoder(tmp_path, tmp_path / "out.pt", epochs=1)
 

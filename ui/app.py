@@ -14,7 +14,7 @@ import uuid
 import streamlit as st
 
 from agent.assistant import Assistant
-from agent.llm import backend_label
+from agent.llm import backend_label, backend_names
 from loupe.config import LLMSettings, Settings, load_settings
 from loupe.errors import LoupeError
 from tools.models import Models
@@ -22,7 +22,6 @@ from tools.toolbox import Toolbox
 from ui.collection_page import collection_page
 from ui.gallery import show_records
 
-BACKENDS = ["rule-based", "openai", "openai-compatible"]
 log = logging.getLogger("loupe.ui")
 
 
@@ -39,8 +38,9 @@ def assistant_for(settings: Settings) -> Assistant:
 def settings_panel(base: Settings) -> Settings:
     """The sidebar's LLM backend choice; returns the settings the chat uses."""
     with st.sidebar.expander("Settings", expanded=False):
-        backend = st.selectbox("LLM backend", BACKENDS, index=BACKENDS.index(base.llm.backend)
-                               if base.llm.backend in BACKENDS else 0)
+        backends = backend_names()
+        backend = st.selectbox("LLM backend", backends, index=backends.index(base.llm.backend)
+                               if base.llm.backend in backends else 0)
         model = st.text_input("Model", value=base.llm.model, disabled=backend == "rule-based")
         base_url = st.text_input("Server URL (OpenAI-compatible)", value=base.llm.base_url,
                                  disabled=backend != "openai-compatible", placeholder="http://127.0.0.1:8080/v1")

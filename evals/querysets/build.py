@@ -20,14 +20,12 @@ import csv
 import json
 from pathlib import Path
 
+from evals.paths import DATASETS, QUERY_SETS
 from tools.training.text_boxes import HELD_OUT_SHARE, held_out, natural_key
-
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATASETS = HERE.parents[2] / "shared" / "datasets"
 
 
 def write(name: str, header: list[str] | dict, queries: list[dict]) -> None:
-    with (HERE / f"{name}.jsonl").open("w", encoding="utf-8") as handle:
+    with (QUERY_SETS / f"{name}.jsonl").open("w", encoding="utf-8") as handle:
         handle.write(json.dumps(header if isinstance(header, dict) else {"collection": header}) + "\n")
         for query in queries:
             handle.write(json.dumps(query, ensure_ascii=False) + "\n")
@@ -35,7 +33,7 @@ def write(name: str, header: list[str] | dict, queries: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
+    parser.add_argument("--datasets", type=Path, default=DATASETS)
     root = parser.parse_args().datasets
     holidays = json.loads((root / "holidays" / "groundtruth.json").read_text())
     write("holidays", ["holidays/images"], [

@@ -10,10 +10,11 @@ from functools import cached_property
 
 from loupe.config import Settings
 from store.schema import IndexInfo
-from tools.models.captioners import Captioner, load_captioner
-from tools.models.image_encoders import ImageEncoder, load_image_encoder
-from tools.models.ocr_backends import OcrBackend, load_ocr_backend
-from tools.models.text_embedders import TextEmbedder, load_text_embedder
+from tools.models.captioners import Captioner
+from tools.models.image_encoders import ImageEncoder
+from tools.models.ocr_backends import OcrBackend
+from tools.models.registry import ModelKind, load, parse
+from tools.models.text_embedders import TextEmbedder
 
 
 class Models:
@@ -25,21 +26,21 @@ class Models:
     @cached_property
     def image_encoder(self) -> ImageEncoder:
         m = self.settings.models
-        return load_image_encoder(m.image_encoder, m.image_encoder_weights, m.image_encoder_config,
-                                  self.settings.offline)
+        return load(parse(ModelKind.IMAGE_ENCODER, m.image_encoder, m.image_encoder_weights), self.settings)
 
     @cached_property
     def text_embedder(self) -> TextEmbedder:
-        return load_text_embedder(self.settings.models.text_embedder, self.settings.offline)
+        return load(parse(ModelKind.TEXT_EMBEDDER, self.settings.models.text_embedder), self.settings)
 
     @cached_property
     def ocr(self) -> OcrBackend:
         m = self.settings.models
-        return load_ocr_backend(m.ocr, m.ocr_detector_weights, self.settings.offline)
+        return load(parse(ModelKind.OCR, m.ocr, m.ocr_detector_weights), self.settings)
 
     @cached_property
     def captioner(self) -> Captioner:
-        return load_captioner(self.settings.models.captioner, self.image_encoder, self.settings.offline)
+        spec = parse(ModelKind.CAPTIONER, self.settings.models.captioner)
+        return load(spec, self.settings, encoder=self.image_encoder)
 
     def index_info(self) -> IndexInfo:
         """What an index built with these models records about them."""

@@ -20,9 +20,10 @@ from typing import Protocol
 
 from PIL import Image
 
-from loupe.errors import ConfigError
+from loupe.config import Settings
 from tools.models.image_encoders import ImageEncoder
 from tools.models.openai_client import openai_client
+from tools.models.registry import ModelKind, ModelSpec, register
 from tools.models.resolver import ModelSource, resolve
 
 MIN_TAG_PROBABILITY = 0.08
@@ -41,14 +42,19 @@ class Captioner(Protocol):
     def describe(self, image: Image.Image, labels: list[tuple[str, float]] | None, ocr_lines: int) -> Caption: ...
 
 
-def load_captioner(name: str, encoder: ImageEncoder, offline: bool) -> Captioner:
-    if name == "tags":
-        return TagCaptioner(encoder)
-    if name.startswith("hf:"):
-        return TransformersCaptioner(name.removeprefix("hf:"), offline)
-    if name.startswith("openai:"):
-        return OpenAICaptioner(name.removeprefix("openai:"))
-    raise ConfigError(f"unknown captioner {name!r}: use 'tags', 'hf:<model folder or hub id>' or 'openai:<model>'")
+@register(ModelKind.CAPTIONER, "tags")
+def _tags(spec: ModelSpec, settings: Settings, encoder: ImageEncoder) -> Captioner:
+    return TagCaptioner(encoder)
+
+
+@register(ModelKind.CAPTIONER, "hf", "hf:<model folder or hub id>", takes_name=True)
+def _transformers(spec: ModelSpec, settings: Settings, encoder: ImageEncoder) -> Captioner:
+    return TransformersCaptioner(spec.name, settings.offline)
+
+
+@register(ModelKind.CAPTIONER, "openai", "openai:<vision model>", takes_name=True)
+def _openai(spec: ModelSpec, settings: Settings, encoder: ImageEncoder) -> Captioner:
+    return OpenAICaptioner(spec.name)
 
 
 class TagCaptioner:

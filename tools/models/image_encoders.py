@@ -23,7 +23,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from loupe.config import Settings
 from loupe.errors import ModelNotFoundError
+from tools.models.registry import ModelKind, ModelSpec, register
 from tools.models.resolver import ModelSource, resolve
 
 
@@ -55,17 +57,14 @@ class ImageEncoder(Protocol):
     def embed_texts(self, texts: list[str]) -> np.ndarray: ...
 
 
-def load_image_encoder(name: str, weights: str, config: str, offline: bool) -> ImageEncoder:
-    """Build the configured encoder; unknown names and missing weights raise clear errors."""
-    if name == "efficientnet-lite0":
-        return EfficientNetEncoder(weights, offline)
-    if name.startswith("open_clip:"):
-        return OpenClipEncoder(name.removeprefix("open_clip:"), weights, config, offline)
-    from loupe.errors import ConfigError
+@register(ModelKind.IMAGE_ENCODER, "efficientnet-lite0", "efficientnet-lite0[@checkpoint]")
+def _efficientnet(spec: ModelSpec, settings: Settings) -> ImageEncoder:
+    return EfficientNetEncoder(spec.weights, settings.offline)
 
-    raise ConfigError(
-        f"unknown image encoder {name!r}: use 'efficientnet-lite0' or 'open_clip:<architecture>'"
-    )
+
+@register(ModelKind.IMAGE_ENCODER, "open_clip", "open_clip:<architecture>[@weights]", takes_name=True)
+def _open_clip(spec: ModelSpec, settings: Settings) -> ImageEncoder:
+    return OpenClipEncoder(spec.name, spec.weights, settings.models.image_encoder_config, settings.offline)
 
 
 TUNED_FORMAT = "loupe-efficientnet-lite0-tuned/1"

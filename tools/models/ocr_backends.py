@@ -17,12 +17,15 @@ and height, so they stay right whatever size the image is shown at.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
 from PIL import Image
 
-from loupe.errors import ConfigError, ModelNotFoundError
+from loupe.config import Settings
+from loupe.errors import ModelNotFoundError
+from tools.models.registry import Factory, ModelKind, ModelSpec, register
 
 
 @dataclass(frozen=True)
@@ -55,21 +58,27 @@ class Recogniser(Protocol):
     def recognise(self, crops: list[Image.Image]) -> list[tuple[str, float]]: ...
 
 
-OCR_BACKENDS = ("rapidocr", "textract", "yolo+rapidocr", "yolo+textract")
+@register(ModelKind.OCR, "rapidocr")
+def _rapidocr(spec: ModelSpec, settings: Settings) -> OcrBackend:
+    return RapidOcrBackend()
 
 
-def load_ocr_backend(name: str, detector_weights: str = "", offline: bool = False) -> OcrBackend:
-    if name == "rapidocr":
-        return RapidOcrBackend()
-    if name == "textract":
-        return TextractBackend()
-    if name in ("yolo+rapidocr", "yolo+textract"):
+@register(ModelKind.OCR, "textract")
+def _textract(spec: ModelSpec, settings: Settings) -> OcrBackend:
+    return TextractBackend()
+
+
+def _detect_then(recogniser: Callable[[], Recogniser]) -> Factory:
+    """A YOLO text detector (weights from the spec) whose boxes ``recogniser`` reads."""
+    def factory(spec: ModelSpec, settings: Settings) -> OcrBackend:
         from tools.models.text_detection import YoloTextDetector
 
-        detector = YoloTextDetector(detector_weights, offline)
-        recogniser = RapidOcrBackend() if name == "yolo+rapidocr" else TextractBackend()
-        return DetectThenRecognise(name, detector, recogniser)
-    raise ConfigError(f"unknown OCR backend {name!r}: use one of {', '.join(OCR_BACKENDS)}")
+        return DetectThenRecognise(spec.family, YoloTextDetector(spec.weights, settings.offline), recogniser())
+    return factory
+
+
+register(ModelKind.OCR, "yolo+rapidocr", "yolo+rapidocr[@detector.pt]")(_detect_then(lambda: RapidOcrBackend()))
+register(ModelKind.OCR, "yolo+textract", "yolo+textract[@detector.pt]")(_detect_then(lambda: TextractBackend()))
 
 
 def reading_order(lines: list[OcrLine]) -> list[OcrLine]:

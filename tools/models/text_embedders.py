@@ -16,8 +16,10 @@ from typing import Protocol
 
 import numpy as np
 
+from loupe.config import Settings
 from loupe.errors import ConfigError
 from tools.models.openai_client import openai_client
+from tools.models.registry import ModelKind, ModelSpec, register
 from tools.models.resolver import ModelSource, resolve
 
 PACKAGED_MINILM = "all-MiniLM-L6-v2"
@@ -32,10 +34,15 @@ class TextEmbedder(Protocol):
     def embed(self, texts: list[str]) -> np.ndarray: ...
 
 
-def load_text_embedder(name: str, offline: bool) -> TextEmbedder:
-    if name.startswith("openai:"):
-        return OpenAIEmbedder(name.removeprefix("openai:"))
-    return SentenceTransformerEmbedder(name, offline)
+@register(ModelKind.TEXT_EMBEDDER, "openai", "openai:<embedding model>", takes_name=True)
+def _openai(spec: ModelSpec, settings: Settings) -> TextEmbedder:
+    return OpenAIEmbedder(spec.name)
+
+
+@register(ModelKind.TEXT_EMBEDDER, "sentence-transformers", "<sentence-transformers folder or hub id>",
+          takes_name=True, any_bare_name=True)
+def _sentence_transformers(spec: ModelSpec, settings: Settings) -> TextEmbedder:
+    return SentenceTransformerEmbedder(spec.name, settings.offline)
 
 
 class SentenceTransformerEmbedder:

@@ -18,8 +18,10 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 
+from tools.records import ToolName
+
 IMAGE_MARKER = re.compile(r"\[attached image: (?P<key>[0-9a-f]{16})\]")
-SEARCH_TOOLS = ("image_search", "text_search")
+SEARCH_TOOLS = (ToolName.IMAGE_SEARCH, ToolName.TEXT_SEARCH)
 ATTACHED = "attached"  # what a tool call passes as ``image`` for the user's attached image
 
 

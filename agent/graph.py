@@ -21,6 +21,7 @@ from langgraph.graph import END, START, StateGraph, add_messages
 from langgraph.prebuilt import ToolNode
 
 from agent.conversation import SEARCH_TOOLS, read_turn
+from tools.records import MatchLabel
 
 SYSTEM_PROMPT = """You are Loupe, an image search assistant over the user's photo collection.
 Tools: image_search (same/near-duplicate/similar pictures; give image or record_id), text_search
@@ -42,7 +43,7 @@ MAX_REFUSALS = 2
 
 # When one answer merges several searches: the same picture is the strongest evidence, then a copy,
 # then matching text, then mere likeness.
-ANSWER_ORDER = {"identical": 0, "near-duplicate": 1, "text match": 2, "similar": 3}
+ANSWER_ORDER = {MatchLabel.IDENTICAL: 0, MatchLabel.NEAR_DUPLICATE: 1, MatchLabel.TEXT_MATCH: 2, MatchLabel.SIMILAR: 3}
 
 
 def _merge(old: dict[str, bytes] | None, new: dict[str, bytes] | None) -> dict[str, bytes]:

@@ -30,7 +30,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from agent.conversation import ATTACHED, Turn, read_turn
+from agent.conversation import ATTACHED, SEARCH_TOOLS, Turn, read_turn
+from tools.records import ToolName
 
 LABEL = "rule-based planner"
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
@@ -55,7 +56,7 @@ SCREENSHOT_NAMES = ("screenshot", "screen shot")
 
 @dataclass(frozen=True)
 class Step:
-    tool: str
+    tool: ToolName
     reason: str
     args: Callable[[Turn], dict[str, Any]]  # computed when the step runs (it may read earlier steps)
 
@@ -118,7 +119,7 @@ def search_words(text: str) -> str:
 
 def _ocr_query(turn: Turn) -> dict[str, Any]:
     """text_search arguments from the OCR step's most confident lines."""
-    ocr = next((r.result for r in turn.runs if r.name == "ocr" and r.result), {}) or {}
+    ocr = next((r.result for r in turn.runs if r.name == ToolName.OCR and r.result), {}) or {}
     lines = sorted(ocr.get("lines", []), key=lambda line: -line["confidence"])
     words = " ".join(line["text"] for line in lines[:3] if len(line["text"]) >= 3)
     return {"query": words or "(no text)", "k": 10}
@@ -131,32 +132,32 @@ def plan(turn: Turn) -> list[Step]:
         rid = record["id"]
         name = f"#{turn.previous_records.index(record) + 1} ({record['file_name']})"
         if _WANTS_MORE.search(text):
-            return [Step("image_search", f"you asked for pictures like {name}",
+            return [Step(ToolName.IMAGE_SEARCH, f"you asked for pictures like {name}",
                          lambda t: {"record_id": rid, "k": 10, "filters": filters(text)})]
         if _WANTS_TEXT.search(text):
-            return [Step("ocr", f"you asked what the text on {name} says", lambda t: {"record_id": rid})]
+            return [Step(ToolName.OCR, f"you asked what the text on {name} says", lambda t: {"record_id": rid})]
         if _WANTS_CAPTION.search(text):
-            return [Step("caption", f"you asked what {name} shows", lambda t: {"record_id": rid})]
+            return [Step(ToolName.CAPTION, f"you asked what {name} shows", lambda t: {"record_id": rid})]
 
     wanted = filters(text)
     previous = turn.previous_search
     if previous is not None and wanted and (_REFINE.match(text) or not search_words(text).strip()):
         args = {**previous.args, "filters": [*previous.args.get("filters", []), *wanted]}
-        return [Step(previous.name, f"you narrowed the previous {previous.name} with: {describe_filters(wanted)}",
+        return [Step(ToolName(previous.name), f"you narrowed the previous {previous.name} with: {describe_filters(wanted)}",
                      lambda t: args)]
 
     if turn.image:
         if _WANTS_TEXT.search(text):
             return [
-                Step("ocr", "you asked about the text in your image", lambda t: {"image": ATTACHED}),
-                Step("text_search", "to find records that carry the text your image shows", _ocr_query),
-                Step("image_search", "to find records that show the same thing",
+                Step(ToolName.OCR, "you asked about the text in your image", lambda t: {"image": ATTACHED}),
+                Step(ToolName.TEXT_SEARCH, "to find records that carry the text your image shows", _ocr_query),
+                Step(ToolName.IMAGE_SEARCH, "to find records that show the same thing",
                      lambda t: {"image": ATTACHED, "k": 10}),
             ]
-        return [Step("image_search", "you gave an image: I look for the same picture, copies and similar ones",
+        return [Step(ToolName.IMAGE_SEARCH, "you gave an image: I look for the same picture, copies and similar ones",
                      lambda t: {"image": ATTACHED, "k": 10, "filters": wanted})]
 
-    return [Step("text_search", "you asked in words: I search printed text, captions, tags and metadata",
+    return [Step(ToolName.TEXT_SEARCH, "you asked in words: I search printed text, captions, tags and metadata",
                  lambda t: {"query": search_words(text), "k": 10, "filters": wanted})]
 
 
@@ -167,13 +168,13 @@ def explain(steps: list[Step], turn: Turn) -> str:
     errors = [run.result["error"] for run in turn.runs if run.result and run.result.get("error")]
     if errors:
         lines.append("Something went wrong: " + "; ".join(errors))
-    ocr_texts = [run.result.get("text", "") for run in turn.runs if run.name == "ocr" and run.result]
+    ocr_texts = [run.result.get("text", "") for run in turn.runs if run.name == ToolName.OCR and run.result]
     for text in ocr_texts:
         lines.append("The text reads: " + (text.replace("\n", " / ") if text else "(no text found)"))
-    captions = [run.result for run in turn.runs if run.name == "caption" and run.result and "text" in run.result]
+    captions = [run.result for run in turn.runs if run.name == ToolName.CAPTION and run.result and "text" in run.result]
     for caption in captions:
         lines.append(f"It shows ({caption['kind']}): {caption['text']}")
-    if any(run.name in ("image_search", "text_search") for run in turn.runs) and not found and not errors:
+    if any(run.name in SEARCH_TOOLS for run in turn.runs) and not found and not errors:
         notes = [run.result.get("note", "") for run in turn.runs if run.result and run.result.get("note")]
         lines.append("I found nothing that matches well enough to show. " + " ".join(notes))
     return "\n".join(lines)
@@ -196,7 +197,7 @@ class RuleBasedPlanner(BaseChatModel):
         done = len(turn.runs)
         if done < len(steps):
             step = steps[done]
-            call = {"name": step.tool, "args": step.args(turn), "id": f"call_{uuid.uuid4().hex[:12]}"}
+            call = {"name": step.tool.value, "args": step.args(turn), "id": f"call_{uuid.uuid4().hex[:12]}"}
             message = AIMessage(content="", tool_calls=[call])
         else:
             message = AIMessage(content=explain(steps, turn))

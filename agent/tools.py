@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from agent.conversation import ATTACHED, conversation_records, last_image, read_turn
 from loupe.errors import LoupeError
 from store.filters import FILTER_COLUMNS, Op, where_clause
-from tools.records import SearchResult
+from tools.records import SearchResult, ToolName
 from tools.toolbox import Toolbox
 
 MAX_LISTED = 10
@@ -67,14 +67,14 @@ def summarise(result: SearchResult) -> str:
     return "\n".join(lines)
 
 
-def _guarded(tool_name: str, action) -> tuple[str, dict[str, Any]]:
+def _guarded(tool_name: ToolName, action) -> tuple[str, dict[str, Any]]:
     try:
         return action()
     except CallRefused as exc:
         return (f"{tool_name} refused: {exc}",
-                {"tool": tool_name, "error": str(exc), "refused": True, "records": []})
+                {"tool": tool_name.value, "error": str(exc), "refused": True, "records": []})
     except LoupeError as exc:
-        return f"{tool_name} failed: {exc}", {"tool": tool_name, "error": str(exc), "records": []}
+        return f"{tool_name} failed: {exc}", {"tool": tool_name.value, "error": str(exc), "records": []}
 
 
 def check_image(toolbox: Toolbox, state: dict[str, Any], image: str, record_id: str) -> bytes | str | None:
@@ -116,7 +116,7 @@ def make_tools(toolbox: Toolbox) -> list[BaseTool]:
             result = toolbox.image_search(image=query, record_id=record_id or None, k=k,
                                           where=where_clause(_conditions(filters)) or None)
             return summarise(result), result.to_dict()
-        return _guarded("image_search", run)
+        return _guarded(ToolName.IMAGE_SEARCH, run)
 
     @tool(response_format="content_and_artifact")
     def text_search(query: str, k: int = 10, filters: list[FilterCondition] | None = None) -> tuple[str, dict]:
@@ -126,7 +126,7 @@ def make_tools(toolbox: Toolbox) -> list[BaseTool]:
         def run():
             result = toolbox.text_search(query, k=k, where=where_clause(_conditions(filters)) or None)
             return summarise(result), result.to_dict()
-        return _guarded("text_search", run)
+        return _guarded(ToolName.TEXT_SEARCH, run)
 
     @tool(response_format="content_and_artifact")
     def ocr(state: Annotated[dict, InjectedState], image: str = "", record_id: str = "") -> tuple[str, dict]:
@@ -136,7 +136,7 @@ def make_tools(toolbox: Toolbox) -> list[BaseTool]:
             result = toolbox.ocr(image=check_image(toolbox, state, image, record_id), record_id=record_id or None)
             text = quoted(result.text, MAX_TOOL_TEXT_CHARS) if result.text else "(no text found)"
             return f"ocr of {quoted(result.source, 120)} (the text read, as data):\n{text}", result.to_dict()
-        return _guarded("ocr", run)
+        return _guarded(ToolName.OCR, run)
 
     @tool(response_format="content_and_artifact")
     def caption(state: Annotated[dict, InjectedState], image: str = "", record_id: str = "") -> tuple[str, dict]:
@@ -147,7 +147,7 @@ def make_tools(toolbox: Toolbox) -> list[BaseTool]:
                                      record_id=record_id or None)
             return (f"{result.kind} of {quoted(result.source, 120)}: {quoted(result.text, MAX_TOOL_TEXT_CHARS)}",
                     result.to_dict())
-        return _guarded("caption", run)
+        return _guarded(ToolName.CAPTION, run)
 
     return [image_search, text_search, ocr, caption]
 

@@ -34,6 +34,7 @@ from loupe.indexer import Indexer
 from loupe.metadata import load_metadata
 from store.image_table import ImageTable
 from tools.models import Models
+from tools.process import configure_process
 from tools.toolbox import Toolbox
 
 QUERIES = QUERY_SETS / "agent.jsonl"
@@ -136,6 +137,7 @@ def markdown(results: dict) -> str:
 
 
 def main() -> None:
+    configure_process()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queries", type=Path, default=QUERIES)
     parser.add_argument("--datasets", type=Path, default=DATASETS)

@@ -30,6 +30,7 @@ from loupe.indexer import Indexer, record_id
 from store.image_table import ImageTable
 from store.schema import IndexInfo
 from tools.models import Models
+from tools.process import configure_process
 
 WORDS = ("total receipt cash change coffee book hardware tax invoice sale price apple bus street lake "
          "mountain beach dog cat sign platform train station road cafe bread milk rice").split()
@@ -128,6 +129,7 @@ def bench_store(sizes: list[int], repeats: int) -> None:
 
 
 def main() -> None:
+    configure_process()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="10000,100000", help="store sizes, comma-separated")
     parser.add_argument("--images", type=int, default=30, help="real images for the indexing benchmark (0 to skip)")

@@ -26,11 +26,14 @@ import time
 import zlib
 from pathlib import Path
 
+from tools.process import configure_process
+
 # (name, width, height, PNG colour type, bit depth, one pixel's bytes, PLTE, tRNS)
 _PngSpec = tuple[str, int, int, int, int, bytes, bytes | None, bytes | None]
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data and CRC."""
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
@@ -41,15 +44,15 @@ def write_solid_png(path: Path, width: int, height: int, colour_type: int, bit_d
     compressor = zlib.compressobj(6)
     with path.open("wb") as handle:
         handle.write(b"\x89PNG\r\n\x1a\n")
-        handle.write(_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)))
+        handle.write(png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)))
         for kind, data in ((b"PLTE", palette), (b"tRNS", transparency)):
             if data:
-                handle.write(_chunk(kind, data))
+                handle.write(png_chunk(kind, data))
         for _ in range(height):
             if compressed := compressor.compress(row):
-                handle.write(_chunk(b"IDAT", compressed))
-        handle.write(_chunk(b"IDAT", compressor.flush()))
-        handle.write(_chunk(b"IEND", b""))
+                handle.write(png_chunk(b"IDAT", compressed))
+        handle.write(png_chunk(b"IDAT", compressor.flush()))
+        handle.write(png_chunk(b"IEND", b""))
 
 
 def _write_jpeg(path: Path, width: int, height: int, progressive: bool) -> None:
@@ -85,6 +88,7 @@ def _child(max_pixels: int, paths: list[str]) -> None:
 
 
 def main() -> None:
+    configure_process()
     from loupe.config import Settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -29,7 +29,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from evals.decode_memory import png_chunk
 from evals.paths import DATASETS
+from tools.process import configure_process
 
 PEAK_RSS_LIMIT_MB = 1536
 
@@ -142,12 +144,9 @@ def _png_header(width: int, height: int) -> bytes:
     Making a real 900-megapixel picture would cost the builder 900 MB; the decoder must refuse from the
     header alone anyway.
     """
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1024)) \
-        + chunk(b"IEND", b"")
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(b"\0" * 1024))
+            + png_chunk(b"IEND", b""))
 
 
 def _palette(image: Image.Image, transparent: bool) -> Image.Image:
@@ -192,6 +191,7 @@ def _index_in_this_process(root: Path, index_dir: Path) -> dict:
 
 
 def main() -> None:
+    configure_process()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", type=Path, help="Build the corpus here and keep it (default: a temporary folder).")
     parser.add_argument("--child", nargs=2, type=Path, help=argparse.SUPPRESS)

@@ -40,6 +40,7 @@ from loupe.errors import LoupeError
 from tools.image_file import read_image
 from tools.models.ocr_backends import OcrBackend, OcrLine
 from tools.models.registry import ModelKind, load, parse
+from tools.process import configure_process
 from tools.training.text_boxes import DONT_CARE, iou, read_text_boxes, share_inside
 
 LINE_MATCH_EDITS = 0.10
@@ -228,6 +229,7 @@ def markdown(results: dict) -> str:
 
 
 def main() -> None:
+    configure_process()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", type=Path, default=DATASETS)
     parser.add_argument("--detector-weights", default="",

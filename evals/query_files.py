@@ -7,11 +7,18 @@ which runner scores it; see evals/querysets/build.py for each task's fields.
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 
 from loupe.errors import LoupeError
 
-TASKS = ("retrieval", "ocr", "agent")
+
+class EvalTask(StrEnum):
+    """What a query set measures; evals/tasks.py has one runner for each."""
+
+    RETRIEVAL = "retrieval"
+    OCR = "ocr"
+    AGENT = "agent"
 
 
 def read_query_file(path: Path) -> tuple[dict, list[dict]]:
@@ -32,9 +39,9 @@ def read_query_file(path: Path) -> tuple[dict, list[dict]]:
             raise LoupeError(f"{path}:{number}: each line must be a JSON object")
         objects.append((number, entry))
     header = objects[0][1]
-    task = header.get("task", "retrieval")
-    if task not in TASKS:
-        raise LoupeError(f"{path}:1: unknown task {task!r}: use one of {', '.join(TASKS)}")
-    if task != "ocr" and not isinstance(header.get("collection"), list):
+    task = header.get("task", EvalTask.RETRIEVAL.value)
+    if task not in set(EvalTask):
+        raise LoupeError(f"{path}:1: unknown task {task!r}: use one of {', '.join(EvalTask)}")
+    if task != EvalTask.OCR and not isinstance(header.get("collection"), list):
         raise LoupeError(f"{path}:1: the first line must be {{\"collection\": [folders]}}")
     return {**header, "task": task}, [dict(entry, _line=number) for number, entry in objects[1:]]

@@ -25,6 +25,7 @@ from evals.harness import Pipeline, evaluate, indexed_toolbox, load_query_set
 from evals.paths import DATASETS, QUERY_SETS, RESULTS
 from loupe.config import Settings, load_settings
 from tools.models import Models
+from tools.process import configure_process
 
 EVALS = ("holidays", "smvs_dvd", "sroie")
 
@@ -49,6 +50,7 @@ def run_query_set(settings: Settings, models: Models, name: str, datasets: Path)
 
 
 def main() -> None:
+    configure_process()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", type=Path, default=DATASETS)
     parser.add_argument("--only", default=",".join(EVALS), help="comma-separated: " + ", ".join(EVALS))

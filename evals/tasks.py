@@ -8,21 +8,14 @@ eval is one module and one line here, and ``loupe eval`` needs no change.
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
 from evals import agent_eval, harness, ocr_eval
 from evals.paths import QUERY_SETS
-from evals.query_files import read_query_file
+from evals.query_files import EvalTask, read_query_file
 from loupe.config import Settings
 from loupe.errors import LoupeError
-
-
-class EvalTask(StrEnum):
-    RETRIEVAL = "retrieval"
-    OCR = "ocr"
-    AGENT = "agent"
 
 
 class TaskRunner(Protocol):
@@ -43,19 +36,11 @@ def query_set_files(argument: str) -> list[Path]:
     return sorted(QUERY_SETS.glob("*.jsonl")) if argument == "all" else [Path(argument)]
 
 
-def task_of(header: dict, path: Path) -> EvalTask:
-    try:
-        return EvalTask(header.get("task", ""))
-    except ValueError:
-        raise LoupeError(f"{path}: unknown task {header.get('task')!r} in the header; use one of "
-                         + ", ".join(task.value for task in EvalTask)) from None
-
-
 def run_query_file(path: Path, specs: list[str] | None, settings: Settings, datasets: Path,
                    index_root: Path) -> dict:
     """Run one query set with the runner its task needs; ``specs`` None means that task's default pipelines."""
     header, entries = read_query_file(path)
-    task = task_of(header, path)
+    task = EvalTask(header["task"])  # read_query_file has checked it
     RUNNERS[task].check_specs(specs or [], settings)
     missing = [c for c in header.get("collection", []) if not (datasets / c).is_dir()]
     if missing:

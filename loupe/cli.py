@@ -39,6 +39,9 @@ def main(
     index: Annotated[Optional[Path], typer.Option(help="Index folder (default: $LOUPE_INDEX or ~/.loupe/index).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML config file (default: $LOUPE_CONFIG or ./loupe.toml).")] = None,
 ) -> None:
+    from tools.process import configure_process
+
+    configure_process()
     settings = _user_errors(lambda: load_settings(config))
     state.settings = settings.with_index_dir(index) if index else settings
 

@@ -238,16 +238,16 @@ class Indexer:
                     report.problems.append(str(exc))
                 except Exception as exc:  # noqa: BLE001 - one file must never end the run (see _analyse)
                     report.problems.append(f"{path}: could not be decoded ({type(exc).__name__}: {exc})")
-        rows = []
+        touched: list[ImageFile] = []
         fresh: list[ImageFile] = []
         for image in images:
             state = known.get(str(image.path))
-            if state and state[0] == image.sha256:
-                # Touched but not changed: only the file facts move on, the vectors stay.
-                report.unchanged += 1
-                rows.extend(self._touched_row(image, metadata))
-            else:
-                fresh.append(image)
+            (touched if state and state[0] == image.sha256 else fresh).append(image)
+        # Touched but not changed: only the file facts move on, the vectors stay.
+        report.unchanged += len(touched)
+        stored = self._stored_rows([image.path for image in touched])
+        rows = [{**with_metadata(stored[str(i.path)], metadata.lookup(i.path, i.sha256) if metadata else None),
+                 "mtime": i.mtime} for i in touched if str(i.path) in stored]
         if fresh:
             fresh, analyses = self._analyse(fresh, report, timer, on_stage)
             kept = self._kept_metadata([image.path for image in fresh if str(image.path) in known])
@@ -289,26 +289,18 @@ class Indexer:
                               columns=["id", "path", "title", "description", "price", "metadata_json"])
         return {row["path"]: entry for row in rows if (entry := Metadata.from_row(row)) is not None}
 
-    def _stored_row(self, path: Path) -> dict[str, Any] | None:
-        """Every column of a file's row, for updates that need no model."""
-        rows = self.table.find(f"id = '{record_id(str(path))}'", limit=1, columns=_ALL_COLUMNS)
-        return rows[0] if rows else None
-
-    def _touched_row(self, image: ImageFile, metadata: MetadataIndex | None) -> list[dict]:
-        row = self._stored_row(image.path)
-        if row is None:
-            return []
-        entry = metadata.lookup(image.path, image.sha256) if metadata else None
-        return [{**with_metadata(row, entry), "mtime": image.mtime}]
+    def _stored_rows(self, paths: list[Path]) -> dict[str, dict[str, Any]]:
+        """Every column of these files' rows, for updates that need no model: one read per 500 files."""
+        ids = [record_id(str(path)) for path in paths]
+        rows = [row for start in range(0, len(ids), 500)
+                for row in self.table.get(ids[start:start + 500], columns=_ALL_COLUMNS)]
+        return {row["path"]: row for row in rows}
 
     def _refresh_metadata(self, paths: list[Path], metadata: MetadataIndex) -> int:
         """Apply a metadata file to files that are indexed already and did not change."""
         changed = []
-        for path in paths:
-            row = self._stored_row(path)
-            if row is None:
-                continue
-            updated = with_metadata(row, metadata.lookup(path, row["sha256"]))
+        for path, row in self._stored_rows(paths).items():
+            updated = with_metadata(row, metadata.lookup(Path(path), row["sha256"]))
             if any(updated[k] != row[k] for k in updated):
                 changed.append(updated)
         self.table.upsert(changed)
@@ -326,8 +318,8 @@ class Indexer:
 
 
 # Every column, read back for updates that keep the vectors (touched files, new metadata).
-_ALL_COLUMNS = [*RECORD_COLUMNS, "mtime", "image_vector", "orb_keypoints", "orb_descriptors", "has_text", "ocr_vector", "caption_vector",
-                "search_text", "thumbnail"]
+_ALL_COLUMNS = [*RECORD_COLUMNS, "mtime", "image_vector", "orb_keypoints", "orb_descriptors", "has_text", "ocr_vector",
+                "caption_vector", "search_text", "thumbnail"]
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
 
 

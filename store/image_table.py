@@ -74,6 +74,7 @@ class ImageTable:
         self.index_dir = index_dir
         self.info = info
         self._table = table
+        self._hashes: tuple[int, list[str], np.ndarray] | None = None  # (table version, ids, hashes)
 
     @classmethod
     def open(cls, index_dir: str | Path) -> ImageTable:
@@ -174,9 +175,16 @@ class ImageTable:
         }
 
     def perceptual_hashes(self) -> tuple[list[str], np.ndarray]:
-        """(ids, int64 hashes) of every row: Hamming distance is computed in numpy."""
-        columns = self._scan(["id", "phash"])
-        return columns["id"].to_pylist(), columns["phash"].to_numpy(zero_copy_only=False)
+        """(ids, int64 hashes) of every row: Hamming distance is computed in numpy.
+
+        Kept in memory per table version: every image search needs them, and they change only when
+        the table does (a new version, from this process or another).
+        """
+        version = self._table.version
+        if self._hashes is None or self._hashes[0] != version:
+            columns = self._scan(["id", "phash"])
+            self._hashes = (version, columns["id"].to_pylist(), columns["phash"].to_numpy(zero_copy_only=False))
+        return self._hashes[1], self._hashes[2]
 
     def _scan(self, columns: list[str]) -> pa.Table:
         """A few columns of every row (no vectors, so cheap even at 100k rows)."""
@@ -211,13 +219,15 @@ class ImageTable:
         return _run(self._table.search().where(where).select(columns or RECORD_COLUMNS).limit(limit), where)
 
     def vector_search(
-        self, column: str, vector: np.ndarray, limit: int, where: str | None = None
+        self, column: str, vector: np.ndarray, limit: int, where: str | None = None,
+        extra_columns: list[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Nearest rows by cosine distance, each with ``_distance`` (0 = same direction)."""
+        """Nearest rows by cosine distance, each with ``_distance`` (0 = same direction) and the record's columns
+        (plus ``extra_columns``, read in the same query)."""
         query = (
             self._table.search(vector.astype(np.float32), vector_column_name=column)
             .distance_type("cosine")
-            .select([*RECORD_COLUMNS, "_distance"])
+            .select([*RECORD_COLUMNS, *(extra_columns or []), "_distance"])
             .limit(limit)
         )
         if column != "image_vector":

@@ -16,6 +16,7 @@ from loupe.metadata import load_metadata
 from store.image_table import ImageTable
 from tools.models import Models
 from tools.models.registry import ModelKind, load, parse
+from tools.process import configure_process
 from tools.toolbox import Toolbox
 
 DATASETS = paths.DATASETS
@@ -29,6 +30,7 @@ SMVS_SAMPLE = 8
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    configure_process()
     if not DATASETS.is_dir():
         raise pytest.UsageError(f"the shared datasets are missing: expected them at {DATASETS}")
 

@@ -24,6 +24,8 @@ from tools import image_file
 from tools.image_file import ImageFile, decode_image_bytes, hamming_distances, open_image, read_image
 from tools.local_features import count_inliers, extract_features
 
+pytestmark = pytest.mark.fast  # no model is loaded: part of the fast tier
+
 LIMIT = 256_000_000
 
 

@@ -6,6 +6,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.fast  # no model is loaded: part of the fast tier
+
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("loupe", "store", "tools", "agent", "ui", "evals")
 

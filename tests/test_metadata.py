@@ -11,6 +11,8 @@ import pytest
 
 from loupe.metadata import MAX_VALUE_CHARS, load_metadata, parse_price
 
+pytestmark = pytest.mark.fast  # no model is loaded: part of the fast tier
+
 HUGE = 50 * 1024 * 1024  # characters: far over MAX_VALUE_CHARS and over the csv module's default field limit
 
 

@@ -17,6 +17,8 @@ from evals.metrics import (
     top1,
 )
 
+pytestmark = pytest.mark.fast  # no model is loaded: part of the fast tier
+
 
 def test_average_precision_by_hand() -> None:
     # relevant at ranks 1 and 3: (1/1 + 2/3) / 2

@@ -22,7 +22,7 @@ from tools.models import Models
 from tools.models.image_encoders import EfficientNetEncoder, OpenClipEncoder
 from tools.models.registry import ModelKind
 from tools.models.resolver import ModelSource, resolve
-from tools.records import IDENTICAL
+from tools.records import MatchLabel
 from tools.toolbox import Toolbox
 
 TINY_CLIP = {
@@ -115,7 +115,7 @@ def test_open_clip_from_weights_file_indexes_and_searches_text_to_image(
 
     toolbox = Toolbox(settings, clip_models)
     found = toolbox.image_search(image=folder / holidays_files(1)[0].name, k=3)
-    assert found.records[0].match == IDENTICAL
+    assert found.records[0].match == MatchLabel.IDENTICAL
     text = toolbox.text_search("a photo of a lake", k=3)
     assert any("image-text" in r.why for r in text.records)  # the text tower searched the pixels
 

@@ -8,6 +8,8 @@ import agent.llm  # noqa: F401 - registers the LLM backends
 from loupe.errors import ConfigError
 from tools.models.registry import ModelKind, ModelSpec, families, parse
 
+pytestmark = pytest.mark.fast  # no model is loaded: part of the fast tier
+
 
 @pytest.mark.parametrize("kind, text, weights, spec", [
     (ModelKind.IMAGE_ENCODER, "efficientnet-lite0", "", ModelSpec(ModelKind.IMAGE_ENCODER, "efficientnet-lite0")),

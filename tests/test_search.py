@@ -12,7 +12,7 @@ from PIL import Image
 
 from tests.conftest import SMVS, SMVS_SAMPLE, holidays_files, sroie_ids, sroie_key
 from tools.boundary import ChosenFile
-from tools.records import IDENTICAL, NEAR_DUPLICATE, SIMILAR, TEXT_MATCH
+from tools.records import MatchLabel
 from tools.toolbox import Toolbox
 
 
@@ -38,7 +38,7 @@ def test_edited_copy_comes_back_first_as_near_duplicate(indexed: Toolbox, source
         result = indexed.image_search(image=data, k=5)
         top = result.records[0]
         assert top.file_name == source.name, f"{edit} copy of {source.name} found {top.file_name}"
-        assert top.match == NEAR_DUPLICATE, f"{edit}: {top.match} ({top.why})"
+        assert top.match == MatchLabel.NEAR_DUPLICATE, f"{edit}: {top.match} ({top.why})"
 
 
 def test_exact_copy_is_identical(indexed: Toolbox, tmp_path: Path) -> None:
@@ -47,7 +47,7 @@ def test_exact_copy_is_identical(indexed: Toolbox, tmp_path: Path) -> None:
     shutil.copyfile(source, copy)
     result = indexed.image_search(image=ChosenFile(copy), k=5)
     assert result.records[0].file_name == source.name
-    assert result.records[0].match == IDENTICAL
+    assert result.records[0].match == MatchLabel.IDENTICAL
     assert "SHA-256" in result.records[0].why
     assert result.records[0].thumbnail_path and Path(result.records[0].thumbnail_path).is_file()
 
@@ -57,8 +57,8 @@ def test_same_scene_photo_is_found_as_similar_or_better(indexed: Toolbox) -> Non
     query, relevant = holidays_files()[0], holidays_files()[1]
     result = indexed.image_search(image=ChosenFile(query), k=5)
     labels = {r.file_name: r.match for r in result.records}
-    assert labels[query.name] == IDENTICAL
-    assert labels.get(relevant.name) in (NEAR_DUPLICATE, SIMILAR)
+    assert labels[query.name] == MatchLabel.IDENTICAL
+    assert labels.get(relevant.name) in (MatchLabel.NEAR_DUPLICATE, MatchLabel.SIMILAR)
 
 
 def test_phone_photo_finds_its_catalogue_record(indexed: Toolbox) -> None:
@@ -71,8 +71,8 @@ def test_phone_photo_finds_its_catalogue_record(indexed: Toolbox) -> None:
         expected = "dvd_" + Path(case["relevant"][0]).name
         if result.records and result.records[0].file_name == expected:
             hits += 1
-            verified += result.records[0].match == NEAR_DUPLICATE
-            assert "local features" in result.records[0].why or result.records[0].match == NEAR_DUPLICATE
+            verified += result.records[0].match == MatchLabel.NEAR_DUPLICATE
+            assert "local features" in result.records[0].why or result.records[0].match == MatchLabel.NEAR_DUPLICATE
     assert hits / len(cases) >= 0.85, f"{hits} of {len(cases)} phone photos found their DVD cover first"
     assert verified / len(cases) >= 0.8, f"only {verified} of {len(cases)} labelled near-duplicate"
 
@@ -98,7 +98,7 @@ def test_receipt_found_by_printed_company_name(indexed: Toolbox, receipt: str) -
     names = [r.file_name for r in result.records]
     assert f"receipt_{receipt}.jpg" in names, f"{company!r} -> {names}"
     hit = result.records[names.index(f"receipt_{receipt}.jpg")]
-    assert hit.match == TEXT_MATCH and hit.matched_text
+    assert hit.match == MatchLabel.TEXT_MATCH and hit.matched_text
 
 
 def test_receipt_found_by_total(indexed: Toolbox) -> None:

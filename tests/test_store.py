@@ -13,6 +13,8 @@ from store.filters import InvalidConditionError, where_clause
 from store.image_table import ImageTable, InvalidFilterError
 from store.schema import IndexInfo
 
+pytestmark = pytest.mark.fast  # no model is loaded: part of the fast tier
+
 INFO = IndexInfo("efficientnet-lite0", 1280, "all-MiniLM-L6-v2", 384, "rapidocr", "tags")
 
 

@@ -15,6 +15,7 @@ from loupe.errors import LoupeError
 from store.image_table import ImageTable
 from tools.image_file import open_image
 from tools.models import Models
+from tools.records import ToolName
 
 
 @dataclass
@@ -26,7 +27,7 @@ class CaptionToolResult:
     from_index: bool
 
     def to_dict(self) -> dict:
-        return {"tool": "caption", **asdict(self), "seconds": round(self.seconds, 4)}
+        return {"tool": ToolName.CAPTION.value, **asdict(self), "seconds": round(self.seconds, 4)}
 
 
 def describe_image(models: Models, table: ImageTable | None = None, image: str | Path | bytes | None = None,

@@ -20,7 +20,6 @@ import math
 import os
 import stat
 import struct
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -78,9 +77,8 @@ _DECODING_ERRORS = (OSError, ValueError, SyntaxError, struct.error, EOFError, Lo
                     ArithmeticError, RuntimeError, AssertionError)
 
 # Loupe checks every image's size itself, against its own limit, so Pillow's warning for images over
-# Image.MAX_IMAGE_PIXELS (89 MP) is noise; it is silenced once, here, rather than around every call.
+# Image.MAX_IMAGE_PIXELS (89 MP) is noise: configure_process (tools/process.py) silences it.
 # Image.MAX_IMAGE_PIXELS itself is left alone: see _open_header.
-warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 @dataclass(frozen=True)

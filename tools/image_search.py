@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from store.image_table import ImageTable, sql_string
+from store.schema import RECORD_COLUMNS
 from tools.image_file import ImageFile, hamming_distances, open_image
 from tools.local_features import (
     SAME_OBJECT_INLIERS,
@@ -33,19 +34,12 @@ from tools.local_features import (
     extract_features,
 )
 from tools.models import Models
-from tools.records import (
-    IDENTICAL,
-    MATCH_ORDER,
-    NEAR_DUPLICATE,
-    SIMILAR,
-    SearchResult,
-    attach_thumbnails,
-    record_from_row,
-)
+from tools.records import MATCH_ORDER, MatchLabel, SearchResult, ToolName, attach_thumbnails, record_from_row
 
 NEAR_DUPLICATE_PHASH_BITS = 6  # resized/recompressed copies measured at most 4 of 64 bits apart
 VECTOR_CANDIDATES = 50  # nearest rows by embedding that are considered at all
 VERIFY_CANDIDATES = 50  # all of them get geometric verification (about 7 ms each)
+FEATURE_COLUMNS = ["orb_keypoints", "orb_descriptors"]
 
 
 @dataclass(frozen=True)
@@ -92,9 +86,8 @@ def image_search(table: ImageTable, models: Models, image: str | Path | bytes | 
     encoder = models.image_encoder
     candidates = _candidates(table, query, where)
 
-    verify_ids = [row["id"] for row in sorted(candidates.values(), key=lambda r: -r["cosine"])][:VERIFY_CANDIDATES]
-    features = {row["id"]: LocalFeatures.from_bytes(row["orb_keypoints"], row["orb_descriptors"])
-                for row in table.get(verify_ids, columns=["id", "orb_keypoints", "orb_descriptors"])}
+    verified = sorted(candidates.values(), key=lambda r: -r["cosine"])[:VERIFY_CANDIDATES]
+    features = {row["id"]: LocalFeatures.from_bytes(row["orb_keypoints"], row["orb_descriptors"]) for row in verified}
 
     records = []
     for row in candidates.values():
@@ -102,8 +95,9 @@ def image_search(table: ImageTable, models: Models, image: str | Path | bytes | 
         label, why = _label(query, row, inliers, encoder.similar_cosine, encoder.near_duplicate_cosine)
         if label is None:
             continue
-        record = record_from_row(row, 1.0 if label == IDENTICAL else max(row["cosine"], 0.0), label, why)
-        records.append((MATCH_ORDER[label], -inliers if label == NEAR_DUPLICATE else 0, -row["cosine"], record))
+        record = record_from_row(row, 1.0 if label == MatchLabel.IDENTICAL else max(row["cosine"], 0.0), label, why)
+        by_inliers = -inliers if label == MatchLabel.NEAR_DUPLICATE else 0
+        records.append((MATCH_ORDER[label], by_inliers, -row["cosine"], record))
     records.sort(key=lambda item: item[:3])
     matched = [item[3] for item in records[:k]]
     attach_thumbnails(table, matched)
@@ -111,14 +105,19 @@ def image_search(table: ImageTable, models: Models, image: str | Path | bytes | 
         f"nothing in the {table.count()} indexed images resembles {query.label} "
         f"(no embedding cosine above {encoder.similar_cosine}, no matching local features)"
     )
-    return SearchResult(tool="image_search", query={"image": query.label, "record_id": query.record_id,
+    return SearchResult(tool=ToolName.IMAGE_SEARCH, query={"image": query.label, "record_id": query.record_id,
                                                     "k": k, "where": where or ""},
                         records=matched, seconds=time.perf_counter() - start, note=note)
 
 
 def _candidates(table: ImageTable, query: QueryImage, where: str | None) -> dict[str, dict]:
-    """Rows by embedding, by content hash and by perceptual hash, each with its cosine and hash distance."""
-    rows = {row["id"]: row for row in table.vector_search("image_vector", query.vector, VECTOR_CANDIDATES, where)}
+    """Rows by embedding, by content hash and by perceptual hash, each with its cosine and hash distance.
+
+    Two reads: the nearest rows by embedding and the rows whose hashes match, each with the local features
+    that verification needs, so no row is fetched twice (the perceptual hashes come from the table's cache).
+    """
+    rows = {row["id"]: row for row in table.vector_search("image_vector", query.vector, VECTOR_CANDIDATES, where,
+                                                         extra_columns=FEATURE_COLUMNS)}
     for row in rows.values():
         row["cosine"] = 1.0 - float(row["_distance"])
 
@@ -128,13 +127,10 @@ def _candidates(table: ImageTable, query: QueryImage, where: str | None) -> dict
     if close:
         hash_filter += " OR id IN (" + ", ".join(sql_string(i) for i in close[:200]) + ")"
     extra = table.find(f"({hash_filter})" + (f" AND ({where})" if where else ""), limit=200,
-                       columns=None)
-    missing = [row for row in extra if row["id"] not in rows]
-    if missing:
-        vectors = {r["id"]: np.asarray(r["image_vector"], np.float32)
-                   for r in table.get([r["id"] for r in missing], columns=["id", "image_vector"])}
-        for row in missing:
-            row["cosine"] = float(vectors[row["id"]] @ query.vector)
+                       columns=[*RECORD_COLUMNS, *FEATURE_COLUMNS, "image_vector"])
+    for row in extra:
+        if row["id"] not in rows:
+            row["cosine"] = float(np.asarray(row.pop("image_vector"), np.float32) @ query.vector)
             rows[row["id"]] = row
 
     rows.pop(query.record_id, None)  # "more like #3" does not return #3 itself
@@ -144,21 +140,22 @@ def _candidates(table: ImageTable, query: QueryImage, where: str | None) -> dict
 
 
 def _label(query: QueryImage, row: dict, inliers: int, similar: float,
-           near_duplicate: float) -> tuple[str | None, str]:
+           near_duplicate: float) -> tuple[MatchLabel | None, str]:
     cosine, bits = row["cosine"], row["phash_bits"]
     if row["sha256"] == query.sha256:
-        return IDENTICAL, "same file content (SHA-256)"
+        return MatchLabel.IDENTICAL, "same file content (SHA-256)"
     if row["pixel_sha256"] == query.pixel_sha256:
-        return IDENTICAL, "same pixels, different file (metadata changed or re-saved losslessly)"
+        return MatchLabel.IDENTICAL, "same pixels, different file (metadata changed or re-saved losslessly)"
     if bits <= NEAR_DUPLICATE_PHASH_BITS:
-        return NEAR_DUPLICATE, f"perceptual hash {bits} of 64 bits apart (resized or recompressed copy)"
+        return MatchLabel.NEAR_DUPLICATE, f"perceptual hash {bits} of 64 bits apart (resized or recompressed copy)"
     if inliers >= SAME_OBJECT_INLIERS:
-        return NEAR_DUPLICATE, (f"same object: {inliers} local features line up (crop, rotation or "
+        return MatchLabel.NEAR_DUPLICATE, (f"same object: {inliers} local features line up (crop, rotation or "
                                 f"new photo of it); embedding cosine {cosine:.2f}")
     if cosine >= near_duplicate:
-        return NEAR_DUPLICATE, f"embedding cosine {cosine:.2f} (at least {near_duplicate})"
+        return MatchLabel.NEAR_DUPLICATE, f"embedding cosine {cosine:.2f} (at least {near_duplicate})"
     if cosine >= similar:
-        return SIMILAR, f"embedding cosine {cosine:.2f}"
+        return MatchLabel.SIMILAR, f"embedding cosine {cosine:.2f}"
     if inliers >= SOME_OBJECT_INLIERS:
-        return SIMILAR, f"possibly the same object: {inliers} local features line up; embedding cosine {cosine:.2f}"
+        return MatchLabel.SIMILAR, (f"possibly the same object: {inliers} local features line up; "
+                                    f"embedding cosine {cosine:.2f}")
     return None, ""

@@ -33,7 +33,7 @@ _MIN_MATCHES = 8
 _ORB_EDGE = 31
 _MIN_SIDE = 2 * _ORB_EDGE + 1
 
-cv2.setNumThreads(1)  # many small calls: threads cost more than they save
+# OpenCV runs single-threaded (tools/process.py): many small calls, where threads cost more than they save.
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from store.image_table import ImageTable
 from tools.image_file import open_image
 from tools.models import Models
 from tools.models.ocr_backends import OcrLine
+from tools.records import ToolName
 
 
 @dataclass
@@ -30,7 +31,7 @@ class OcrToolResult:
         return "\n".join(line.text for line in self.lines)
 
     def to_dict(self) -> dict:
-        return {"tool": "ocr", "source": self.source, "text": self.text, "from_index": self.from_index,
+        return {"tool": ToolName.OCR.value, "source": self.source, "text": self.text, "from_index": self.from_index,
                 "lines": [asdict(line) for line in self.lines], "seconds": round(self.seconds, 4)}
 
 

@@ -9,16 +9,32 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from store.image_table import ImageTable
 
-IDENTICAL = "identical"
-NEAR_DUPLICATE = "near-duplicate"
-SIMILAR = "similar"
-TEXT_MATCH = "text match"
-MATCH_ORDER = {IDENTICAL: 0, NEAR_DUPLICATE: 1, SIMILAR: 2, TEXT_MATCH: 3}
+
+class MatchLabel(StrEnum):
+    """Why a record is in the results, strongest first (see README, "How a match is labelled")."""
+
+    IDENTICAL = "identical"
+    NEAR_DUPLICATE = "near-duplicate"
+    SIMILAR = "similar"
+    TEXT_MATCH = "text match"
+
+
+class ToolName(StrEnum):
+    """The four tools, as the agent's model calls them and as results name them."""
+
+    IMAGE_SEARCH = "image_search"
+    TEXT_SEARCH = "text_search"
+    OCR = "ocr"
+    CAPTION = "caption"
+
+
+MATCH_ORDER = {label: rank for rank, label in enumerate(MatchLabel)}  # within one image search
 
 # What one record may carry into an answer, the model's context and a saved conversation: a 50 KB
 # metadata value or a receipt's full OCR text is cut here, once, for every reader.
@@ -35,7 +51,7 @@ class MatchedRecord:
     path: str
     file_name: str
     score: float  # 0..1, higher is better; comparable within one tool's results
-    match: str  # identical / near-duplicate / similar / text match
+    match: MatchLabel
     why: str  # the reason, in words
     matched_text: str = ""  # the OCR line, caption or metadata that matched
     caption: str = ""
@@ -45,23 +61,24 @@ class MatchedRecord:
     thumbnail_path: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON values (the label as its text), as the agent's saved state and the CLI's --json hold them."""
+        return {**asdict(self), "match": self.match.value}
 
 
 @dataclass
 class SearchResult:
-    tool: str
+    tool: ToolName
     query: dict[str, Any]
     records: list[MatchedRecord]
     seconds: float
     note: str = ""  # e.g. why nothing was returned
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tool": self.tool, "query": self.query, "records": [r.to_dict() for r in self.records],
+        return {"tool": self.tool.value, "query": self.query, "records": [r.to_dict() for r in self.records],
                 "seconds": round(self.seconds, 4), "note": self.note}
 
 
-def record_from_row(row: dict[str, Any], score: float, match: str, why: str,
+def record_from_row(row: dict[str, Any], score: float, match: MatchLabel, why: str,
                     matched_text: str = "") -> MatchedRecord:
     metadata = {k: bounded(row.get(k), MAX_FIELD_CHARS) for k in _METADATA_COLUMNS if row.get(k) not in (None, "")}
     if row.get("metadata_json"):

@@ -22,7 +22,7 @@ from collections import defaultdict
 
 from store.image_table import ImageTable
 from tools.models import Models
-from tools.records import TEXT_MATCH, MatchedRecord, SearchResult, attach_thumbnails, record_from_row
+from tools.records import MatchedRecord, MatchLabel, SearchResult, ToolName, attach_thumbnails, record_from_row
 
 RRF_K = 60
 PER_RETRIEVER = 50
@@ -40,7 +40,7 @@ def text_search(table: ImageTable, models: Models, query: str, k: int = 10,
     start = time.perf_counter()
     query = query.strip()
     if not query:
-        return SearchResult("text_search", {"text": query}, [], 0.0, note="empty query")
+        return SearchResult(ToolName.TEXT_SEARCH, {"text": query}, [], 0.0, note="empty query")
     rankings = _rankings(table, models, query, where)
 
     fused: dict[str, float] = defaultdict(float)
@@ -57,7 +57,7 @@ def text_search(table: ImageTable, models: Models, query: str, k: int = 10,
     records = [_record(rows[i], fused[i] / best_possible, evidence[i], query) for i in ranked_ids]
     attach_thumbnails(table, records)
     note = "" if records else f"no indexed text, caption or metadata matches {query!r}"
-    return SearchResult(tool="text_search", query={"text": query, "k": k, "where": where or ""},
+    return SearchResult(tool=ToolName.TEXT_SEARCH, query={"text": query, "k": k, "where": where or ""},
                         records=records, seconds=time.perf_counter() - start, note=note)
 
 
@@ -109,7 +109,7 @@ def _like(literal: str) -> str:
 
 def _record(row: dict, score: float, evidence: list[str], query: str) -> MatchedRecord:
     matched = best_matching_line(row, query)
-    return record_from_row(row, score, TEXT_MATCH, "found by " + "; ".join(evidence), matched_text=matched)
+    return record_from_row(row, score, MatchLabel.TEXT_MATCH, "found by " + "; ".join(evidence), matched_text=matched)
 
 
 def best_matching_line(row: dict, query: str) -> str:

@@ -18,6 +18,7 @@ from agent.llm import backend_label, backend_names
 from loupe.config import LLMSettings, Settings, load_settings
 from loupe.errors import LoupeError
 from tools.models import Models
+from tools.process import configure_process
 from tools.toolbox import Toolbox
 from ui.collection_page import collection_page
 from ui.gallery import show_records
@@ -127,6 +128,7 @@ def chat_page(settings: Settings) -> None:
 
 
 def main() -> None:
+    configure_process()
     st.set_page_config(page_title="Loupe", page_icon=":mag:", layout="centered")
     if "thread" not in st.session_state:
         new_conversation()

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import streamlit as st
 
-BADGE_COLOURS = {"identical": "green", "near-duplicate": "blue", "similar": "violet", "text match": "orange"}
+from tools.records import MatchLabel
+
+BADGE_COLOURS = {MatchLabel.IDENTICAL: "green", MatchLabel.NEAR_DUPLICATE: "blue", MatchLabel.SIMILAR: "violet",
+                 MatchLabel.TEXT_MATCH: "orange"}
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|$~:])")
 _WORD = re.compile(r"\w+", re.UNICODE)
 

@@ -6,8 +6,9 @@ downloaded here, so the weights come from ``loupe train-detector``
 (tools/training/text_detector_training.py) or from the user's own file.
 
 ultralytics reaches for the network twice unless told not to: for hub checks
-(``YOLO_OFFLINE=1``) and for the Arial font its plots use. :func:`ultralytics_offline`
-sets both up before ultralytics is imported.
+(``YOLO_OFFLINE=1``, set by :func:`~tools.process.configure_process`) and for the
+Arial font its plots use, which :func:`ultralytics_offline` puts in place before
+ultralytics is imported.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from PIL import Image
 
 from loupe.errors import ModelNotFoundError
 from tools.models.resolver import ModelSource, resolve
+from tools.process import configure_process
 
 DETECTION_CONFIDENCE = 0.25
 MAX_DETECTION_SIZE = 1920  # px: larger pictures are shrunk to this, their text is big enough to survive it
@@ -44,11 +46,9 @@ def load_yolo_class():
 
 
 def ultralytics_offline() -> Path:
-    """Point ultralytics at a local settings folder that already has its font; returns that folder."""
-    folder = Path(os.environ.get("YOLO_CONFIG_DIR") or Path(os.environ.get("LOUPE_HOME", "~/.loupe")).expanduser()
-                  / "ultralytics")
-    os.environ["YOLO_CONFIG_DIR"] = str(folder)
-    os.environ["YOLO_OFFLINE"] = "1"
+    """Make sure ultralytics' settings folder (set by configure_process) has its font; returns that folder."""
+    configure_process()
+    folder = Path(os.environ["YOLO_CONFIG_DIR"])
     font = folder / "Ultralytics" / "Arial.ttf"
     if not font.is_file():
         import matplotlib

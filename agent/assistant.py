@@ -84,6 +84,8 @@ class Assistant:
         limit = self.settings.max_upload_bytes
         if isinstance(image, bytes):
             data = image
+        elif not name.is_file():  # a folder, a pipe (reading one would block) or nothing at all
+            raise ImageRejected(f"{name}: not a readable image file")
         else:
             try:
                 with name.open("rb") as handle:

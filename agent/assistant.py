@@ -25,6 +25,7 @@ from agent.tools import make_tools
 from loupe.config import Settings
 from loupe.errors import ImageRejected
 from tools.image_file import decode_image_bytes
+from tools.records import MatchedRecord
 from tools.toolbox import Toolbox
 
 CONVERSATIONS_FILE = "conversations.sqlite"
@@ -34,7 +35,7 @@ CONVERSATIONS_FILE = "conversations.sqlite"
 class Answer:
     text: str  # the whole answer: the model's words, then the matched records
     words: str  # the model's words alone (the UI shows the records as a gallery)
-    records: list[dict[str, Any]]
+    records: list[MatchedRecord]
     trace: list[dict[str, Any]]
     seconds: float
     thread_id: str
@@ -67,7 +68,8 @@ class Assistant:
         config = {"configurable": {"thread_id": thread_id}, "recursion_limit": 30}
         state = self.graph.invoke({"messages": [HumanMessage(text)], **turn}, config)
         answer = state["answer"]
-        return Answer(text=answer["text"], words=answer["words"], records=answer["records"], trace=answer["trace"],
+        records = [MatchedRecord.from_dict(record) for record in answer["records"]]
+        return Answer(text=answer["text"], words=answer["words"], records=records, trace=answer["trace"],
                       seconds=time.perf_counter() - start, thread_id=thread_id, messages=state["messages"])
 
     def history(self, thread_id: str) -> list[Any]:

@@ -21,7 +21,7 @@ from langgraph.graph import END, START, StateGraph, add_messages
 from langgraph.prebuilt import ToolNode
 
 from agent.conversation import SEARCH_TOOLS, read_turn
-from tools.records import MatchLabel
+from tools.records import MatchedRecord, MatchLabel
 
 SYSTEM_PROMPT = """You are Loupe, an image search assistant over the user's photo collection.
 Tools: image_search (same/near-duplicate/similar pictures; give image or record_id), text_search
@@ -108,31 +108,14 @@ def assemble_answer(state: AgentState) -> dict:
     searched = any(run.name in SEARCH_TOOLS for run in turn.runs)
     text = words if isinstance(words, str) else str(words)
     if records:
-        text += "\n\nMatches:\n" + "\n".join(describe_record(rank, r) for rank, r in enumerate(records, start=1))
+        text += "\n\nMatches:\n" + "\n".join(MatchedRecord.from_dict(r).describe(rank)
+                                               for rank, r in enumerate(records, start=1))
     elif searched and "nothing" not in text.lower():
         text += "\n\nNo record matched well enough to show."
+    # The state keeps plain dicts (what the checkpointer stores); Assistant.ask hands out MatchedRecords.
     return {"messages": closing, "answer": {"text": text, "words": words if isinstance(words, str) else str(words),
                                             "records": records, "trace": trace}}
 
 
 def _strength(record: dict) -> int:
     return ANSWER_ORDER.get(record["match"], len(ANSWER_ORDER))
-
-
-def describe_record(rank: int, record: dict) -> str:
-    meta = record.get("metadata", {})
-    facts = [f"{key}: {meta[key]}" for key in ("title", "description", "price", "taken_at", "camera")
-             if meta.get(key) not in (None, "")]
-    facts += [f"{key}: {value}" for key, value in (meta.get("fields") or {}).items()
-              if key not in ("title", "description", "price", "date", "taken_at")]
-    parts = [f"#{rank} {record['file_name']} (id {record['id']}) - {record['match']}, score {record['score']:.2f}",
-             f"   why: {record['why']}"]
-    if record.get("matched_text"):
-        parts.append(f"   matched text: \"{record['matched_text']}\"")
-    if record.get("caption"):
-        parts.append(f"   {record.get('caption_kind') or 'caption'}: {record['caption']}")
-    if facts:
-        parts.append("   metadata: " + "; ".join(facts))
-    parts.append(f"   file: {record['path']}" + (f"  thumbnail: {record['thumbnail_path']}"
-                                                  if record.get("thumbnail_path") else ""))
-    return "\n".join(parts)

@@ -143,8 +143,8 @@ def plan(turn: Turn) -> list[Step]:
     previous = turn.previous_search
     if previous is not None and wanted and (_REFINE.match(text) or not search_words(text).strip()):
         args = {**previous.args, "filters": [*previous.args.get("filters", []), *wanted]}
-        return [Step(ToolName(previous.name), f"you narrowed the previous {previous.name} with: {describe_filters(wanted)}",
-                     lambda t: args)]
+        reason = f"you narrowed the previous {previous.name} with: {describe_filters(wanted)}"
+        return [Step(ToolName(previous.name), reason, lambda t: args)]
 
     if turn.image:
         if _WANTS_TEXT.search(text):

@@ -76,7 +76,7 @@ def judge(query: dict, answer) -> tuple[bool, bool]:
         records_right = not answer.records
     elif query.get("expected_records"):
         records_right = bool(answer.records) and any(
-            answer.records[0]["path"].endswith("/" + expected) for expected in query["expected_records"])
+            answer.records[0].path.endswith("/" + expected) for expected in query["expected_records"])
     if query.get("expected_answer_contains"):
         records_right = records_right and all(w in answer.text for w in query["expected_answer_contains"])
     return tools_right, records_right
@@ -110,7 +110,7 @@ def run_query_set(entries: list[dict], settings: Settings, datasets: Path, index
             by_kind[query.get("kind", "other")].append(verdict)
             if not all(verdict):
                 failures.append(f"{query['id']}: tools {[s['tool'] for s in answer.trace]} "
-                                f"first {answer.records[0]['file_name'] if answer.records else None}")
+                                f"first {answer.records[0].file_name if answer.records else None}")
     finally:
         assistant.close()
     every = [v for verdicts in by_kind.values() for v in verdicts]

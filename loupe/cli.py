@@ -171,7 +171,7 @@ def ask(
     answer = _user_errors(lambda: assistant.ask(question, image=image, thread_id=thread))
     assistant.close()
     if as_json:
-        print(json.dumps({"text": answer.text, "records": answer.records, "trace": answer.trace,
+        print(json.dumps({"text": answer.text, "records": [r.to_dict() for r in answer.records], "trace": answer.trace,
                           "seconds": round(answer.seconds, 3), "thread": answer.thread_id}, indent=2, ensure_ascii=False))
     else:
         print(answer.text)

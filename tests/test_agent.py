@@ -41,7 +41,7 @@ def test_words_about_a_receipt_run_text_search(assistant: Assistant) -> None:
     company = sroie_key("003")["company"]
     answer = assistant.ask(f"find the receipt from {company}", thread_id="words")
     assert _tools(answer) == ["text_search"]
-    assert answer.records[0]["file_name"] == "receipt_003.jpg"
+    assert answer.records[0].file_name == "receipt_003.jpg"
     assert "rule-based planner" in answer.text and "receipt_003.jpg" in answer.text
     assert "why:" in answer.text and answer.trace[0]["seconds"] > 0
 
@@ -52,8 +52,8 @@ def test_photo_runs_image_search_and_labels_the_copy(assistant: Assistant) -> No
     Image.open(source).convert("RGB").resize((200, 150)).save(buffer, "JPEG", quality=70)
     answer = assistant.ask("where else does this photo appear?", image=buffer.getvalue(), thread_id="photo")
     assert _tools(answer) == ["image_search"]
-    assert answer.records[0]["file_name"] == source.name
-    assert answer.records[0]["match"] == "near-duplicate"
+    assert answer.records[0].file_name == source.name
+    assert answer.records[0].match == "near-duplicate"
     assert answer.trace[0]["args"]["image"] == "attached"  # the upload's bytes, kept in the conversation
 
 
@@ -62,7 +62,7 @@ def test_label_question_reads_the_text_then_searches(assistant: Assistant) -> No
                            image=SROIE / "images" / "005.jpg", thread_id="label")
     assert _tools(answer) == ["ocr", "text_search", "image_search"]
     assert "ABC HO TRADING" in answer.text.upper()
-    assert answer.records[0]["file_name"] == "receipt_005.jpg"
+    assert answer.records[0].file_name == "receipt_005.jpg"
 
 
 def test_nothing_found_is_said_not_padded(assistant: Assistant) -> None:
@@ -94,7 +94,7 @@ def test_scripted_llm_drives_the_same_graph(indexed: Toolbox) -> None:
     helper.close()
     assert answer.trace == [{"tool": "text_search", "args": {"query": company, "k": 3},
                              "seconds": answer.trace[0]["seconds"], "results": len(answer.records)}]
-    assert answer.records[0]["file_name"] == "receipt_001.jpg"
+    assert answer.records[0].file_name == "receipt_001.jpg"
     assert answer.text.startswith("I searched the printed text") and "#1 receipt_001.jpg" in answer.text
 
 
@@ -117,7 +117,7 @@ def test_openai_client_against_a_local_chat_completions_server(indexed: Toolbox)
     assert first["messages"][0]["role"] == "system" and first["model"] == "scripted-model"
     tool_reply = [m for m in second["messages"] if m["role"] == "tool"]
     assert tool_reply and tool_reply[0]["tool_call_id"] == "call_abc" and "receipt_002.jpg" in tool_reply[0]["content"]
-    assert answer.records[0]["file_name"] == "receipt_002.jpg"
+    assert answer.records[0].file_name == "receipt_002.jpg"
     assert answer.text.startswith("The receipt from that shop is #1.")
 
 
@@ -135,17 +135,17 @@ def test_follow_ups_survive_a_restart(receipts_index: Settings, models: Models) 
     years = {f"{n:03d}.jpg": sroie_key(f"{n:03d}")["date"][-4:] for n in range(8)}
     helper = Assistant(receipts_index, toolbox=Toolbox(receipts_index, models))
     first = helper.ask("receipts from SDN BHD companies", thread_id="restart")
-    assert len(first.records) >= 3 and {years[r["file_name"]] for r in first.records} != {"2018"}
+    assert len(first.records) >= 3 and {years[r.file_name] for r in first.records} != {"2018"}
 
     narrowed = helper.ask("only the ones from 2018", thread_id="restart")
     assert narrowed.trace[0]["args"]["filters"] == [{"column": "year", "op": "=", "value": 2018}]
-    assert narrowed.records and all(years[r["file_name"]] == "2018" for r in narrowed.records)
+    assert narrowed.records and all(years[r.file_name] == "2018" for r in narrowed.records)
 
     second = narrowed.records[1]
     similar = helper.ask("more like #2", thread_id="restart")
     assert similar.trace[0]["tool"] == "image_search"
-    assert similar.trace[0]["args"] == {"record_id": second["id"], "k": 10, "filters": []}
-    assert second["id"] not in [r["id"] for r in similar.records]
+    assert similar.trace[0]["args"] == {"record_id": second.id, "k": 10, "filters": []}
+    assert second.id not in [r.id for r in similar.records]
     helper.close()
 
     # A new process, the same thread id: "#1" still means the first result of "more like #2".
@@ -158,7 +158,7 @@ def test_follow_ups_survive_a_restart(receipts_index: Settings, models: Models) 
     reply = json.loads(result.stdout)
     expected = similar.records[0] if similar.records else None
     assert expected is not None, "more like #2 found nothing to refer back to"
-    assert reply["trace"][0]["tool"] == "ocr" and reply["trace"][0]["args"] == {"record_id": expected["id"]}
+    assert reply["trace"][0]["tool"] == "ocr" and reply["trace"][0]["args"] == {"record_id": expected.id}
     assert "The text reads:" in reply["text"]
 
 

@@ -207,7 +207,7 @@ def test_a_quote_in_a_filter_value_is_a_literal(world: dict) -> None:
     assistant = Assistant(world["settings"], model=ToolCallingFake(messages=script), toolbox=world["toolbox"])
     answer = assistant.ask("find the receipt", thread_id="quote")
     assistant.close()
-    assert "error" not in answer.trace[0] and answer.records[0]["file_name"] == "receipt.jpg"
+    assert "error" not in answer.trace[0] and answer.records[0].file_name == "receipt.jpg"
 
 
 def test_the_cli_reads_only_the_file_the_person_chose(world: dict) -> None:

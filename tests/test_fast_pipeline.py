@@ -75,7 +75,7 @@ def test_the_agent_finds_then_narrows_with_a_typed_filter(toolbox: Toolbox) -> N
     first = assistant.ask("find the receipt from CORNER BOOKSHOP", thread_id="fast")
     narrowed = assistant.ask("only the ones from 2018", thread_id="fast")
     assistant.close()
-    assert [s["tool"] for s in first.trace] == ["text_search"] and first.records[0]["file_name"] == "receipt.png"
+    assert [s["tool"] for s in first.trace] == ["text_search"] and first.records[0].file_name == "receipt.png"
     assert narrowed.trace[0]["args"]["filters"] == [{"column": "year", "op": "=", "value": 2018}]
     assert narrowed.records == []  # the receipt is from 2019
 
@@ -87,7 +87,7 @@ def test_an_upload_is_searched_as_bytes(toolbox: Toolbox) -> None:
     answer = assistant.ask("where else does this photo appear?", image=buffer.getvalue(), thread_id="upload")
     assistant.close()
     assert answer.trace[0]["args"]["image"] == "attached"
-    assert answer.records[0]["file_name"] == "pattern_3.png" and answer.records[0]["match"] == "identical"
+    assert answer.records[0].file_name == "pattern_3.png" and answer.records[0].match == "identical"
 
 
 def test_a_path_outside_the_collection_is_refused(toolbox: Toolbox, tmp_path: Path) -> None:

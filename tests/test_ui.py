@@ -43,8 +43,8 @@ def test_upload_ask_and_see_the_gallery(indexed: Toolbox, monkeypatch: pytest.Mo
     app.file_uploader[0].set_value(("phone.jpg", buffer.getvalue(), "image/jpeg"))
     _ask(app, "where else does this photo appear?")
     answer = _last_answer(app)
-    assert answer["records"][0]["file_name"] == source.name
-    assert answer["records"][0]["match"] == "near-duplicate"
+    assert answer["records"][0].file_name == source.name
+    assert answer["records"][0].match == "near-duplicate"
     cards = [m.value for m in app.markdown if m.value.startswith("**#")]
     assert cards[0] == f"**#1 {source.stem}\\.jpg**"
     assert len(app.image) >= 1 + len(answer["records"])  # the upload, then a thumbnail per record
@@ -53,7 +53,7 @@ def test_upload_ask_and_see_the_gallery(indexed: Toolbox, monkeypatch: pytest.Mo
     app.button[0].click().run()  # "More like this" on the first card
     follow = _last_answer(app)
     assert follow["trace"][0]["tool"] == "image_search"
-    assert follow["trace"][0]["args"]["record_id"] == answer["records"][0]["id"]
+    assert follow["trace"][0]["args"]["record_id"] == answer["records"][0].id
 
 
 def test_follow_up_narrows_the_results(receipts_index: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,7 +62,7 @@ def test_follow_up_narrows_the_results(receipts_index: Settings, monkeypatch: py
     narrowed = _last_answer(_ask(app, "only the ones from 2018"))
     years = {f"{n:03d}.jpg": sroie_key(f"{n:03d}")["date"][-4:] for n in range(8)}
     assert 0 < len(narrowed["records"]) < len(first["records"])
-    assert all(years[r["file_name"]] == "2018" for r in narrowed["records"])
+    assert all(years[r.file_name] == "2018" for r in narrowed["records"])
     highlighted = [m.value for m in app.markdown if "orange-background" in m.value]
     assert highlighted  # the matched words of the OCR text are highlighted
 
@@ -75,7 +75,7 @@ def test_broken_upload_shows_an_error_and_the_app_keeps_working(
     assert any("not an image" in e.value for e in app.error)
     app.file_uploader[0].set_value(None)
     answer = _last_answer(_ask(app, f"find the receipt from {sroie_key('006')['company']}"))
-    assert answer["records"][0]["file_name"] == "006.jpg"
+    assert answer["records"][0].file_name == "006.jpg"
 
 
 def test_missing_llm_key_is_explained(receipts_index: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -64,6 +64,28 @@ class MatchedRecord:
         """Plain JSON values (the label as its text), as the agent's saved state and the CLI's --json hold them."""
         return {**asdict(self), "match": self.match.value}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MatchedRecord:
+        """The record a tool result carried through the agent's saved state."""
+        return cls(**{**data, "match": MatchLabel(data["match"])})
+
+    def describe(self, rank: int) -> str:
+        """The record as plain text, for answers and terminals: why it matched, what it says, where it is."""
+        meta = self.metadata
+        facts = [f"{key}: {meta[key]}" for key in ("title", "description", "price", "taken_at", "camera")
+                 if meta.get(key) not in (None, "")]
+        facts += [f"{key}: {value}" for key, value in (meta.get("fields") or {}).items()
+                  if key not in ("title", "description", "price", "date", "taken_at")]
+        parts = [f"#{rank} {self.file_name} (id {self.id}) - {self.match}, score {self.score:.2f}", f"   why: {self.why}"]
+        if self.matched_text:
+            parts.append(f"   matched text: \"{self.matched_text}\"")
+        if self.caption:
+            parts.append(f"   {self.caption_kind or 'caption'}: {self.caption}")
+        if facts:
+            parts.append("   metadata: " + "; ".join(facts))
+        parts.append(f"   file: {self.path}" + (f"  thumbnail: {self.thumbnail_path}" if self.thumbnail_path else ""))
+        return "\n".join(parts)
+
 
 @dataclass
 class SearchResult:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from tools.records import MatchLabel
+from tools.records import MatchedRecord, MatchLabel
 
 BADGE_COLOURS = {MatchLabel.IDENTICAL: "green", MatchLabel.NEAR_DUPLICATE: "blue", MatchLabel.SIMILAR: "violet",
                  MatchLabel.TEXT_MATCH: "orange"}
@@ -38,7 +38,7 @@ def query_words(trace: list[dict]) -> str:
     return " ".join(str(step["args"].get("query", "")) for step in trace)
 
 
-def show_records(records: list[dict], trace: list[dict], key: str,
+def show_records(records: list[MatchedRecord], trace: list[dict], key: str,
                  on_more: Callable[[int], None], on_text: Callable[[int], None]) -> None:
     """Two cards per row on a wide screen; Streamlit stacks them on a phone."""
     words = query_words(trace)
@@ -50,18 +50,18 @@ def show_records(records: list[dict], trace: list[dict], key: str,
                 _card(record, rank, words, key, on_more, on_text)
 
 
-def _card(record: dict, rank: int, words: str, key: str, on_more, on_text) -> None:
-    if record.get("thumbnail_path") and Path(record["thumbnail_path"]).is_file():
-        st.image(record["thumbnail_path"], width="stretch")
-    st.markdown(f"**#{rank} {escape(record['file_name'])}**")
-    st.badge(record["match"], color=BADGE_COLOURS.get(record["match"], "gray"))
-    st.caption(f"score {record['score']:.2f} · {record['why']}")
-    if record.get("matched_text"):
-        st.markdown("Matched text: " + highlight(record["matched_text"], words))
-    if record.get("caption"):
-        st.caption(f"{record.get('caption_kind') or 'caption'}: {record['caption']}")
+def _card(record: MatchedRecord, rank: int, words: str, key: str, on_more, on_text) -> None:
+    if record.thumbnail_path and Path(record.thumbnail_path).is_file():
+        st.image(record.thumbnail_path, width="stretch")
+    st.markdown(f"**#{rank} {escape(record.file_name)}**")
+    st.badge(record.match, color=BADGE_COLOURS.get(record.match, "gray"))
+    st.caption(f"score {record.score:.2f} · {record.why}")
+    if record.matched_text:
+        st.markdown("Matched text: " + highlight(record.matched_text, words))
+    if record.caption:
+        st.caption(f"{record.caption_kind or 'caption'}: {record.caption}")
     with st.expander("Metadata"):
-        st.json({"path": record["path"], "id": record["id"], **record.get("metadata", {})})
+        st.json({"path": record.path, "id": record.id, **record.metadata})
     left, right = st.columns(2)
     left.button("More like this", key=f"{key}-more-{rank}", on_click=on_more, args=(rank,))
     right.button("Show text", key=f"{key}-text-{rank}", on_click=on_text, args=(rank,))

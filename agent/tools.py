@@ -84,6 +84,7 @@ def check_image(toolbox: Toolbox, state: dict[str, Any], image: str, record_id: 
     boundary), or None when the call names a record. Raises :class:`CallRefused` otherwise.
     """
     messages = state.get("messages", [])
+    turn = read_turn(messages)
     if record_id:
         if image:
             raise CallRefused("give image or record_id, not both")
@@ -93,11 +94,11 @@ def check_image(toolbox: Toolbox, state: dict[str, Any], image: str, record_id: 
         raise CallRefused("give image (\"attached\" for the user's image) or record_id")
     attachments = state.get("attachments") or {}
     if image == ATTACHED or image in attachments:
-        key = (read_turn(messages).image or last_image(messages)) if image == ATTACHED else image
+        key = (turn.image or last_image(messages)) if image == ATTACHED else image
         if key not in attachments:
             raise CallRefused("no image is attached to this conversation")
         return attachments[key]
-    named = image in read_turn(messages).request or image in {r["path"] for r in conversation_records(messages)}
+    named = image in turn.request or image in {r["path"] for r in conversation_records(messages)}
     if not named:
         raise CallRefused(f"{image[:120]!r} was not named by the user nor returned by a search; give record_id "
                           "for a record, or \"attached\" for the user's image")

@@ -187,7 +187,7 @@ class Indexer:
         timer = StageTimer()
         notify = progress or (lambda done, total, stage: None)
         # The roots mark the collection's boundary for every tool (tools/boundary.py): recorded first.
-        known_roots = add_roots(self.table.index_dir, [r for r in roots if r.exists()])
+        add_roots(self.table.index_dir, [r for r in roots if r.exists()])
         files = discover_images(roots, report.problems, self.table.index_dir, self.follow_symlinks)
         known = self.table.file_states()
 
@@ -220,7 +220,7 @@ class Indexer:
             notify(done, len(to_index), "write")
 
         if prune:
-            report.pruned = self._prune(roots, known_roots, set(map(str, files)), known)
+            report.pruned = self._prune(roots, set(map(str, files)), known)
         with timer.stage("optimize"):
             self.table.finish_writes()
         report.stage_seconds = dict(timer.seconds)
@@ -284,16 +284,15 @@ class Indexer:
         return analysed, analyses
 
     def _kept_metadata(self, paths: list[Path]) -> dict[str, Metadata]:
-        """The metadata changed files had, read in one query, so re-indexing a file never drops its title."""
-        rows = self.table.get([record_id(str(p)) for p in paths],
-                              columns=["id", "path", "title", "description", "price", "metadata_json"])
-        return {row["path"]: entry for row in rows if (entry := Metadata.from_row(row)) is not None}
+        """The metadata changed files had, so re-indexing a file never drops its title."""
+        rows = self._stored_rows(paths, ["id", "path", "title", "description", "price", "metadata_json"])
+        return {path: entry for path, row in rows.items() if (entry := Metadata.from_row(row)) is not None}
 
-    def _stored_rows(self, paths: list[Path]) -> dict[str, dict[str, Any]]:
-        """Every column of these files' rows, for updates that need no model: one read per 500 files."""
+    def _stored_rows(self, paths: list[Path], columns: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """These files' rows by path (every column unless ``columns``), one read per 500 files."""
         ids = [record_id(str(path)) for path in paths]
         rows = [row for start in range(0, len(ids), 500)
-                for row in self.table.get(ids[start:start + 500], columns=_ALL_COLUMNS)]
+                for row in self.table.get(ids[start:start + 500], columns=columns or _ALL_COLUMNS)]
         return {row["path"]: row for row in rows}
 
     def _refresh_metadata(self, paths: list[Path], metadata: MetadataIndex) -> int:
@@ -306,10 +305,10 @@ class Indexer:
         self.table.upsert(changed)
         return len(changed)
 
-    def _prune(self, roots: list[Path], known_roots: list[Path], present: set[str], known: dict) -> int:
+    def _prune(self, roots: list[Path], present: set[str], known: dict) -> int:
         """Delete rows of files under ``roots`` that are gone, and rows that lie outside every indexed root
         (indexed through a symlink before, or from inside the index folder); rows of other roots stay."""
-        boundary = CollectionBoundary(tuple(known_roots), Path(os.path.realpath(self.table.index_dir)))
+        boundary = CollectionBoundary.of_index(self.table.index_dir)
         prefixes = tuple(os.path.realpath(r) + (os.sep if r.is_dir() or not r.exists() else "") for r in roots)
         gone = [p for p in known if p not in present and (
             (p.startswith(prefixes) and not Path(p).is_file()) or not boundary.contains(p))]

@@ -22,8 +22,8 @@ def load_roots(index_dir: Path) -> list[Path]:
     return [Path(root) for root in json.loads(path.read_text(encoding="utf-8")).get("roots", [])]
 
 
-def add_roots(index_dir: Path, roots: list[Path]) -> list[Path]:
-    """Record ``roots`` (resolved) beside the ones already there; returns them all."""
+def add_roots(index_dir: Path, roots: list[Path]) -> None:
+    """Record ``roots`` (resolved) beside the ones already there."""
     known = load_roots(index_dir)
     for root in roots:
         resolved = Path(os.path.realpath(root))
@@ -33,4 +33,3 @@ def add_roots(index_dir: Path, roots: list[Path]) -> list[Path]:
     temporary = target.with_suffix(".tmp")
     temporary.write_text(json.dumps({"roots": [str(r) for r in known]}, indent=2), encoding="utf-8")
     temporary.replace(target)  # atomic: a crash leaves the old list or the new one
-    return known

@@ -46,19 +46,21 @@ class CollectionBoundary:
 
     def contains(self, path: str | Path) -> bool:
         """True when ``path`` resolves inside an indexed root (or is an indexed single file)."""
-        resolved = _real(path)
-        if resolved is None or resolved.is_relative_to(self.index_dir):
-            return False
-        return any(resolved == root or resolved.is_relative_to(root) for root in self.roots)
+        return self._inside(_real(path))
 
     def resolve(self, path: str | Path) -> Path:
         """The real path of a file inside the collection, or :class:`PathRefused`."""
         resolved = _real(path)
-        if resolved is None or not self.contains(resolved):
+        if not self._inside(resolved):
             shown = str(path)[:120]
             raise PathRefused(f"refused {shown!r}: Loupe reads only the attached image, indexed records, and files "
                               "inside the indexed folders")
         return resolved
+
+    def _inside(self, resolved: Path | None) -> bool:
+        if resolved is None or resolved.is_relative_to(self.index_dir):
+            return False
+        return any(resolved.is_relative_to(root) for root in self.roots)  # a single-file root: equal is relative
 
 
 def _real(path: str | Path) -> Path | None:

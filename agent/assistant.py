@@ -22,6 +22,7 @@ from agent.conversation import attachment_key, with_image
 from agent.graph import build_graph
 from agent.llm import make_chat_model
 from agent.tools import make_tools
+from agent.validation import make_call_check
 from loupe.config import Settings
 from loupe.errors import ImageRejected
 from tools.image_file import decode_image_bytes
@@ -40,6 +41,8 @@ class Answer:
     seconds: float
     thread_id: str
     messages: list[Any] = field(default_factory=list, repr=False)
+    fallback: str = ""  # why the rule-based planner answered instead of the model ("" if it did not)
+    ungrounded: list[str] = field(default_factory=list)  # records the model named that no tool returned
 
 
 class Assistant:
@@ -49,7 +52,8 @@ class Assistant:
         self.toolbox = toolbox or Toolbox(settings)
         self.toolbox.table  # fail now, with the "run loupe index" message, if there is no index
         self._connection = sqlite3.connect(settings.index_dir / CONVERSATIONS_FILE, check_same_thread=False)
-        self.graph = build_graph(model or make_chat_model(settings.llm), make_tools(self.toolbox),
+        tools = make_tools(self.toolbox)
+        self.graph = build_graph(model or make_chat_model(settings.llm), tools, make_call_check(self.toolbox, tools),
                                  SqliteSaver(self._connection))
 
     def ask(self, text: str, image: Path | bytes | None = None, thread_id: str = "default") -> Answer:
@@ -70,7 +74,8 @@ class Assistant:
         answer = state["answer"]
         records = [MatchedRecord.from_dict(record) for record in answer["records"]]
         return Answer(text=answer["text"], words=answer["words"], records=records, trace=answer["trace"],
-                      seconds=time.perf_counter() - start, thread_id=thread_id, messages=state["messages"])
+                      seconds=time.perf_counter() - start, thread_id=thread_id, messages=state["messages"],
+                      fallback=answer.get("fallback", ""), ungrounded=answer.get("ungrounded", []))
 
     def history(self, thread_id: str) -> list[Any]:
         """The stored messages of a conversation ([] for a new thread id)."""

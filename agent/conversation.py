@@ -48,6 +48,7 @@ class ToolRun:
 class Turn:
     request: str  # the user's words without the image marker
     image: str | None  # key of the image attached to this message, or referred to ("this photo") from earlier
+    image_is_new: bool = False  # the image came with this message (not one referred back to)
     runs: list[ToolRun] = field(default_factory=list)  # this turn's tool calls so far
     previous_search: ToolRun | None = None  # the last search of earlier turns (for "only 2019")
     previous_records: list[dict[str, Any]] = field(default_factory=list)  # its records, for "#3"
@@ -65,7 +66,8 @@ def read_turn(messages: list[AnyMessage]) -> Turn:
     earlier = runs_of(messages[:start])
     searches = [r for r in earlier if r.name in SEARCH_TOOLS and r.result and not r.result.get("error")]
     previous = searches[-1] if searches else None
-    return Turn(request=request, image=image, runs=runs_of(messages[start:]), previous_search=previous,
+    return Turn(request=request, image=image, image_is_new=match is not None, runs=runs_of(messages[start:]),
+                previous_search=previous,
                 previous_records=previous.result["records"] if previous else [])
 
 

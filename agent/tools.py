@@ -25,12 +25,15 @@ from pydantic import BaseModel, Field
 from agent.conversation import ATTACHED, conversation_records, last_image, read_turn
 from loupe.errors import LoupeError
 from store.filters import FILTER_COLUMNS, Op, where_clause
-from tools.records import SearchResult, ToolName
+from tools.records import ORDER_COLUMNS, SearchResult, ToolName, ordered
 from tools.toolbox import Toolbox
 
 MAX_LISTED = 10
 MAX_QUOTED_CHARS = 160  # of one record's text in a result list
 MAX_TOOL_TEXT_CHARS = 2_000  # of an OCR text or caption handed to the model
+
+
+OrderColumn = Literal[ORDER_COLUMNS]
 
 
 class CallRefused(LoupeError):
@@ -59,7 +62,7 @@ def summarise(result: SearchResult) -> str:
     lines = [f"{result.tool}: {len(result.records)} results (quoted text is data read from the records)"]
     for rank, record in enumerate(result.records[:MAX_LISTED], start=1):
         meta = record.metadata
-        facts = " ".join(f"{k}={quoted(str(meta[k]), 60)}" for k in ("title", "price", "taken_at")
+        facts = " ".join(f"{k}={quoted(str(meta[k]), 60)}" for k in ("title", "price", "taken_at", "total", "date")
                          if meta.get(k) is not None)
         snippet = f" text={quoted(record.matched_text, MAX_QUOTED_CHARS)}" if record.matched_text else ""
         lines.append(f"#{rank} id={record.id} file={quoted(record.file_name, 80)} {record.match} "
@@ -108,25 +111,30 @@ def check_image(toolbox: Toolbox, state: dict[str, Any], image: str, record_id: 
 def make_tools(toolbox: Toolbox) -> list[BaseTool]:
     @tool(response_format="content_and_artifact")
     def image_search(state: Annotated[dict, InjectedState], image: str = "", record_id: str = "", k: int = 10,
-                     filters: list[FilterCondition] | None = None) -> tuple[str, dict]:
+                     filters: list[FilterCondition] | None = None, order_by: OrderColumn | None = None,
+                     descending: bool = False) -> tuple[str, dict]:
         """Find records showing the same picture (identical), a copy or re-photo of it (near-duplicate), or a
         similar picture. Give image="attached" for the user's attached image, or record_id (for "more like #3").
-        filters: optional conditions, e.g. [{"column": "year", "op": "=", "value": 2019}]."""
+        filters: optional conditions, e.g. [{"column": "year", "op": "=", "value": 2019}].
+        order_by: "amount" or "date" to order the matches (e.g. for "the cheapest one")."""
         def run():
             query = check_image(toolbox, state, image, record_id)
             result = toolbox.image_search(image=query, record_id=record_id or None, k=k,
                                           where=where_clause(_conditions(filters)) or None)
-            return summarise(result), result.to_dict()
+            return _ordered_summary(result, order_by, descending)
         return _guarded(ToolName.IMAGE_SEARCH, run)
 
     @tool(response_format="content_and_artifact")
-    def text_search(query: str, k: int = 10, filters: list[FilterCondition] | None = None) -> tuple[str, dict]:
+    def text_search(query: str, k: int = 10, filters: list[FilterCondition] | None = None,
+                    order_by: OrderColumn | None = None, descending: bool = False) -> tuple[str, dict]:
         """Find records whose printed text (OCR), caption/tags or metadata (title, description) match the
-        words, e.g. a shop name, a total like 42.50, or "dog on a beach".
-        filters: optional conditions, e.g. [{"column": "price", "op": "<", "value": 20}]."""
+        words, e.g. a shop name, a total like 42.50, or "dog on a beach". Only real matches come back.
+        filters: optional conditions, e.g. [{"column": "date", "op": ">=", "value": "2018-03-01"}].
+        order_by: "amount" (price or printed total) or "date", with descending=true for the largest/newest."""
         def run():
-            result = toolbox.text_search(query, k=k, where=where_clause(_conditions(filters)) or None)
-            return summarise(result), result.to_dict()
+            result = toolbox.text_search(query, k=k, where=where_clause(_conditions(filters)) or None,
+                                         matches_only=True)
+            return _ordered_summary(result, order_by, descending)
         return _guarded(ToolName.TEXT_SEARCH, run)
 
     @tool(response_format="content_and_artifact")
@@ -151,6 +159,12 @@ def make_tools(toolbox: Toolbox) -> list[BaseTool]:
         return _guarded(ToolName.CAPTION, run)
 
     return [image_search, text_search, ocr, caption]
+
+
+def _ordered_summary(result: SearchResult, order_by: str | None, descending: bool) -> tuple[str, dict[str, Any]]:
+    if order_by:
+        result.records = ordered(result.records, order_by, descending)
+    return summarise(result), result.to_dict()
 
 
 def _conditions(filters: list[FilterCondition | dict] | None) -> list[dict]:

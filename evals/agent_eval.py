@@ -70,7 +70,7 @@ def build_index(settings: Settings, datasets: Path, index_dir: Path) -> Toolbox:
 
 
 def judge(query: dict, answer) -> tuple[bool, bool]:
-    tools_right = [step["tool"] for step in answer.trace] == query["expected_tools"]
+    tools_right = [step["tool"] for step in answer.trace if not step.get("refused")] == query["expected_tools"]
     records_right = True
     if query.get("expect_nothing"):
         records_right = not answer.records
@@ -89,7 +89,7 @@ def check_specs(specs: list[str], settings: Settings) -> None:
 def run_query_file(path: Path, header: dict, entries: list[dict], specs: list[str] | None, settings: Settings,
                    datasets: Path, index_root: Path) -> dict:
     """The agent task's runner (see evals/tasks.py), with the configured LLM backend."""
-    return run_query_set(check_queries(entries, path), settings, datasets, index_root / path.stem)
+    return run_query_set(check_queries(entries, path), settings, datasets, index_root / "agent")  # one collection for every agent query set
 
 
 def run_query_set(entries: list[dict], settings: Settings, datasets: Path, index_dir: Path) -> dict:

@@ -27,6 +27,7 @@ from store.roots import add_roots
 from store.schema import RECORD_COLUMNS
 from tools.analysis import ImageAnalysis, StageTimer, analyse_images
 from tools.boundary import CollectionBoundary
+from tools.document_fields import fold_lines, iso_date, printed_date, printed_total
 from tools.image_file import SUPPORTED_SUFFIXES, ImageFile, read_image
 from tools.models import Models
 
@@ -41,6 +42,7 @@ class IndexReport:
     updated: int = 0
     unchanged: int = 0
     metadata_updated: int = 0
+    derived_filled: int = 0  # rows of an older index given the columns added since (store/schema.py)
     pruned: int = 0
     problems: list[str] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
@@ -53,6 +55,8 @@ class IndexReport:
         parts = [f"{self.added} added", f"{self.updated} updated", f"{self.unchanged} unchanged"]
         if self.metadata_updated:
             parts.append(f"{self.metadata_updated} metadata updated")
+        if self.derived_filled:
+            parts.append(f"{self.derived_filled} given new derived columns")
         if self.pruned:
             parts.append(f"{self.pruned} removed")
         parts.append(f"{len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}")
@@ -204,6 +208,7 @@ class Indexer:
             else:
                 to_index.append(path)
 
+        report.derived_filled = self._fill_derived_columns()
         if metadata is not None:
             pending = set(to_index)
             report.metadata_updated = self._refresh_metadata(
@@ -295,6 +300,14 @@ class Indexer:
                 for row in self.table.get(ids[start:start + 500], columns=columns or _ALL_COLUMNS)]
         return {row["path"]: row for row in rows}
 
+    def _fill_derived_columns(self) -> int:
+        """Rows of an index built before a derived column existed get it now, from what they store."""
+        missing = [Path(row["path"]) for row in self.table.find("folded_text IS NULL", limit=max(self.table.count(), 1),
+                                                                 columns=["path"])]
+        rows = [{**row, **derived_columns(row)} for row in self._stored_rows(missing).values()]
+        self.table.upsert(rows)
+        return len(rows)
+
     def _refresh_metadata(self, paths: list[Path], metadata: MetadataIndex) -> int:
         """Apply a metadata file to files that are indexed already and did not change."""
         changed = []
@@ -318,7 +331,7 @@ class Indexer:
 
 # Every column, read back for updates that keep the vectors (touched files, new metadata).
 _ALL_COLUMNS = [*RECORD_COLUMNS, "mtime", "image_vector", "orb_keypoints", "orb_descriptors", "has_text", "ocr_vector",
-                "caption_vector", "search_text", "thumbnail"]
+                "caption_vector", "search_text", "thumbnail", "folded_text"]
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
 
 
@@ -356,7 +369,7 @@ def build_row(image: ImageFile, analysis: ImageAnalysis, metadata: Metadata | No
         **_date_columns(image.taken_at, metadata),
     }
     row["search_text"] = search_text(row)
-    return row
+    return {**row, **derived_columns(row)}
 
 
 def with_metadata(row: dict[str, Any], entry: Metadata | None) -> dict[str, Any]:
@@ -365,7 +378,7 @@ def with_metadata(row: dict[str, Any], entry: Metadata | None) -> dict[str, Any]
         return row
     updated = {**row, **entry.columns(), **_date_columns(row["taken_at"], entry)}
     updated["search_text"] = search_text(updated)
-    return updated
+    return {**updated, **derived_columns(updated)}
 
 
 def search_text(row: dict[str, Any]) -> str:
@@ -376,6 +389,17 @@ def search_text(row: dict[str, Any]) -> str:
     parts = [row.get("file_name"), row.get("title"), row.get("description"), row.get("caption"),
              row.get("ocr_text"), extra]
     return "\n".join(p for p in parts if p)
+
+
+def derived_columns(row: dict[str, Any]) -> dict[str, Any]:
+    """The columns computed from others (store/schema.py): the day, its year, the printed total, folded text.
+
+    The user's or the camera's date wins; a scanned receipt has neither, so its printed date counts.
+    """
+    date = iso_date(row.get("taken_at") or "") or printed_date(row.get("ocr_text") or "")
+    return {"date": date, "year": row.get("year") or (int(date[:4]) if date else None),
+            "total": printed_total(json.loads(row.get("ocr_lines") or "[]")),
+            "folded_text": fold_lines(row.get("search_text") or "")}
 
 
 def _date_columns(exif_taken_at: str | None, metadata: Metadata | None) -> dict[str, Any]:

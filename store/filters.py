@@ -36,6 +36,7 @@ class Op(StrEnum):
 FILTER_COLUMNS: dict[str, type] = {
     "year": int, "price": float, "width": int, "height": int, "file_size": int,
     "taken_at": str, "camera": str, "file_name": str, "title": str, "description": str, "format": str,
+    "date": str, "total": float,  # the day as YYYY-MM-DD (EXIF, metadata or printed) and a printed total
 }
 MAX_VALUE_CHARS = 200  # a filter literal longer than this is no filter a person typed
 _TEXT_ONLY = (Op.CONTAINS, Op.NOT_CONTAINS)

@@ -75,6 +75,8 @@ class ImageTable:
         self.info = info
         self._table = table
         self._hashes: tuple[int, list[str], np.ndarray] | None = None  # (table version, ids, hashes)
+        self._folded: tuple[int, list[str], list[str]] | None = None  # (table version, ids, folded texts)
+        self._words: tuple[int, set[str]] | None = None  # (table version, words of the folded texts)
 
     @classmethod
     def open(cls, index_dir: str | Path) -> ImageTable:
@@ -86,7 +88,7 @@ class ImageTable:
             raise IndexNotFoundError(
                 f"no Loupe index at {index_dir}: run `loupe index FOLDER` first (or pass --index)"
             )
-        return cls(index_dir, info, db.open_table(TABLE_NAME))
+        return cls(index_dir, info, _with_new_columns(index_dir, info, db.open_table(TABLE_NAME)))
 
     @classmethod
     def open_or_create(cls, index_dir: str | Path, info: IndexInfo) -> ImageTable:
@@ -102,7 +104,7 @@ class ImageTable:
             )
         db = _connect(index_dir)
         if TABLE_NAME in db.list_tables().tables:
-            table = db.open_table(TABLE_NAME)
+            table = _with_new_columns(index_dir, info, db.open_table(TABLE_NAME))
         else:
             table = db.create_table(TABLE_NAME, schema=image_table_schema(info))
         info.save(index_dir)
@@ -186,6 +188,25 @@ class ImageTable:
             self._hashes = (version, columns["id"].to_pylist(), columns["phash"].to_numpy(zero_copy_only=False))
         return self._hashes[1], self._hashes[2]
 
+    def folded_texts(self) -> tuple[list[str], list[str]]:
+        """(ids, folded text) of every row that has text, for matching names however they are typed.
+
+        Kept in memory per table version, like the perceptual hashes: a text search reads it whole.
+        """
+        version = self._table.version
+        if self._folded is None or self._folded[0] != version:
+            columns = self._scan(["id", "folded_text"])
+            pairs = [(i, t) for i, t in zip(columns["id"].to_pylist(), columns["folded_text"].to_pylist()) if t]
+            self._folded = (version, [i for i, _ in pairs], [t for _, t in pairs])
+        return self._folded[1], self._folded[2]
+
+    def folded_words(self) -> set[str]:
+        """Every word of the folded texts (for correcting a misspelt name), kept per table version."""
+        version = self._table.version
+        if self._words is None or self._words[0] != version:
+            self._words = (version, {word for text in self.folded_texts()[1] for word in text.split()})
+        return self._words[1]
+
     def _scan(self, columns: list[str]) -> pa.Table:
         """A few columns of every row (no vectors, so cheap even at 100k rows)."""
         rows = self.count()
@@ -193,17 +214,12 @@ class ImageTable:
             return pa.table({c: pa.array([], self._table.schema.field(c).type) for c in columns})
         return self._table.search().select(columns).limit(rows).to_arrow()
 
-    def get(self, ids: list[str], columns: list[str] | None = None) -> list[dict[str, Any]]:
-        """Rows by id, in the order of ``ids`` (missing ids are left out)."""
+    def get(self, ids: list[str], columns: list[str] | None = None, where: str | None = None) -> list[dict[str, Any]]:
+        """Rows by id, in the order of ``ids`` (missing ids, and rows ``where`` excludes, are left out)."""
         if not ids:
             return []
-        rows = (
-            self._table.search()
-            .where("id IN (" + ", ".join(sql_string(i) for i in ids) + ")")
-            .select(columns or RECORD_COLUMNS)
-            .limit(len(ids))
-            .to_list()
-        )
+        condition = "id IN (" + ", ".join(sql_string(i) for i in ids) + ")" + (f" AND ({where})" if where else "")
+        rows = _run(self._table.search().where(condition).select(columns or RECORD_COLUMNS).limit(len(ids)), where)
         by_id = {row["id"]: row for row in rows}
         return [by_id[i] for i in ids if i in by_id]
 
@@ -262,6 +278,19 @@ class ImageTable:
     def vector_of(self, record_id: str, column: str = "image_vector") -> np.ndarray | None:
         rows = self.get([record_id], columns=["id", column])
         return np.asarray(rows[0][column], dtype=np.float32) if rows else None
+
+
+def _with_new_columns(index_dir: Path, info: IndexInfo, table: lancedb.table.Table) -> lancedb.table.Table:
+    """The table with any column this version of Loupe added since it was built, empty until re-indexed.
+
+    Only derived columns are ever added this way (store/schema.py), so an old index keeps working and
+    `loupe index` fills them from what is stored.
+    """
+    missing = [f for f in image_table_schema(info) if f.name not in table.schema.names]
+    if missing:
+        with _writing(index_dir, "adding columns"):
+            table.add_columns(missing)
+    return table
 
 
 def _connect(index_dir: Path) -> lancedb.DBConnection:

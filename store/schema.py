@@ -21,7 +21,7 @@ INFO_FILE = "loupe-index.json"
 RECORD_COLUMNS = [
     "id", "path", "file_name", "sha256", "pixel_sha256", "phash", "file_size", "width", "height", "format",
     "taken_at", "year", "camera", "orientation", "ocr_text", "ocr_lines", "caption",
-    "caption_kind", "title", "description", "price", "metadata_json", "indexed_at",
+    "caption_kind", "title", "description", "price", "metadata_json", "indexed_at", "date", "total",
 ]
 
 
@@ -49,6 +49,9 @@ class IndexInfo:
         if not path.is_file():
             return None
         return cls(**json.loads(path.read_text(encoding="utf-8")))
+
+
+DERIVED_COLUMNS = ("date", "total", "folded_text")
 
 
 def image_table_schema(info: IndexInfo) -> pa.Schema:
@@ -88,4 +91,9 @@ def image_table_schema(info: IndexInfo) -> pa.Schema:
         pa.field("search_text", pa.string()),  # what full-text (BM25) search reads
         pa.field("thumbnail", pa.binary()),
         pa.field("indexed_at", pa.string()),
+        # Derived from the columns above (tools/document_fields.py); an older index gets them on open,
+        # empty, and `loupe index` fills them from the stored text without running a model.
+        pa.field("date", pa.string()),  # YYYY-MM-DD: the EXIF or metadata date, else the printed one
+        pa.field("total", pa.float64()),  # the printed total of a receipt or invoice
+        pa.field("folded_text", pa.string()),  # search_text folded per line (no case, accents, punctuation)
     ])

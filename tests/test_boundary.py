@@ -130,8 +130,10 @@ def test_an_obedient_model_cannot_read_outside(world: dict) -> None:
         answer = assistant.ask("hello", thread_id="obedient")
     assistant.close()
     assert _private_opens(opened, world) == []
-    assert [step.get("refused") for step in answer.trace] == [True, True]  # stopped after two refusals
-    assert "refused" in answer.text or "stopped" in answer.text
+    # Two refused calls, then the rule-based planner takes the turn over (and its search of "hello" is harmless).
+    assert [bool(step.get("refused")) for step in answer.trace] == [True, True, False]
+    assert answer.trace[2]["tool"] == "text_search" and "planner answered" in answer.fallback
+    assert "rule-based planner answered" in answer.text
 
 
 def test_refusals_do_not_tell_whether_a_file_exists(world: dict) -> None:

@@ -96,3 +96,31 @@ def test_typed_conditions_compile_to_quoted_sql(conditions: list, sql: str) -> N
 def test_hostile_conditions_are_refused(condition, message: str) -> None:
     with pytest.raises(InvalidConditionError, match=message):
         where_clause([condition])
+
+
+def test_an_index_built_before_the_derived_columns_gets_them_and_keeps_its_rows(tmp_path: Path) -> None:
+    """An older index opens with the new columns empty; `loupe index` fills them without a model."""
+    import lancedb
+    import pyarrow as pa
+
+    from loupe.config import Settings
+    from loupe.indexer import Indexer
+    from store.schema import DERIVED_COLUMNS, TABLE_NAME, image_table_schema
+
+    index = tmp_path / "index"
+    index.mkdir()
+    INFO.save(index)
+    old_schema = pa.schema([f for f in image_table_schema(INFO) if f.name not in DERIVED_COLUMNS])
+    rows = synthetic_rows(0, 3, INFO, np.random.default_rng(0))
+    rows[0]["ocr_text"] = rows[0]["search_text"] = "MR. D.I.Y. (M) SDN BHD\nDATE: 05/03/2018"
+    lancedb.connect(index).create_table(TABLE_NAME, data=pa.Table.from_pylist(rows, schema=old_schema))
+
+    table = ImageTable.open(index)
+    assert set(DERIVED_COLUMNS) <= set(table._table.schema.names) and table.count() == 3
+    assert table.find("folded_text IS NULL", limit=5, columns=["id"]) != []
+
+    report = Indexer(Settings(index_dir=index), None, table).run([])
+    assert report.derived_filled == 3 and table.count() == 3
+    filled = table.get([rows[0]["id"]], columns=["id", "date", "folded_text"])[0]
+    assert filled["date"] == "2018-03-05" and filled["folded_text"].startswith("mr d i y m sdn bhd")
+    assert Indexer(Settings(index_dir=index), None, table).run([]).derived_filled == 0  # once only

@@ -42,7 +42,7 @@ MAX_TEXT_CHARS = 2_000
 MAX_FIELD_CHARS = 500
 
 _METADATA_COLUMNS = ("title", "description", "price", "taken_at", "year", "camera", "width", "height",
-                     "format", "file_size", "sha256", "indexed_at")
+                     "format", "file_size", "sha256", "indexed_at", "date", "total")
 
 
 @dataclass
@@ -83,6 +83,10 @@ class MatchedRecord:
             parts.append(f"   {self.caption_kind or 'caption'}: {self.caption}")
         if facts:
             parts.append("   metadata: " + "; ".join(facts))
+        printed = ([f"total {meta['total']:.2f}"] if meta.get("total") is not None else []) + \
+            ([f"date {meta['date']}"] if meta.get("date") and not meta.get("taken_at") else [])
+        if printed:
+            parts.append("   printed: " + "; ".join(printed))
         parts.append(f"   file: {self.path}" + (f"  thumbnail: {self.thumbnail_path}" if self.thumbnail_path else ""))
         return "\n".join(parts)
 
@@ -112,6 +116,19 @@ def record_from_row(row: dict[str, Any], score: float, match: MatchLabel, why: s
         caption=bounded(row.get("caption") or "", MAX_FIELD_CHARS), caption_kind=row.get("caption_kind") or "",
         ocr_text=bounded(row.get("ocr_text") or "", MAX_TEXT_CHARS), metadata=metadata,
     )
+
+
+ORDER_COLUMNS = ("amount", "date")  # what results may be ordered by: see ordered()
+
+
+def ordered(records: list[MatchedRecord], column: str, descending: bool) -> list[MatchedRecord]:
+    """Records ordered by ``amount`` (the price, else the printed total) or ``date``; records without one last."""
+    def value(record: MatchedRecord) -> Any:
+        meta = record.metadata
+        return (meta.get("price") if meta.get("price") is not None else meta.get("total")) if column == "amount" \
+            else meta.get("date")
+    known = sorted((r for r in records if value(r) is not None), key=value, reverse=descending)
+    return known + [r for r in records if value(r) is None]
 
 
 def bounded(value: Any, limit: int) -> Any:

@@ -7,20 +7,27 @@ Several retrievers each rank the collection, and reciprocal-rank fusion
   the OCR text and the caption/tags, above a floor so unrelated text is dropped;
 * ``bm25``: LanceDB full-text search over OCR text, captions, metadata and
   file names;
-* ``exact``: the query as a whole phrase, numbers (``42.50``) and quoted
-  phrases found verbatim in the OCR text or metadata, since BM25 splits
-  ``42.50`` into ``42`` and ``50`` and ``D.I.Y.`` into three letters;
+* ``exact``: numbers (``42.50``) found verbatim in the OCR text or
+  metadata, since BM25 splits ``42.50`` into ``42`` and ``50``;
+* ``name``: runs of the query's words found in the folded text however
+  they are punctuated, spaced or cased ("DIY", "Mr Diy" and "MR. D.I.Y.";
+  "7 Eleven" and "7-ELEVEN"), longest run first; BM25 cannot, as it splits
+  ``D.I.Y.`` into three letters. A run found in more than a fifth of the
+  collection ("sdn bhd") says nothing about any one record and is skipped;
 * ``image-text``: the image encoder's text tower against the pixels, when the
   encoder has one (open_clip).
 """
 
 from __future__ import annotations
 
+import difflib
+import math
 import re
 import time
 from collections import defaultdict
 
 from store.image_table import ImageTable
+from tools.document_fields import fold, name_pattern
 from tools.models import Models
 from tools.records import MatchedRecord, MatchLabel, SearchResult, ToolName, attach_thumbnails, record_from_row
 
@@ -30,19 +37,79 @@ PER_RETRIEVER = 50
 # 0.0-0.2. Below the floor a semantic hit is noise, not a match. Tags are a few
 # words, so chance similarity runs higher there ("receipt" vs "minibus" 0.34).
 SEMANTIC_FLOORS = {"ocr-semantic": 0.30, "caption-semantic": 0.45}
+MAX_RUN_WORDS = 6  # the longest run of query words tried as one name
+MIN_RUN_LETTERS = 3  # shorter runs ("mr", "99") match by chance
+MATCH_SCORE, MATCH_NAME_COVERAGE = 0.73, 0.5  # see is_match; set by evals/text_match_calibration.py
+MIN_CORRECTED_LETTERS, CORRECTION_SIMILARITY = 5, 0.85  # see spelled_as_stored
+GENERIC_SHARE = 0.2  # a run found in more than this share of the records names none of them
+MIN_GENERIC_RECORDS = 3  # ... but in a small collection a name may well be on three records
+# Words of a request rather than of a name: a run of them names nothing, and they are not counted when
+# judging how much of a request a found name covers. Misspellings of "receipt" are common enough to list.
+REQUEST_WORDS = frozenset("""
+a an the my our your this that these those it its i im me we you they them is are was were be been am do does did
+have has had can could would will should may might must and or but if of in on at to for from by with about as into
+please pls plz kindly thanks thank hey hi hello ok okay so just only also too now then there here where when what
+which who why how any anything some something all every each find show get give look search pull see need want
+company companies place places
+looking trying think sure remember bought buy went go got lost store shop receipt receipts reciept reciepts recipt
+recipts receit receits bill bills invoice invoices photo photos picture pictures pic pics image images scan scans
+one ones last month year week day ago before much many spend spent pay paid cost costs price total amount
+everything stuff thing things bunch again already
+""".split())
 _LITERAL = re.compile(r'"([^"]+)"|\b(\d+[.,]\d+)\b')
+_NUMBER = re.compile(r"\b\d+[.,]\d+\b")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def text_search(table: ImageTable, models: Models, query: str, k: int = 10,
-                where: str | None = None) -> SearchResult:
-    """Ranked records matching ``query`` by printed text, caption, tags or metadata."""
+                where: str | None = None, matches_only: bool = False) -> SearchResult:
+    """Ranked records matching ``query`` by printed text, caption, tags or metadata.
+
+    ``matches_only`` keeps only records that pass :func:`is_match` (what the agent shows); rankings for
+    retrieval metrics keep every candidate.
+    """
     start = time.perf_counter()
     query = query.strip()
     if not query:
         return SearchResult(ToolName.TEXT_SEARCH, {"text": query}, [], 0.0, note="empty query")
-    rankings = _rankings(table, models, query, where)
+    rankings, coverage = _rankings(table, models, query, where)
+    scores, evidence, rows = fuse(rankings)
+    if not subject_words(query):  # "receipts" with a year filter: the words name a kind, the filter chooses
+        matches_only = False
+    ranked_ids = [i for i in sorted(scores, key=lambda i: _rank_key(scores[i], coverage.get(i, 0.0)))
+                  if not matches_only or is_match(scores[i], coverage.get(i, 0.0))][:k]
+    records = [_record(rows[i], scores[i], evidence[i], query) for i in ranked_ids]
+    attach_thumbnails(table, records)
+    note = ""
+    if not records:
+        note = (f"nothing in the collection matches {query!r} well enough" if scores else
+                f"no indexed text, caption or metadata matches {query!r}")
+    return SearchResult(tool=ToolName.TEXT_SEARCH, query={"text": query, "k": k, "where": where or ""},
+                        records=records, seconds=time.perf_counter() - start, note=note)
 
+
+def subject_words(query: str) -> list[str]:
+    """The query's words other than request words: what it asks about ("stooges"), not how ("receipts")."""
+    return [word for word in fold(query).split() if word not in REQUEST_WORDS]
+
+
+def is_match(score: float, name_coverage: float) -> bool:
+    """Whether a candidate is a match to show, or only the best of what there is.
+
+    Either several retrievers agree (fused score) or a name found in its text covers most of the request;
+    both levels were chosen by cross-validation on the dev query sets (evals/text_match_calibration.py).
+    """
+    return score >= MATCH_SCORE or name_coverage >= MATCH_NAME_COVERAGE
+
+
+def _rank_key(score: float, name_coverage: float) -> tuple[float, float]:
+    """Records holding most of the request as a name come first (the whole "Perniagaan Zheng Hui" before
+    a receipt that only shares "Hui"); the rest by fused score."""
+    return (-name_coverage if name_coverage >= MATCH_NAME_COVERAGE else 0.0, -score)
+
+
+def fuse(rankings: dict[str, list[tuple[dict, str]]]) -> tuple[dict[str, float], dict[str, list[str]], dict[str, dict]]:
+    """Reciprocal-rank fusion: each record's score in 0..1, the evidence for it, and its row."""
     fused: dict[str, float] = defaultdict(float)
     evidence: dict[str, list[str]] = defaultdict(list)
     rows: dict[str, dict] = {}
@@ -51,18 +118,16 @@ def text_search(table: ImageTable, models: Models, query: str, k: int = 10,
             fused[row["id"]] += 1.0 / (RRF_K + rank + 1)
             evidence[row["id"]].append(f"{retriever} #{rank + 1}{detail}")
             rows.setdefault(row["id"], row)
-
-    best_possible = len(rankings) / (RRF_K + 1)
-    ranked_ids = sorted(fused, key=lambda i: -fused[i])[:k]
-    records = [_record(rows[i], fused[i] / best_possible, evidence[i], query) for i in ranked_ids]
-    attach_thumbnails(table, records)
-    note = "" if records else f"no indexed text, caption or metadata matches {query!r}"
-    return SearchResult(tool=ToolName.TEXT_SEARCH, query={"text": query, "k": k, "where": where or ""},
-                        records=records, seconds=time.perf_counter() - start, note=note)
+    # Normalised by what a record ranked first by every retriever that ran would get, so a record
+    # found by one weak retriever scores low even when no other retriever found anything.
+    best_possible = max(len(rankings), 1) / (RRF_K + 1)
+    return {i: score / best_possible for i, score in fused.items()}, evidence, rows
 
 
-def _rankings(table: ImageTable, models: Models, query: str, where: str | None) -> dict[str, list[tuple[dict, str]]]:
-    """Each retriever's ranked (row, detail) list; retrievers with no hit are left out."""
+def _rankings(table: ImageTable, models: Models, query: str,
+              where: str | None) -> tuple[dict[str, list[tuple[dict, str]]], dict[str, float]]:
+    """Each retriever's ranked (row, detail) list (an empty one where it ran and found nothing), and the
+    share of the request each record's found name covers."""
     rankings: dict[str, list[tuple[dict, str]]] = {}
     query_vector = models.text_embedder.embed([query])[0]
     for retriever, column in (("ocr-semantic", "ocr_vector"), ("caption-semantic", "caption_vector")):
@@ -73,24 +138,109 @@ def _rankings(table: ImageTable, models: Models, query: str, where: str | None) 
 
     rankings["bm25"] = [(row, "") for row in table.full_text_search(query, PER_RETRIEVER, where)]
 
-    phrases = literal_phrases(query)
-    if phrases:
+    numbers = _NUMBER.findall(query)
+    if numbers:
         contained: dict[str, list[str]] = defaultdict(list)
         found: dict[str, dict] = {}
-        for phrase in phrases:
-            condition = f"lower(search_text) LIKE {_like(phrase)}" + (f" AND ({where})" if where else "")
+        for number in numbers:
+            condition = f"lower(search_text) LIKE {_like(number)}" + (f" AND ({where})" if where else "")
             for row in table.find(condition, limit=PER_RETRIEVER):
-                contained[row["id"]].append(phrase)
+                contained[row["id"]].append(number)
                 found.setdefault(row["id"], row)
         ranked = sorted(contained, key=lambda i: -len(contained[i]))
         rankings["exact"] = [(found[i], f" (contains {', '.join(repr(p) for p in contained[i])})") for i in ranked]
+
+    rankings["name"], coverage = _name_matches(table, query, where)
 
     encoder = models.image_encoder
     if encoder.has_text_tower:
         vector = encoder.embed_texts([query])[0]
         hits = [(row, 1.0 - row["_distance"]) for row in table.vector_search("image_vector", vector, PER_RETRIEVER, where)]
         rankings["image-text"] = [(row, f" (cosine {c:.2f})") for row, c in hits if c >= encoder.text_match_cosine]
-    return {name: ranked for name, ranked in rankings.items() if ranked}
+    return rankings, coverage
+
+
+def name_runs(query: str) -> list[tuple[int, str, str]]:
+    """(letters of words other than request words, words, run) for runs of the query's folded words, most
+    words first.
+
+    A run is a stretch of the query that may be a name ("mr diy", "99 speed mart"); it neither starts nor
+    ends with a request word ("the", "receipt", "please"), and is made of more than request words.
+    """
+    words = fold(query).split()
+    runs = set()
+    for size in range(1, MAX_RUN_WORDS + 1):
+        for start in range(len(words) - size + 1):
+            part = words[start:start + size]
+            if part[0] in REQUEST_WORDS or part[-1] in REQUEST_WORDS or part[0].isdigit() and size == 1:
+                continue
+            run = "".join(part)
+            if len(run) >= MIN_RUN_LETTERS:
+                runs.add((sum(len(w) for w in part if w not in REQUEST_WORDS), size, run))
+    return sorted(runs, key=lambda r: (r[1], r[0]), reverse=True)
+
+
+def _name_matches(table: ImageTable, query: str, where: str | None) -> tuple[list[tuple[dict, str]], dict[str, float]]:
+    """Records whose folded text holds a run of the query's words (a run of more words ranks first), and
+    for each the share of the request that run covers, its words weighted by their rarity.
+
+    The share is what tells a name found ("three stooges" in THREE STOOGES) from a word of the request
+    that happens to be printed somewhere ("station" of "Caltex station" on a Shell receipt).
+    """
+    ids, texts = table.folded_texts()
+    query = spelled_as_stored(query, table.folded_words())
+    limit = max(MIN_GENERIC_RECORDS, GENERIC_SHARE * len(texts))
+    best: dict[int, str] = {}  # row index -> the run of most words it holds, for ranking
+    covering: dict[int, str] = {}  # the same, counting runs too common to rank by ("sdn bhd")
+    found_in: dict[str, int] = {}  # run -> how many records hold it
+    squeezed = [text.replace(" ", "") for text in texts]  # a plain substring test first, the pattern on its hits
+    for _, _, run in name_runs(query):
+        pattern = name_pattern(run)
+        hits = [index for index, text in enumerate(squeezed) if run in text and pattern.search(texts[index])]
+        found_in[run] = len(hits)
+        for index in hits:
+            covering.setdefault(index, run)
+            if len(hits) <= limit:
+                best.setdefault(index, run)
+    # A word's weight is its rarity in the collection (smoothed inverse document frequency): "sdn" counts for
+    # little, "stooges" for much, and a word no record holds (a shop the collection lacks) for most.
+    weight = {w: math.log(1 + len(texts) / (found_in.get(w, 0) + 1))
+              for w in fold(query).split() if w not in REQUEST_WORDS}
+    total = sum(weight.values()) or 1.0
+    shares = {ids[i]: min(1.0, _covered(run, query, weight) / total) for i, run in covering.items()}
+    order = list(best)[:PER_RETRIEVER]  # insertion order: by the run that found them
+    rows = {row["id"]: row for row in table.get([ids[i] for i in order], where=where)}
+    ranked = [(rows[ids[i]], f" (name {best[i]!r}, {shares[ids[i]]:.0%} of the request)")
+              for i in order if ids[i] in rows]
+    return ranked, shares
+
+
+def spelled_as_stored(query: str, vocabulary: set[str]) -> str:
+    """The folded query with each long word that no record holds replaced by the stored word it misspells.
+
+    "lightroom galery" becomes "lightroom gallery": people misspell names, and a name that is in the
+    collection should still be found. Only words of MIN_CORRECTED_LETTERS or more are corrected, to a stored
+    word with the same first letter and a difflib similarity of at least CORRECTION_SIMILARITY.
+    """
+    words = fold(query).split()
+    corrected = []
+    for word in words:
+        if word in vocabulary or word in REQUEST_WORDS or len(word) < MIN_CORRECTED_LETTERS or word.isdigit():
+            corrected.append(word)
+            continue
+        alike = [w for w in vocabulary if w[0] == word[0] and abs(len(w) - len(word)) <= 2]
+        corrected.append(next(iter(difflib.get_close_matches(word, alike, n=1, cutoff=CORRECTION_SIMILARITY)), word))
+    return " ".join(corrected)
+
+
+def _covered(run: str, query: str, weight: dict[str, float]) -> float:
+    """The weight of the query's words that make up ``run`` (the first stretch of words spelling it)."""
+    words = fold(query).split()
+    for start in range(len(words)):
+        for end in range(start + 1, len(words) + 1):
+            if "".join(words[start:end]) == run:
+                return sum(weight.get(w, 0.0) for w in words[start:end])
+    return 0.0
 
 
 def literal_phrases(query: str) -> list[str]:

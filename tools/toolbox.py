@@ -48,8 +48,9 @@ class Toolbox:
         return image_search(self.table, self.models, image=self.readable(image), record_id=record_id, k=k,
                             where=where)
 
-    def text_search(self, query: str, k: int = 10, where: str | None = None) -> SearchResult:
-        return text_search(self.table, self.models, query, k=k, where=where)
+    def text_search(self, query: str, k: int = 10, where: str | None = None,
+                    matches_only: bool = False) -> SearchResult:
+        return text_search(self.table, self.models, query, k=k, where=where, matches_only=matches_only)
 
     def ocr(self, image: ImageInput = None, record_id: str | None = None) -> OcrToolResult:
         return read_text(self.models, self.table if record_id else None, image=self.readable(image),

@@ -1,0 +1,247 @@
+"""What a user's words ask for: which earlier record, which action, which filter, which order.
+
+The rule-based planner (agent/planner.py) turns these into tool calls. Each
+function reads plain words the way people type them, not a command syntax:
+"read that one", "the top one - what's on it?", "the last two", "which of
+these is the cheapest?", "only the March ones", "copy out the text", "how
+much did I spend at Mr DIY?". Every rule here is unit-tested in
+tests/test_intents.py; the wording it was checked against is the paraphrase
+query set (evals/querysets/agent_paraphrase.jsonl), written by people who did
+not read this file.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from tools.document_fields import MONTHS
+
+_ORDINALS = {"first": 1, "1st": 1, "top": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
+             "fifth": 5, "5th": 5, "sixth": 6, "6th": 6, "seventh": 7, "7th": 7, "eighth": 8, "8th": 8,
+             "ninth": 9, "9th": 9, "tenth": 10, "10th": 10, "last": -1, "bottom": -1}
+_COUNTS = {"two": 2, "three": 3, "four": 4, "five": 5, "2": 2, "3": 3, "4": 4, "5": 5}
+_THING = r"(?:one|ones|result|results|receipt|receipts|picture|pictures|image|images|photo|photos|pic|pics|match" \
+         r"|matches|hit|hits|entry|record|item|scan|cover|dvd)"
+_EXPLICIT = re.compile(r"#\s?(\d+)|\b(?:number|no\.?|nr\.?|result|item|record|entry)\s?#?(\d+)\b", re.I)
+_ORDINAL = re.compile(rf"\b(?:the\s+)?({'|'.join(_ORDINALS)})(?:\s+({'|'.join(_COUNTS)}))?(?:\s+{_THING})?\b", re.I)
+_PRONOUN = re.compile(rf"\b(it|that|this|them|those|these|him|her|the same)\b(?:\s+{_THING})?|\b(?:that|this|the)\s+{_THING}\b",
+                      re.I)
+
+TEXT = re.compile(r"\b(read|reading|transcribe|transcription|transcript|ocr|copy|extract|text|says?|said|written|"
+                  r"writing|wording|words|printed|print|type (?:it |this |that )?out|write (?:it |this |that )?out|"
+                  r"line by line)\b|\bwhat'?s on\b|\bwhats on\b|\bwhat is on\b", re.I)
+MORE = re.compile(r"\b(more like|similar|like (?:this|that|it|the|#)|looks? like|others like|anything else|"
+                  r"something else|same (?:kind|place|sort|scene|spot|thing)|other (?:pictures|photos|images|shots|"
+                  r"pics|ones) (?:of|like)|alike|resembl\w*)\b", re.I)
+CAPTION = re.compile(r"\b(describe|description|caption|what (?:is|'s) (?:in|shown)|what'?s in|whats in|"
+                     r"what (?:does|do) (?:it|this|that|they|the \w+) look like|"
+                     r"what does (?:it|this|that) show|what (?:is|'s) (?:it|this|that) (?:of|showing)|"
+                     r"what is (?:it|this|that)\b(?! (?:from|dated|for)))", re.I)
+ASKS_TOTAL = re.compile(r"\b(how much|total|amount|spen[dt]|cost|costs|price|paid|pay|sum)\b", re.I)
+ASKS_DATE = re.compile(r"\b(when|date|dated|what day|which day)\b", re.I)
+FIND = re.compile(r"\b(do (?:we|i|you) have|have (?:we|i) got|in (?:my|the) (?:collection|library|photos|files)|"
+                  r"already|anywhere|find|search|look (?:for|up)|match(?:es|ing)?|other cop(?:y|ies)|duplicates?)\b",
+                  re.I)
+
+
+@dataclass(frozen=True)
+class Order:
+    """Results ordered by a stored column: ``amount`` is the price, else the printed total."""
+
+    column: str  # "amount" or "date"
+    descending: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"order_by": self.column, "descending": self.descending}
+
+    def words(self) -> str:
+        if self.column == "amount":
+            return "the most expensive first" if self.descending else "the cheapest first"
+        return "the newest first" if self.descending else "the oldest first"
+
+
+_ORDERS = [  # dates first: "most recent" is no amount
+    (re.compile(r"\b(newest|newer|latest|later|most recent|more recent|recent-?most|youngest)\b", re.I),
+     Order("date", True)),
+    (re.compile(r"\b(oldest|older|earliest|earlier|least recent)\b", re.I), Order("date", False)),
+    (re.compile(r"\b(cheapest|least expensive|lowest|smallest|cheaper|less expensive|least)\b", re.I),
+     Order("amount", False)),
+    (re.compile(r"\b(most expensive|priciest|dearest|highest|biggest|largest|costliest|most costly|pricier|"
+                r"more expensive|max(?:imum)?|(?:the )?most)\b", re.I), Order("amount", True)),
+]
+
+_MONTH = "|".join(sorted((m for m in MONTHS if m != "may"), key=len, reverse=True))
+# "may" is a month only where no verb reading fits: "in May", "May 2018", "the May ones".
+_MONTH_YEAR = re.compile(rf"\b({_MONTH}|may)\.?\s*(?:of\s+|,\s*)?((?:19|20)\d\d)\b", re.I)
+_MONTH_ALONE = re.compile(rf"\b({_MONTH})\b\.?|\b(?:in|from|during|of|the)\s+(may)\b", re.I)
+_YEAR = re.compile(r"(?<![\d.,])((?:19|20)\d\d)(?![\d.,]\d)")
+_RELATIVE_YEAR = re.compile(r"\b(last|this|previous|past)\s+year\b", re.I)
+_PRICE_BELOW = re.compile(r"\b(?:under|below|less than|cheaper than)\s*(?:rm|\$|€|£)?\s*(\d+(?:[.,]\d+)?)", re.I)
+_PRICE_ABOVE = re.compile(r"\b(?:over|above|more than)\s*(?:rm|\$|€|£)?\s*(\d+(?:[.,]\d+)?)", re.I)
+_HAS_PRICE = re.compile(r"\b(with|having|has|that have|carrying) (?:a )?price", re.I)
+_SCREENSHOTS = re.compile(r"\bscreen ?shots?\b", re.I)
+SCREENSHOT_NAMES = ("screenshot", "screen shot")
+
+# Words that carry no subject: what is left of "hmm, just the ones from february" once the date is taken
+# out, or of "which of these is the cheapest?" once the order is.
+_EMPTY_WORDS = set("""
+a an the and or but of in on at to for from by with about as is are was were be do does did it its this that these
+those them they ones one only just now then so ok okay okey hmm hm um well please pls thanks what which who how
+about show me give list keep drop exclude remove without hide filter narrow instead rather also same again
+receipts receipt bills bill photos pictures images pics results ones dated date made taken bought i my we our
+you any anything there here out of among thos tho tell can could would will should shall let see
+narrow
+cost costs costing price priced prices paid spent spend pay expensive cheap amount total money
+""".split())
+_WORD = re.compile(r"[\w'-]+")
+_ABOUT_THESE = re.compile(r"^\s*(which|what|who|and|so|ok)\b|\b(these|those|them|the ones|of the)\b", re.I)
+_REFINE_START = re.compile(r"^\s*(only|just|but only|now only|drop|exclude|remove|without|hide|keep only|filter|"
+                           r"narrow|and|what about|how about)\b", re.I)
+
+_FILLER = [re.compile(p, re.I) for p in (
+    r"^\s*(?:hey|hi|hello|ok|okay|um+|hmm+|so|yo)\b[\s,!.]*",
+    r"\b(?:please|pls|plz|kindly|thanks|thank you|thx|asap|right now|now)\b[\s,!.]*",
+    r"^\s*(?:can|could|would|will) (?:you|u)\s+(?:please\s+)?(?:help me\s+)?",
+    r"^\s*(?:i(?:'m| am)|im)\s+(?:looking|searching|trying to find|trying to locate)\s+(?:for\s+)?",
+    r"^\s*i\s+(?:need|want|would like|wanna|'d like)\s+(?:to\s+(?:find|see|get)\s+)?",
+    r"^\s*(?:find|show|get|pull up|look up|dig up|bring up|search(?: for)?|look for|locate|fetch|give)(?: me)?\s+",
+    r"^\s*(?:where(?:'s| is| are)|wheres|do (?:we|you|i) (?:have|still have)|is there|are there|have i got|got)\s+",
+    r"^\s*(?:any|all|the|a|an|my|our|that|those|these)\s+",
+)]
+
+
+def references(text: str, records: list[dict]) -> list[dict]:
+    """The earlier records a message points at ("#3", "the second one", "the last two", "that one")."""
+    if not records:
+        return []
+    if explicit := _EXPLICIT.search(text):
+        index = int(explicit.group(1) or explicit.group(2))
+        return [records[index - 1]] if 1 <= index <= len(records) else []
+    if ordinal := _ORDINAL.search(text):
+        position, count = _ORDINALS[ordinal.group(1).lower()], _COUNTS.get((ordinal.group(2) or "").lower(), 1)
+        if position == -1:
+            return records[-count:]
+        start = (position - 1) if count == 1 else 0  # "the first two" are #1 and #2
+        return records[start:start + count] if start < len(records) else []
+    if _PRONOUN.search(text):
+        return records[:1]  # "it", "that one": the best match of the last search
+    return []
+
+
+def points_back(text: str, records: list[dict], has_image: bool) -> list[dict]:
+    """The earlier records this message is about, when it is a follow-up on them rather than a new search.
+
+    An explicit number always counts; an ordinal or a pronoun counts in a short message or one that asks
+    for an action (read, describe, more like, a total, a date), never when a new image came with it.
+    """
+    if _EXPLICIT.search(text):
+        return references(text, records)
+    if has_image:
+        return []
+    asks = TEXT.search(text) or CAPTION.search(text) or MORE.search(text) or ASKS_TOTAL.search(text) \
+        or ASKS_DATE.search(text)
+    if not (asks or len(_WORD.findall(text)) <= 6):
+        return []
+    return references(text, records)
+
+
+def order(text: str) -> Order | None:
+    for pattern, wanted in _ORDERS:
+        if pattern.search(text):
+            return wanted
+    return None
+
+
+def filters(text: str, today: date | None = None) -> list[dict[str, Any]]:
+    """Typed filter conditions a message asks for: dates, years, prices, no screenshots (see store.filters)."""
+    today = today or date.today()
+    found: list[dict[str, Any]] = []
+    month_years = [(_month_number(m.group(1)), int(m.group(2))) for m in _MONTH_YEAR.finditer(text)]
+    rest = _MONTH_YEAR.sub(" ", text)
+    if len(month_years) == 1:
+        month, year = month_years[0]
+        last_day = calendar.monthrange(year, month)[1]
+        found += [_condition("date", ">=", f"{year:04d}-{month:02d}-01"),
+                  _condition("date", "<=", f"{year:04d}-{month:02d}-{last_day:02d}")]
+    elif not month_years:
+        months = sorted({_month_number(m.group(1) or m.group(2)) for m in _MONTH_ALONE.finditer(rest)})
+        if len(months) == 1:
+            found.append(_condition("date", "contains", f"-{months[0]:02d}-"))
+    years = sorted({int(y) for y in _YEAR.findall(rest)})
+    if relative := _RELATIVE_YEAR.search(text):
+        years = [today.year if relative.group(1).lower() == "this" else today.year - 1]
+    if len(years) == 1:
+        found.append(_condition("year", "=", years[0]))
+    elif years:
+        found.append(_condition("year", "in", years))
+    if below := _PRICE_BELOW.search(text):
+        found.append(_condition("price", "<", float(below.group(1).replace(",", "."))))
+    if above := _PRICE_ABOVE.search(text):
+        found.append(_condition("price", ">", float(above.group(1).replace(",", "."))))
+    if _HAS_PRICE.search(text) and not (below or above):
+        found.append(_condition("price", "is set"))
+    if _SCREENSHOTS.search(text) and re.search(r"\b(drop|exclude|remove|without|hide|no)\b", text, re.I):
+        found += [_condition("file_name", "not contains", name) for name in SCREENSHOT_NAMES]
+    return found
+
+
+def _month_number(name: str) -> int:
+    name = name.lower().rstrip(".")
+    return MONTHS.get(name) or MONTHS[name[:3]]
+
+
+def _condition(column: str, op: str, value: Any = None) -> dict[str, Any]:
+    return {"column": column, "op": op, "value": value}
+
+
+def describe_filters(conditions: list[dict[str, Any]]) -> str:
+    """The conditions in words, for the explanation ("year = 2018 and price is set")."""
+    return " and ".join(f"{c['column']} {c['op']}" + (f" {c['value']}" if c.get("value") is not None else "")
+                        for c in conditions)
+
+
+def has_subject(text: str, known: frozenset[str] = frozenset()) -> bool:
+    """Whether anything but filter, order, filler and ``known`` words is left: "only the March ones" has none."""
+    words = _strip_conditions(text)
+    for pattern, _ in _ORDERS:
+        words = pattern.sub(" ", words)
+    return any(w.lower() not in _EMPTY_WORDS and w.lower() not in known for w in _WORD.findall(words))
+
+
+def refines(text: str, previous_query: str = "") -> bool:
+    """A message that narrows or reorders the previous results rather than asking for new ones.
+
+    It names nothing the previous search did not ("only the March ones", "the cheapest aeon one" after
+    "aeon receipts"); and a comparison that asks about "these", or starts "which ...", is about the last
+    results even when it adds a word ("which fill-up cost me the most?").
+    """
+    known = frozenset(w.lower() for w in _WORD.findall(previous_query))
+    if _REFINE_START.match(text) or not has_subject(text, known):
+        return True
+    return order(text) is not None and bool(_ABOUT_THESE.search(text))
+
+
+def search_words(text: str) -> str:
+    """The words to search for: the request without greetings, politeness, question frames and filters.
+
+    "could you find the receipts from Perniagaan Zheng Hui, please?" searches for "receipts from
+    Perniagaan Zheng Hui"; text search itself forgives punctuation, spacing and case in names.
+    """
+    words = _strip_conditions(text)
+    for _ in range(3):  # frames nest: "hey, could you please find the ..."
+        for pattern in _FILLER:
+            words = pattern.sub(" ", words).strip(" ,?.!")
+    words = re.sub(r"\s+", " ", words).strip(" ,?.!-")
+    return words or text.strip()
+
+
+def _strip_conditions(text: str) -> str:
+    words = _MONTH_YEAR.sub(" ", text)
+    for pattern in (_RELATIVE_YEAR, _PRICE_BELOW, _PRICE_ABOVE, _YEAR):
+        words = pattern.sub(" ", words)
+    words = re.sub(r"\b(?:in|from|during|of|dated)\s+(?=\s|$)", " ", words, flags=re.I)
+    return _MONTH_ALONE.sub(" ", words)

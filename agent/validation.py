@@ -1,0 +1,85 @@
+"""Checking a model's tool call before it runs, and an answer's words after: nothing unfounded gets through.
+
+A small local model invents tool names, arguments, record ids and paths, and
+any model may have read an instruction printed in a photo. So every call is
+checked against the tools' schemas, the conversation and the index before it
+runs (:func:`call_problem`): an invalid call is answered to the model with the
+reason, and after a second one the rule-based planner takes over the turn
+(agent/graph.py). After the turn, :func:`ungrounded` finds any record the
+model's words name that no tool of the turn returned or was asked about.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.tools import BaseTool
+from pydantic import ValidationError
+
+from agent.conversation import conversation_records, read_turn
+from agent.tools import CallRefused, check_image
+from loupe.errors import LoupeError
+from store.filters import where_clause
+from tools.toolbox import Toolbox
+
+CallCheck = Callable[[dict[str, Any], dict[str, Any]], str | None]  # (tool call, graph state) -> problem or None
+
+_IMAGE_TOOLS = ("image_search", "ocr", "caption")
+_FILE_NAME = re.compile(r"[\w.-]+\.(?:jpe?g|png|webp|tiff?|bmp|gif|heic|avif)\b", re.I)
+_RECORD_ID = re.compile(r"\b[0-9a-f]{16}\b")
+
+
+def make_call_check(toolbox: Toolbox, tools: list[BaseTool]) -> CallCheck:
+    """The check the graph runs on every tool call, bound to this index and tool set."""
+    by_name = {tool.name: tool for tool in tools}
+
+    def check(call: dict[str, Any], state: dict[str, Any]) -> str | None:
+        return call_problem(call, by_name, state, toolbox)
+
+    return check
+
+
+def call_problem(call: dict[str, Any], tools: dict[str, BaseTool], state: dict[str, Any],
+                 toolbox: Toolbox) -> str | None:
+    """Why this call may not run (one line for the model to correct), or None when it may."""
+    tool = tools.get(call.get("name", ""))
+    if tool is None:
+        return f"there is no tool {str(call.get('name'))[:40]!r}; use one of {', '.join(tools)}"
+    args = call.get("args") or {}
+    try:
+        tool.tool_call_schema.model_validate(args)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "arguments"
+        return f"{tool.name}: {where}: {first['msg']}"
+    try:
+        if call["name"] in _IMAGE_TOOLS:
+            check_image(toolbox, state, str(args.get("image") or ""), str(args.get("record_id") or ""))
+        if args.get("filters"):
+            where = where_clause([dict(f) for f in args["filters"]])
+            if where:
+                toolbox.table.find(where, limit=1, columns=["id"])  # compiles against this table, or says why
+    except CallRefused as exc:
+        return str(exc)
+    except LoupeError as exc:
+        return str(exc)
+    return None
+
+
+def ungrounded(words: str, messages: list[Any]) -> list[str]:
+    """File names and record ids the words name that no tool call of the current turn returned or read.
+
+    What a turn may name: the records its searches returned, and the earlier records its calls were about
+    (an OCR of "#2" names #2's file).
+    """
+    turn = read_turn(messages)
+    returned = [r for run in turn.runs if run.result for r in run.result.get("records", [])]
+    asked_about = {str(run.args.get("record_id")) for run in turn.runs if run.args.get("record_id")}
+    known = returned + [r for r in conversation_records(messages) if r["id"] in asked_about]
+    names = {r["file_name"].lower() for r in known} | {r["path"].rsplit("/", 1)[-1].lower() for r in known}
+    ids = {r["id"] for r in known} | asked_about
+    read = {str(run.result.get("source", "")).rsplit("/", 1)[-1].lower() for run in turn.runs if run.result}
+    return sorted({m for m in _FILE_NAME.findall(words) if m.lower() not in names | read}
+                  | {m for m in _RECORD_ID.findall(words) if m not in ids})

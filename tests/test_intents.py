@@ -1,0 +1,112 @@
+"""What the planner reads from words: references back, actions, orders, dates, and the words to search."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from agent import intents
+from agent.conversation import Turn, ToolRun
+from agent.planner import plan
+from tools.records import ToolName
+
+pytestmark = pytest.mark.fast  # no model is loaded: part of the fast tier
+
+RECORDS = [{"id": f"r{n}", "file_name": f"{n:03d}.jpg", "path": f"/c/{n:03d}.jpg"} for n in range(1, 6)]
+TODAY = date(2026, 12, 1)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("read that one", ["r1"]), ("the top one - what's on it?", ["r1"]), ("what does it say?", ["r1"]),
+    ("can you read him for me", ["r1"]), ("the second one", ["r2"]), ("number 3", ["r3"]), ("#4", ["r4"]),
+    ("the last one", ["r5"]), ("the last two", ["r4", "r5"]), ("the first two", ["r1", "r2"]),
+    ("the 2nd receipt, what's the total?", ["r2"]), ("#9", []),
+])
+def test_follow_ups_point_back_by_pronoun_ordinal_and_number(text: str, expected: list[str]) -> None:
+    assert [r["id"] for r in intents.points_back(text, RECORDS, has_image=False)] == expected
+
+
+def test_a_new_request_is_not_taken_for_a_reference() -> None:
+    long_request = "find the first receipt from aeon today, I really need it for my taxes this week"
+    assert intents.points_back(long_request, RECORDS, has_image=False) == []
+    assert intents.points_back("find this", RECORDS, has_image=True) == []  # "this" is the new image
+    assert intents.points_back("read that one", [], has_image=False) == []
+
+
+@pytest.mark.parametrize(("text", "column", "descending"), [
+    ("which of these is the cheapest?", "amount", False), ("which one is cost the least?", "amount", False),
+    ("the most expensive one?", "amount", True), ("which was the priciest", "amount", True),
+    ("the newest one", "date", True), ("and the oldest?", "date", False),
+])
+def test_comparisons_order_the_previous_results(text: str, column: str, descending: bool) -> None:
+    assert intents.order(text) == intents.Order(column, descending)
+    assert intents.refines(text)  # no new subject: it reorders what was found
+
+
+@pytest.mark.parametrize(("text", "conditions"), [
+    ("only the March ones", [("date", "contains", "-03-")]),
+    ("hmm, just the ones from february", [("date", "contains", "-02-")]),
+    ("what about January 2018?", [("date", ">=", "2018-01-01"), ("date", "<=", "2018-01-31")]),
+    ("august 2017 only", [("date", ">=", "2017-08-01"), ("date", "<=", "2017-08-31")]),
+    ("february 2016", [("date", ">=", "2016-02-01"), ("date", "<=", "2016-02-29")]),
+    ("just those from 2017", [("year", "=", 2017)]),
+    ("receipts from last year", [("year", "=", 2025)]),
+    ("only the ones under 20", [("price", "<", 20.0)]),
+    ("asia mart receipts", []),  # "mart" is no month
+    ("may I see the receipts", []),  # nor is the verb "may"
+])
+def test_date_year_and_price_filters(text: str, conditions: list[tuple]) -> None:
+    found = [(c["column"], c["op"], c["value"]) for c in intents.filters(text, TODAY)]
+    assert found == conditions
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("Could you find the receipts from Perniagaan Zheng Hui, please?", "receipts from Perniagaan Zheng Hui"),
+    ("hey, where did my Watsons receipt go?", "where did my Watsons receipt go"),
+    ("pls find receipt of GL handicraft", "receipt of GL handicraft"),
+    ("i need the lightroom gallery receipts from 2017", "lightroom gallery receipts"),
+])
+def test_search_words_drop_greetings_frames_and_filters(text: str, words: str) -> None:
+    assert intents.search_words(text) == words
+
+
+def _turn(text: str, image: str | None = None, previous: ToolRun | None = None) -> Turn:
+    return Turn(request=text, image=image, image_is_new=image is not None, previous_search=previous,
+                previous_records=previous.result["records"] if previous else [])
+
+
+PREVIOUS = ToolRun(ToolName.TEXT_SEARCH, {"query": "aeon", "k": 10, "filters": []}, "plan_1",
+                   {"records": RECORDS})
+
+
+@pytest.mark.parametrize(("text", "image", "tools"), [
+    ("OCR this", "k", [ToolName.OCR]), ("copy out the text pls", "k", [ToolName.OCR]),
+    ("type out everything on this receipt", "k", [ToolName.OCR]),
+    ("what's the total on this?", "k", [ToolName.OCR]),
+    ("what does this say, and do we have it?", "k", [ToolName.OCR, ToolName.TEXT_SEARCH, ToolName.IMAGE_SEARCH]),
+    ("got this one?", "k", [ToolName.IMAGE_SEARCH]),
+])
+def test_an_attached_image_is_read_when_asked_and_searched_otherwise(text: str, image: str, tools: list) -> None:
+    assert [step.tool for step in plan(_turn(text, image))] == tools
+
+
+@pytest.mark.parametrize(("text", "tool", "args"), [
+    ("read that one", ToolName.OCR, {"record_id": "r1"}),
+    ("what does it look like?", ToolName.CAPTION, {"record_id": "r1"}),
+    ("anything else like that?", ToolName.IMAGE_SEARCH, {"record_id": "r1"}),
+    ("which one is the cheapest?", ToolName.TEXT_SEARCH, {"query": "aeon", "order_by": "amount", "descending": False}),
+    ("only the March ones", ToolName.TEXT_SEARCH,
+     {"query": "aeon", "filters": [{"column": "date", "op": "contains", "value": "-03-"}]}),
+])
+def test_follow_ups_become_the_right_call(text: str, tool: ToolName, args: dict) -> None:
+    steps = plan(_turn(text, previous=PREVIOUS))
+    assert [step.tool for step in steps] == [tool]
+    call = steps[0].args(_turn(text, previous=PREVIOUS))
+    assert {key: call[key] for key in args} == args
+
+
+def test_a_comparison_naming_something_new_is_a_new_search() -> None:
+    assert intents.refines("the cheapest aeon one", previous_query="aeon receipts")
+    assert not intents.refines("the cheapest aeon one", previous_query="mr diy receipts")
+    assert intents.refines("which fill-up cost me the most?", previous_query="shell petrol receipts")

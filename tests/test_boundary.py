@@ -225,6 +225,18 @@ def test_the_cli_reads_only_the_file_the_person_chose(world: dict) -> None:
     assert chosen.exit_code == 0 and "ZEBRA" in chosen.output  # --image FILE: the person at the terminal chose it
 
 
+def test_the_cli_chooses_the_llm_per_question(world: dict) -> None:
+    runner = CliRunner()
+    index = str(world["settings"].index_dir)
+    unknown = runner.invoke(cli_app, ["--index", index, "ask", "find the receipt", "--llm", "gpt-banana"])
+    assert unknown.exit_code != 0 and "unknown LLM backend" in unknown.output
+    assert len(unknown.output.strip().splitlines()) == 1
+    planned = runner.invoke(cli_app, ["--index", index, "ask", "find the receipt", "--llm", "rule-based", "--json"])
+    assert planned.exit_code == 0, planned.output
+    answer = json.loads(planned.output)
+    assert answer["fallback"] == "" and answer["ungrounded"] == [] and answer["trace"][0]["tool"] == "text_search"
+
+
 def test_the_ui_chat_box_reads_no_path(world: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOUPE_INDEX", str(world["settings"].index_dir))
     monkeypatch.setenv("LOUPE_OFFLINE", "1")

@@ -1,0 +1,55 @@
+"""The ``hybrid`` backend: the rule-based planner picks the tools, the local LLM writes the answer's words.
+
+The planner chooses tools better than a 0.5-1.5B model and in milliseconds; the model writes more
+natural words. So every tool call comes from :func:`agent.planner.plan`, and when the tools have run the
+model is given the request and the planner's explanation (which states what the tools found: the text
+read, totals, dates, that nothing matched) and writes a short answer from it alone. The explanation
+stays below the model's words, so no fact is lost when the model leaves one out, and the graph's
+grounding check (agent/validation.py) takes out any record the words invent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+from agent.conversation import read_turn
+from agent.planner import RuleBasedPlanner
+
+WRITER_PROMPT = """You answer a person who searches their own photo collection. You are given their request
+and what the search tools found. Answer in one to three plain sentences, using only what the tools found:
+quote numbers, dates and names exactly as given, name only files that appear in it, and say so plainly when
+nothing matched. Do not describe the tools."""
+
+
+MAX_RESULT_CHARS = 1_500  # of one tool result given to the writer: the first records, their text and fields
+
+
+class HybridModel(BaseChatModel):
+    """Planner calls, then the writer's words above the planner's explanation."""
+
+    writer: BaseChatModel
+    planner: RuleBasedPlanner = RuleBasedPlanner()
+
+    @property
+    def _llm_type(self) -> str:
+        return "loupe-hybrid"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> HybridModel:
+        return self  # the planner names the tools itself; the writer is never given any
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None,
+                  **kwargs: Any) -> ChatResult:
+        planned = self.planner.invoke(messages)
+        if planned.tool_calls:
+            return ChatResult(generations=[ChatGeneration(message=planned)])
+        found = planned.content if isinstance(planned.content, str) else str(planned.content)
+        start = max(i for i, m in enumerate(messages) if isinstance(m, HumanMessage))
+        results = "\n".join(m.text[:MAX_RESULT_CHARS] for m in messages[start:] if isinstance(m, ToolMessage))
+        request = read_turn(messages).request
+        words = self.writer.invoke([SystemMessage(WRITER_PROMPT), HumanMessage(
+            f"Request: {request}\n\nWhat the tools returned:\n{results}\n\nIn short:\n{found}")]).content
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=f"{words}\n\n{found}"))])

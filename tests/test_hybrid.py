@@ -1,0 +1,35 @@
+"""The hybrid backend: the planner's tool calls, a writer model's words above the planner's explanation."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+
+from agent.assistant import Assistant
+from agent.hybrid import HybridModel
+from tests.test_fast_pipeline import toolbox  # noqa: F401 - the fixture: a real table, fake models
+from tools.toolbox import Toolbox
+
+pytestmark = pytest.mark.fast
+
+
+def test_the_planner_calls_and_the_writer_words_what_was_found(toolbox: Toolbox) -> None:  # noqa: F811
+    seen: list[str] = []
+
+    class Writer(GenericFakeChatModel):
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+            seen.append(messages[-1].text)
+            return super()._generate(messages, stop, run_manager, **kwargs)
+
+    writer = Writer(messages=iter([AIMessage(content="Your bookshop receipt is receipt.png, total 12.50. "
+                                                     "Also see invented.jpg.")]))
+    assistant = Assistant(toolbox.settings, model=HybridModel(writer=writer), toolbox=toolbox)
+    answer = assistant.ask("how much was the corner bookshop receipt?", thread_id="hybrid")
+    assistant.close()
+    assert [step["tool"] for step in answer.trace] == ["text_search"]  # the planner's call
+    assert answer.records[0].file_name == "receipt.png"
+    assert answer.words.startswith("Your bookshop receipt is receipt.png, total 12.50.")
+    assert "(rule-based planner)" in answer.words  # the explanation stays below the words
+    assert answer.ungrounded == ["invented.jpg"] and "invented.jpg" not in answer.text
+    assert len(seen) == 1 and "receipt.png" in seen[0] and "how much was the corner bookshop" in seen[0]

@@ -160,24 +160,22 @@ def _rankings(table: ImageTable, models: Models, query: str,
     return rankings, coverage
 
 
-def name_runs(query: str) -> list[tuple[int, str, str]]:
-    """(letters of words other than request words, words, run) for runs of the query's folded words, most
-    words first.
+def name_runs(query: str) -> list[tuple[tuple[str, ...], int, str]]:
+    """(words, how many, run) for runs of the query's folded words, most words (then letters) first.
 
-    A run is a stretch of the query that may be a name ("mr diy", "99 speed mart"); it neither starts nor
-    ends with a request word ("the", "receipt", "please"), and is made of more than request words.
+    A run is a stretch of the query that may be a name ("mr diy", "99 speed mart"), its words joined; it
+    neither starts nor ends with a request word ("the", "receipt", "please"), and is more than request words.
     """
     words = fold(query).split()
     runs = set()
     for size in range(1, MAX_RUN_WORDS + 1):
         for start in range(len(words) - size + 1):
-            part = words[start:start + size]
+            part = tuple(words[start:start + size])
             if part[0] in REQUEST_WORDS or part[-1] in REQUEST_WORDS or part[0].isdigit() and size == 1:
                 continue
-            run = "".join(part)
-            if len(run) >= MIN_RUN_LETTERS:
-                runs.add((sum(len(w) for w in part if w not in REQUEST_WORDS), size, run))
-    return sorted(runs, key=lambda r: (r[1], r[0]), reverse=True)
+            if len(run := "".join(part)) >= MIN_RUN_LETTERS:
+                runs.add((part, size, run))
+    return sorted(runs, key=lambda r: (r[1], sum(len(w) for w in r[0] if w not in REQUEST_WORDS)), reverse=True)
 
 
 def _name_matches(table: ImageTable, query: str, where: str | None) -> tuple[list[tuple[dict, str]], dict[str, float]]:
@@ -190,11 +188,12 @@ def _name_matches(table: ImageTable, query: str, where: str | None) -> tuple[lis
     ids, texts = table.folded_texts()
     query = spelled_as_stored(query, table.folded_words())
     limit = max(MIN_GENERIC_RECORDS, GENERIC_SHARE * len(texts))
+    runs = name_runs(query)
     best: dict[int, str] = {}  # row index -> the run of most words it holds, for ranking
     covering: dict[int, str] = {}  # the same, counting runs too common to rank by ("sdn bhd")
     found_in: dict[str, int] = {}  # run -> how many records hold it
     squeezed = [text.replace(" ", "") for text in texts]  # a plain substring test first, the pattern on its hits
-    for _, _, run in name_runs(query):
+    for _, _, run in runs:
         pattern = name_pattern(run)
         hits = [index for index, text in enumerate(squeezed) if run in text and pattern.search(texts[index])]
         found_in[run] = len(hits)
@@ -204,10 +203,10 @@ def _name_matches(table: ImageTable, query: str, where: str | None) -> tuple[lis
                 best.setdefault(index, run)
     # A word's weight is its rarity in the collection (smoothed inverse document frequency): "sdn" counts for
     # little, "stooges" for much, and a word no record holds (a shop the collection lacks) for most.
-    weight = {w: math.log(1 + len(texts) / (found_in.get(w, 0) + 1))
-              for w in fold(query).split() if w not in REQUEST_WORDS}
+    weight = {w: math.log(1 + len(texts) / (found_in.get(w, 0) + 1)) for w in query.split() if w not in REQUEST_WORDS}
     total = sum(weight.values()) or 1.0
-    shares = {ids[i]: min(1.0, _covered(run, query, weight) / total) for i, run in covering.items()}
+    run_weight = {run: sum(weight.get(w, 0.0) for w in words) for words, _, run in runs}
+    shares = {ids[i]: min(1.0, run_weight[run] / total) for i, run in covering.items()}
     order = list(best)[:PER_RETRIEVER]  # insertion order: by the run that found them
     rows = {row["id"]: row for row in table.get([ids[i] for i in order], where=where)}
     ranked = [(rows[ids[i]], f" (name {best[i]!r}, {shares[ids[i]]:.0%} of the request)")
@@ -231,16 +230,6 @@ def spelled_as_stored(query: str, vocabulary: set[str]) -> str:
         alike = [w for w in vocabulary if w[0] == word[0] and abs(len(w) - len(word)) <= 2]
         corrected.append(next(iter(difflib.get_close_matches(word, alike, n=1, cutoff=CORRECTION_SIMILARITY)), word))
     return " ".join(corrected)
-
-
-def _covered(run: str, query: str, weight: dict[str, float]) -> float:
-    """The weight of the query's words that make up ``run`` (the first stretch of words spelling it)."""
-    words = fold(query).split()
-    for start in range(len(words)):
-        for end in range(start + 1, len(words) + 1):
-            if "".join(words[start:end]) == run:
-                return sum(weight.get(w, 0.0) for w in words[start:end])
-    return 0.0
 
 
 def literal_phrases(query: str) -> list[str]:

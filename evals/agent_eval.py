@@ -1,6 +1,7 @@
 """The agent's tool choice and answers on a query set of requests and follow-ups.
 
     python -m evals.agent_eval [--queries evals/querysets/agent.jsonl] [--compare rule-based,local,hybrid]
+                               [--sample 40]
     loupe eval evals/querysets/agent_paraphrase.jsonl --compare rule-based,local
 
 The collection is SROIE's 100 receipts, SMVS's 50 DVD covers and 100 Holidays
@@ -18,6 +19,9 @@ judged:
 * all right: tool choice, first record and facts together.
 
 Each backend of ``--compare`` runs the same conversations in its own threads.
+A local LLM takes seconds per turn on two cores, so ``--sample N`` asks N
+conversations spread evenly over the file (every kind keeps its share) for
+every backend alike.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -55,6 +60,15 @@ def check_queries(entries: list[dict], path: Path) -> list[dict]:
             raise LoupeError(f"{path}:{entry['_line']}: a query needs id, turns and expected_tools "
                              f"(missing {sorted(missing)})")
     return entries
+
+
+def sample(entries: list[dict], size: int | None) -> list[dict]:
+    """``size`` conversations spread evenly over the file, which groups them by kind; all where size is None."""
+    if size is None or size >= len(entries):
+        return entries
+    if size < 1:
+        raise LoupeError(f"--sample must be at least 1 (got {size})")
+    return [entries[i * len(entries) // size] for i in range(size)]
 
 
 def build_index(settings: Settings, datasets: Path, index_dir: Path) -> Toolbox:
@@ -141,6 +155,8 @@ def run_query_set(entries: list[dict], settings: Settings, datasets: Path, index
             by_kind[query.get("kind", "other")].append(verdict)
             if query.get("expected_answer_contains"):
                 asked_facts.append(verdict)
+            print(f"{settings.llm.backend} {query['id']}: {'right' if verdict.right else 'wrong'} "
+                  f"in {answer.seconds:.1f} s", file=sys.stderr, flush=True)
             if not verdict.right:
                 failures.append(f"{query['id']}: tools {[s['tool'] for s in answer.trace]} "
                                 f"first {answer.records[0].file_name if answer.records else None}")
@@ -181,15 +197,17 @@ def main() -> None:
     parser.add_argument("--queries", type=Path, default=QUERIES)
     parser.add_argument("--datasets", type=Path, default=DATASETS)
     parser.add_argument("--compare", default="", help="LLM backends side by side, e.g. rule-based,local,hybrid")
+    parser.add_argument("--sample", type=int, default=None, help="ask only this many conversations, spread evenly")
     args = parser.parse_args()
     settings = load_settings()
     specs = [spec.strip() for spec in args.compare.split(",") if spec.strip()] or None
     check_specs(specs or [], settings)
     header, entries = read_query_file(args.queries)
-    results = {"query_set": args.queries.stem,
+    entries = sample(entries, args.sample)
+    results = {"query_set": args.queries.stem + (f" (sample of {args.sample})" if args.sample else ""),
                **run_query_file(args.queries, header, entries, specs, settings, args.datasets, RESULTS / "index")}
     print(markdown(results))
-    (RESULTS / f"{args.queries.stem}.json").write_text(json.dumps(results, indent=2))
+    (RESULTS / f"{args.queries.stem}{f'-sample{args.sample}' if args.sample else ''}.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

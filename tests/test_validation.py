@@ -95,3 +95,12 @@ def test_the_agent_eval_judges_tools_records_facts_and_grounding() -> None:
     assert not judge({**query, "expected_answer_contains": ["9.00"]}, answer).right
     assert not judge({**query, "expect_nothing": True}, answer).records
     assert not judge(query, SimpleNamespace(**{**vars(answer), "ungrounded": ["x.jpg"]})).grounded
+
+
+def test_an_eval_sample_spreads_over_every_kind() -> None:
+    from evals.agent_eval import sample
+
+    entries = [{"id": f"{kind}-{n}", "kind": kind} for kind in ("image", "text", "follow-up") for n in range(10)]
+    chosen = sample(entries, 6)
+    assert [e["kind"] for e in chosen] == ["image", "image", "text", "text", "follow-up", "follow-up"]
+    assert sample(entries, None) == entries and sample(entries, 99) == entries

@@ -28,7 +28,8 @@ _THING = r"(?:one|ones|result|results|receipt|receipts|picture|pictures|image|im
          r"|matches|hit|hits|entry|record|item|scan|cover|dvd)"
 _EXPLICIT = re.compile(r"#\s?(\d+)|\b(?:number|no\.?|nr\.?|result|item|record|entry)\s?#?(\d+)\b", re.I)
 _ORDINAL = re.compile(rf"\b(?:the\s+)?({'|'.join(_ORDINALS)})(?:\s+({'|'.join(_COUNTS)}))?(?:\s+{_THING})?\b", re.I)
-_PRONOUN = re.compile(rf"\b(it|that|this|them|those|these|him|her|the same)\b(?:\s+{_THING})?|\b(?:that|this|the)\s+{_THING}\b",
+_PRONOUN = re.compile(rf"\b(it|that|tht|dat|this|them|those|these|him|her|the same)\b(?:\s+{_THING})?|"
+                      rf"\b(?:that|tht|this|the)\s+{_THING}\b",
                       re.I)
 
 TEXT = re.compile(r"\b(read|reading|transcribe|transcription|transcript|ocr|copy|extract|text|says?|said|written|"
@@ -68,13 +69,18 @@ _ORDERS = [  # dates first: "most recent" is no amount
     (re.compile(r"\b(newest|newer|latest|later|most recent|more recent|recent-?most|youngest)\b", re.I),
      Order("date", True)),
     (re.compile(r"\b(oldest|older|earliest|earlier|least recent)\b", re.I), Order("date", False)),
-    (re.compile(r"\b(cheapest|least expensive|lowest|smallest|cheaper|less expensive|least)\b", re.I),
+    (re.compile(r"\b(cheapest|most cheap|least expensive|least costly|lowest|smallest|cheaper|less expensive|least)\b",
+                re.I),
      Order("amount", False)),
     (re.compile(r"\b(most expensive|priciest|dearest|highest|biggest|largest|costliest|most costly|pricier|"
                 r"more expensive|max(?:imum)?|(?:the )?most)\b", re.I), Order("amount", True)),
 ]
 
-_MONTH = "|".join(sorted((m for m in MONTHS if m != "may"), key=len, reverse=True))
+# Month names as people misspell them when typing fast; each maps to the month it means.
+_MISSPELT_MONTHS = {"janurary": 1, "januray": 1, "janaury": 1, "febuary": 2, "feburary": 2, "febrary": 2,
+                    "februrary": 2, "marhc": 3, "apirl": 4, "agust": 8, "augst": 8, "septmber": 9, "setpember": 9,
+                    "ocotber": 10, "octobre": 10, "novmber": 11, "novemeber": 11, "decmber": 12, "decemeber": 12}
+_MONTH = "|".join(sorted([m for m in MONTHS if m != "may"] + list(_MISSPELT_MONTHS), key=len, reverse=True))
 # "may" is a month only where no verb reading fits: "in May", "May 2018", "the May ones".
 _MONTH_YEAR = re.compile(rf"\b({_MONTH}|may)\.?\s*(?:of\s+|,\s*)?((?:19|20)\d\d)\b", re.I)
 _MONTH_ALONE = re.compile(rf"\b({_MONTH})\b\.?|\b(?:in|from|during|of|the)\s+(may)\b", re.I)
@@ -94,7 +100,7 @@ those them they ones one only just now then so ok okay okey hmm hm um well pleas
 about show me give list keep drop exclude remove without hide filter narrow instead rather also same again
 receipts receipt bills bill photos pictures images pics results ones dated date made taken bought i my we our
 you any anything there here out of among thos tho tell can could would will should shall let see
-narrow
+narrow ah oh uh er yeah yes yep go
 cost costs costing price priced prices paid spent spend pay expensive cheap amount total money
 """.split())
 _WORD = re.compile(r"[\w'-]+")
@@ -111,6 +117,8 @@ _FILLER = [re.compile(p, re.I) for p in (
     r"^\s*(?:find|show|get|pull up|look up|dig up|bring up|search(?: for)?|look for|locate|fetch|give)(?: me)?\s+",
     r"^\s*(?:where(?:'s| is| are)|wheres|do (?:we|you|i) (?:have|still have)|is there|are there|have i got|got)\s+",
     r"^\s*(?:any|all|the|a|an|my|our|that|those|these)\s+",
+    # a reason given after a comma says why, not what: "mr diy receipts, I'm trying to see how much I spent"
+    r",\s*(?:i'm|i am|im|i want|i need|i wanna|because|cause|cos|since|as i|so i|for my)\b.*$",
 )]
 
 
@@ -191,7 +199,7 @@ def filters(text: str, today: date | None = None) -> list[dict[str, Any]]:
 
 def _month_number(name: str) -> int:
     name = name.lower().rstrip(".")
-    return MONTHS.get(name) or MONTHS[name[:3]]
+    return MONTHS.get(name) or _MISSPELT_MONTHS.get(name) or MONTHS[name[:3]]
 
 
 def _condition(column: str, op: str, value: Any = None) -> dict[str, Any]:

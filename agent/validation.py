@@ -71,8 +71,9 @@ def call_problem(call: dict[str, Any], tools: dict[str, BaseTool], state: dict[s
 def ungrounded(words: str, messages: list[Any]) -> list[str]:
     """File names and record ids the words name that no tool call of the current turn returned or read.
 
-    What a turn may name: the records its searches returned, and the earlier records its calls were about
-    (an OCR of "#2" names #2's file).
+    What a turn may name: the records its searches returned, the earlier records its calls were about
+    (an OCR of "#2" names #2's file), and any text its tools read (quoting a receipt's card number is
+    not naming a record).
     """
     turn = read_turn(messages)
     returned = [r for run in turn.runs if run.result for r in run.result.get("records", [])]
@@ -81,5 +82,20 @@ def ungrounded(words: str, messages: list[Any]) -> list[str]:
     names = {r["file_name"].lower() for r in known} | {r["path"].rsplit("/", 1)[-1].lower() for r in known}
     ids = {r["id"] for r in known} | asked_about
     read = {str(run.result.get("source", "")).rsplit("/", 1)[-1].lower() for run in turn.runs if run.result}
-    return sorted({m for m in _FILE_NAME.findall(words) if m.lower() not in names | read}
-                  | {m for m in _RECORD_ID.findall(words) if m not in ids})
+    quoted = _text_read(turn.runs).lower()
+    return sorted({m for m in _FILE_NAME.findall(words) if m.lower() not in names | read and m.lower() not in quoted}
+                  | {m for m in _RECORD_ID.findall(words) if m not in ids and m not in quoted})
+
+
+def _text_read(runs: list[Any]) -> str:
+    """What the turn's tools read out of images and rows: a 16-digit card number or a file name printed on a
+    receipt, quoted from there, is not a record the model invented."""
+    parts = []
+    for run in runs:
+        if not run.result:
+            continue
+        parts.append(str(run.result.get("text", "")))
+        for record in run.result.get("records", []):
+            parts += [str(record.get(key, "")) for key in ("ocr_text", "matched_text", "caption")]
+            parts.append(str(record.get("metadata", "")))
+    return "\n".join(parts)

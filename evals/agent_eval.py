@@ -157,9 +157,10 @@ def run_query_set(entries: list[dict], settings: Settings, datasets: Path, index
                 asked_facts.append(verdict)
             print(f"{settings.llm.backend} {query['id']}: {'right' if verdict.right else 'wrong'} "
                   f"in {answer.seconds:.1f} s", file=sys.stderr, flush=True)
-            if not verdict.right:
+            if not verdict.right or not verdict.grounded:
                 failures.append(f"{query['id']}: tools {[s['tool'] for s in answer.trace]} "
-                                f"first {answer.records[0].file_name if answer.records else None}")
+                                f"first {answer.records[0].file_name if answer.records else None}"
+                                + (f" named records no tool returned {answer.ungrounded}" if answer.ungrounded else ""))
     finally:
         assistant.close()
     every = [v for verdicts in by_kind.values() for v in verdicts]

@@ -21,6 +21,7 @@ TODAY = date(2026, 12, 1)
     ("read that one", ["r1"]), ("the top one - what's on it?", ["r1"]), ("what does it say?", ["r1"]),
     ("can you read him for me", ["r1"]), ("the second one", ["r2"]), ("number 3", ["r3"]), ("#4", ["r4"]),
     ("the last one", ["r5"]), ("the last two", ["r4", "r5"]), ("the first two", ["r1", "r2"]),
+    ("now find more like tht one", ["r1"]),
     ("the 2nd receipt, what's the total?", ["r2"]), ("#9", []),
 ])
 def test_follow_ups_point_back_by_pronoun_ordinal_and_number(text: str, expected: list[str]) -> None:
@@ -38,6 +39,7 @@ def test_a_new_request_is_not_taken_for_a_reference() -> None:
     ("which of these is the cheapest?", "amount", False), ("which one is cost the least?", "amount", False),
     ("the most expensive one?", "amount", True), ("which was the priciest", "amount", True),
     ("the newest one", "date", True), ("and the oldest?", "date", False),
+    ("Which one is the most cheap?", "amount", False),
 ])
 def test_comparisons_order_the_previous_results(text: str, column: str, descending: bool) -> None:
     assert intents.order(text) == intents.Order(column, descending)
@@ -53,6 +55,9 @@ def test_comparisons_order_the_previous_results(text: str, column: str, descendi
     ("just those from 2017", [("year", "=", 2017)]),
     ("receipts from last year", [("year", "=", 2025)]),
     ("only the ones under 20", [("price", "<", 20.0)]),
+    ("just the febuary one", [("date", "contains", "-02-")]),  # typed fast
+    ("january only. go", [("date", "contains", "-01-")]),
+    ("ah just the one from febuary 2017", [("date", ">=", "2017-02-01"), ("date", "<=", "2017-02-28")]),
     ("asia mart receipts", []),  # "mart" is no month
     ("may I see the receipts", []),  # nor is the verb "may"
 ])
@@ -66,6 +71,7 @@ def test_date_year_and_price_filters(text: str, conditions: list[tuple]) -> None
     ("hey, where did my Watsons receipt go?", "where did my Watsons receipt go"),
     ("pls find receipt of GL handicraft", "receipt of GL handicraft"),
     ("i need the lightroom gallery receipts from 2017", "lightroom gallery receipts"),
+    ("pull up all my mr diy receipts, I'm trying to see how much I've blown there", "mr diy receipts"),
 ])
 def test_search_words_drop_greetings_frames_and_filters(text: str, words: str) -> None:
     assert intents.search_words(text) == words
@@ -98,6 +104,11 @@ def test_an_attached_image_is_read_when_asked_and_searched_otherwise(text: str, 
     ("which one is the cheapest?", ToolName.TEXT_SEARCH, {"query": "aeon", "order_by": "amount", "descending": False}),
     ("only the March ones", ToolName.TEXT_SEARCH,
      {"query": "aeon", "filters": [{"column": "date", "op": "contains", "value": "-03-"}]}),
+    ("january only. go", ToolName.TEXT_SEARCH,  # an interjection names nothing new: it narrows
+     {"query": "aeon", "filters": [{"column": "date", "op": "contains", "value": "-01-"}]}),
+    ("ah just the one from february 2017", ToolName.TEXT_SEARCH,
+     {"query": "aeon", "filters": [{"column": "date", "op": ">=", "value": "2017-02-01"},
+                                   {"column": "date", "op": "<=", "value": "2017-02-28"}]}),
 ])
 def test_follow_ups_become_the_right_call(text: str, tool: ToolName, args: dict) -> None:
     steps = plan(_turn(text, previous=PREVIOUS))

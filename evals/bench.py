@@ -1,10 +1,12 @@
 """Speed and size: indexing throughput per stage, and store query latency at scale.
 
-    python -m evals.bench [--rows 10000,100000] [--images 40]
+    python -m evals.bench [--rows 10000,100000] [--images 100]
 
-* indexing: real images from ../shared/datasets (Holidays photos and SROIE
-  receipts) through the whole pipeline; images/s per stage on this CPU, and
-  the index size per image on disk.
+* indexing: the same real images from ../shared/datasets (Flickr8k and
+  Holidays photos, SROIE receipts) through the pipeline as it was before the
+  throughput work (PyTorch encoder, OCR on every picture) and as it is now
+  (ONNX encoder, OCR only where a quick detection finds text): images/s of
+  each, their ratio, the seconds per stage, and the peak RSS.
 * store: synthetic rows (random unit vectors, random words) at each size;
   p50/p95 of the store calls one query makes: image-vector k-NN, text-vector
   k-NN, full-text (BM25) search, and the perceptual-hash scan.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import random
+import resource
 import shutil
 import tempfile
 import time
@@ -26,7 +29,7 @@ import numpy as np
 from evals.metrics import percentile
 from evals.paths import DATASETS
 from loupe.config import load_settings
-from loupe.indexer import Indexer, record_id
+from loupe.indexer import Indexer, IndexReport, record_id
 from store.image_table import ImageTable
 from store.schema import IndexInfo
 from tools.models import Models
@@ -40,28 +43,56 @@ def folder_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def bench_indexing(image_count: int) -> None:
-    settings = load_settings()
-    models = Models(settings)
-    work = Path(tempfile.mkdtemp(prefix="loupe-bench-"))
-    photos = work / "images"
+# The pipelines compared: what indexing ran before the throughput work, and the default now.
+PIPELINES = {
+    "before": {"image_runtime": "torch", "ocr": "rapidocr-every-image"},
+    "now": {"image_runtime": "auto", "ocr": "rapidocr"},
+}
+DATASET_FOLDERS = {"flickr8k": "flickr8k/images", "sroie": "sroie/images", "holidays": "holidays/images"}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def index_once(pipeline: str, sources: list[Path], work: Path) -> tuple[float, IndexReport]:
+    """Seconds to index ``sources`` (copied into a fresh folder) with one pipeline, models loaded beforehand."""
+    base = load_settings()
+    settings = dataclasses.replace(base, index_dir=work / f"index-{pipeline}",
+                                   models=dataclasses.replace(base.models, **PIPELINES[pipeline]))
+    photos = work / f"images-{pipeline}"
     photos.mkdir()
-    sources = sorted((DATASETS / "holidays" / "images").iterdir())[: image_count * 2 // 3]
-    sources += sorted((DATASETS / "sroie" / "images").iterdir())[: image_count - len(sources)]
     for path in sources:
         shutil.copyfile(path, photos / path.name)
-    index_settings = dataclasses.replace(settings, index_dir=work / "index")
-    models.image_encoder, models.text_embedder, models.ocr  # load before timing
-    table = ImageTable.open_or_create(index_settings.index_dir, models.index_info())
+    models = Models(settings)
+    models.image_encoder, models.text_embedder, models.ocr, models.captioner  # load before timing
+    table = ImageTable.open_or_create(settings.index_dir, models.index_info())
     start = time.perf_counter()
-    report = Indexer(index_settings, models, table).run([photos])
-    wall = time.perf_counter() - start
-    print(f"indexing {report.indexed} images ({len(sources) - image_count * 2 // 3} receipts): "
-          f"{report.indexed / wall:.2f} images/s overall")
-    for stage, seconds in report.stage_seconds.items():
-        print(f"  {stage:15s} {seconds:7.1f} s  {report.indexed / seconds if seconds else float('inf'):8.1f} images/s")
-    print(f"  index size on disk: {folder_size(index_settings.index_dir) / report.indexed / 1024:.1f} KiB per image")
-    shutil.rmtree(work)
+    report = Indexer(settings, models, table).run([photos])
+    return time.perf_counter() - start, report
+
+
+def bench_indexing(per_dataset: int) -> None:
+    """Images/s of each pipeline on the same files of each dataset, the ratio, and per-stage seconds."""
+    work = Path(tempfile.mkdtemp(prefix="loupe-bench-"))
+    print(f"indexing, {per_dataset or 'all'} images per dataset, models loaded first:")
+    print("| dataset | images | before img/s | now img/s | ratio | now: seconds per stage |")
+    print("|---|---|---|---|---|---|")
+    try:
+        for name, folder in DATASET_FOLDERS.items():
+            sources = sorted((DATASETS / folder).iterdir())
+            sources = sources[:per_dataset] if per_dataset else sources
+            rates, stages = {}, ""
+            for pipeline in PIPELINES:
+                seconds, report = index_once(pipeline, sources, work / name)
+                rates[pipeline] = report.indexed / seconds
+                stages = ", ".join(f"{stage} {value:.1f}" for stage, value in report.stage_seconds.items())
+            print(f"| {name} | {len(sources)} | {rates['before']:.2f} | {rates['now']:.2f} | "
+                  f"{rates['now'] / rates['before']:.1f}x | {stages} |", flush=True)
+        print(f"peak RSS of the run: {peak_rss_mb():.0f} MB")
+    finally:
+        shutil.rmtree(work)
 
 
 def synthetic_rows(start: int, count: int, info: IndexInfo, rng: np.random.Generator) -> list[dict]:
@@ -132,11 +163,12 @@ def main() -> None:
     configure_process()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="10000,100000", help="store sizes, comma-separated")
-    parser.add_argument("--images", type=int, default=30, help="real images for the indexing benchmark (0 to skip)")
+    parser.add_argument("--images", type=int, default=100,
+                        help="images per dataset for the indexing benchmark (-1: all, 0: skip)")
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     if args.images:
-        bench_indexing(args.images)
+        bench_indexing(max(args.images, 0))
     bench_store([int(n) for n in args.rows.split(",") if n], args.repeats)
 
 

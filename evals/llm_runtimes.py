@@ -26,7 +26,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from agent.graph import SYSTEM_PROMPT
 from agent.local_llm import LocalChatModel, parse_reply, server_for, to_openai, tool_prompt
 from agent.tools import make_tools
-from tools.models.gguf import MODELS, default_cache_dir, gguf_path
+from tools.models.gguf import MODELS, gguf_path
+from tools.models.resolver import default_cache_dir
 
 IMAGE = "\n\n[attached image: 5d41402abc4b2a76]"
 FIRST, SECOND = "a3f9c1d27b604e18", "0e7d5b9f2c8a4613"

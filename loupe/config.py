@@ -36,6 +36,9 @@ class ModelSettings:
         each box read by PP-OCR's recogniser or by Textract).
     ocr_detector_weights: the YOLO text detector's .pt file (from
         ``loupe train-detector``), for the ``yolo+...`` OCR backends.
+    image_runtime: ``auto`` (ONNX Runtime on a CPU, PyTorch where a CUDA GPU
+        is present), ``onnx`` or ``torch``: what runs the EfficientNet encoder.
+        The ONNX file is exported once from the same weights and cached.
     captioner: ``tags`` (labels from the image encoder's classifier plus OCR
         words, labelled as tags), ``hf:<directory or hub id>`` for an
         image-to-text model run with transformers, or ``openai:<vision model>``.
@@ -48,6 +51,7 @@ class ModelSettings:
     ocr: str = "rapidocr"
     ocr_detector_weights: str = ""
     captioner: str = "tags"
+    image_runtime: str = "auto"
 
 
 @dataclass(frozen=True)

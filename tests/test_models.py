@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -17,7 +18,7 @@ from loupe.config import Settings, load_settings
 from loupe.errors import ConfigError, ModelNotFoundError
 from loupe.indexer import Indexer
 from store.image_table import ImageTable
-from tests.conftest import holidays_files, load_model
+from tests.conftest import SMVS, SROIE, holidays_files, load_model
 from tools.models import Models
 from tools.models.image_encoders import EfficientNetEncoder, OpenClipEncoder
 from tools.models.registry import ModelKind
@@ -72,11 +73,31 @@ def test_resolver_offline_reports_every_place_it_looked() -> None:
 
 def test_packaged_efficientnet_resolves_offline_and_knows_imagenet() -> None:
     encoder = EfficientNetEncoder("", offline=True)
-    bus = Image.open(Path(__import__("ultralytics").__file__).parent / "assets" / "bus.jpg")
+    # Located without importing ultralytics, whose import patches PIL.Image.open for the whole process.
+    assets = Path(importlib.util.find_spec("ultralytics").submodule_search_locations[0]) / "assets"
+    bus = Image.open(assets / "bus.jpg")
     result = encoder.embed_images([bus])
     assert result.vectors.shape == (1, 1280)
     assert abs(float(np.linalg.norm(result.vectors[0])) - 1) < 1e-5
     assert result.labels[0][0][0] in {"minibus", "school bus", "trolleybus", "passenger car", "streetcar"}
+
+
+def test_the_onnx_encoder_matches_pytorch_on_shared_images(models: Models, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    pictures = [Image.open(p).convert("RGB") for p in
+                [*holidays_files(6), SROIE / "images" / "000.jpg", next(SMVS.rglob("*.jpg"))]]
+    onnx_encoder, torch_encoder = models.image_encoder, EfficientNetEncoder("", offline=True, runtime="torch")
+    assert onnx_encoder.runtime == "onnx" and torch_encoder.runtime == "torch"  # the CPU default is ONNX
+    expected, got = torch_encoder.embed_images(pictures), onnx_encoder.embed_images(pictures)
+    assert float((expected.vectors * got.vectors).sum(axis=1).min()) >= 0.999
+    assert [tags[0][0] for tags in got.labels] == [tags[0][0] for tags in expected.labels]
+    # Exported once into the cache: a second encoder loads the same file instead of exporting again.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    fresh = EfficientNetEncoder("", offline=True, runtime="onnx")
+    (exported_file,) = (tmp_path / "loupe" / "models").glob("efficientnet-lite0-*.onnx")
+    stamp = exported_file.stat().st_mtime_ns
+    EfficientNetEncoder("", offline=True, runtime="onnx")
+    assert exported_file.stat().st_mtime_ns == stamp and fresh.runtime == "onnx"
 
 
 def test_open_clip_pretrained_tag_offline_says_how_to_get_it() -> None:

@@ -64,11 +64,6 @@ MODELS = {
 }
 
 
-def default_cache_dir() -> Path:
-    """Where joined models are kept: ``$XDG_CACHE_HOME/loupe/models``, else ``~/.cache/loupe/models``."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "loupe" / "models"
-
-
 def gguf_path(name_or_path: str, cache_dir: Path) -> Path:
     """The GGUF file a model name (see :data:`MODELS`) or a ``.gguf`` path names, joined and verified once.
 

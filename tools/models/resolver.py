@@ -10,6 +10,7 @@ place looked at and how to get the model, so nothing silently degrades.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,3 +99,9 @@ def _download(source: ModelSource) -> Path:
     if source.hub_file:
         return Path(hf_hub_download(source.hub_repo, source.hub_file))
     return Path(snapshot_download(source.hub_repo))
+
+
+def default_cache_dir() -> Path:
+    """Where Loupe keeps models it made (joined GGUF files, ONNX exports): ``$XDG_CACHE_HOME/loupe/models``,
+    else ``~/.cache/loupe/models``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "loupe" / "models"

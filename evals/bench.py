@@ -62,7 +62,7 @@ def index_once(pipeline: str, sources: list[Path], work: Path) -> tuple[float, I
     settings = dataclasses.replace(base, index_dir=work / f"index-{pipeline}",
                                    models=dataclasses.replace(base.models, **PIPELINES[pipeline]))
     photos = work / f"images-{pipeline}"
-    photos.mkdir()
+    photos.mkdir(parents=True)
     for path in sources:
         shutil.copyfile(path, photos / path.name)
     models = Models(settings)

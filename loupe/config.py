@@ -30,7 +30,8 @@ class ModelSettings:
     text_embedder: ``all-MiniLM-L6-v2`` (packaged), a sentence-transformers
         model directory or hub id (e.g. ``thenlper/gte-base``), or
         ``openai:text-embedding-3-small``.
-    ocr: ``rapidocr`` (PP-OCR detection + recognition, local), ``textract``
+    ocr: ``rapidocr`` (PP-OCR detection + recognition, local, only on pictures
+        where a quick detection finds text), ``rapidocr-every-image``, ``textract``
         (AWS Textract; credentials and region from the usual AWS chain), or
         ``yolo+rapidocr`` / ``yolo+textract`` (a YOLO text detector, then
         each box read by PP-OCR's recogniser or by Textract).

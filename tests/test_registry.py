@@ -51,6 +51,6 @@ def test_unknown_names_list_the_registered_choices(kind: ModelKind, text: str, l
 
 def test_each_kind_has_its_families_registered_once() -> None:
     names = {kind: [f.name for f in families(kind)] for kind in ModelKind}
-    assert names[ModelKind.OCR] == ["rapidocr", "textract", "yolo+rapidocr", "yolo+textract"]
+    assert names[ModelKind.OCR] == ["rapidocr", "rapidocr-every-image", "textract", "yolo+rapidocr", "yolo+textract"]
     assert names[ModelKind.LLM] == ["rule-based", "openai", "openai-compatible", "local", "hybrid"]
     assert names[ModelKind.IMAGE_ENCODER] == ["efficientnet-lite0", "open_clip"]

@@ -17,7 +17,9 @@ resembling the query is indexed.
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +40,7 @@ from tools.records import MATCH_ORDER, MatchLabel, SearchResult, ToolName, attac
 
 NEAR_DUPLICATE_PHASH_BITS = 6  # resized/recompressed copies measured at most 4 of 64 bits apart
 VECTOR_CANDIDATES = 50  # nearest rows by embedding that are considered at all
-VERIFY_CANDIDATES = 50  # all of them get geometric verification (about 7 ms each)
+VERIFY_CANDIDATES = 50  # all of them get geometric verification (about 1.5 ms a pair on one core)
 FEATURE_COLUMNS = ["orb_keypoints", "orb_descriptors"]
 
 
@@ -87,11 +89,12 @@ def image_search(table: ImageTable, models: Models, image: str | Path | bytes | 
     candidates = _candidates(table, query, where)
 
     verified = sorted(candidates.values(), key=lambda r: -r["cosine"])[:VERIFY_CANDIDATES]
-    features = {row["id"]: LocalFeatures.from_bytes(row["orb_keypoints"], row["orb_descriptors"]) for row in verified}
+    inliers_of = verify(query.features, {row["id"]: LocalFeatures.from_bytes(row["orb_keypoints"],
+                                                                         row["orb_descriptors"]) for row in verified})
 
     records = []
     for row in candidates.values():
-        inliers = count_inliers(query.features, features[row["id"]]) if row["id"] in features else 0
+        inliers = inliers_of.get(row["id"], 0)
         label, why = _label(query, row, inliers, encoder.similar_cosine, encoder.near_duplicate_cosine)
         if label is None:
             continue
@@ -108,6 +111,14 @@ def image_search(table: ImageTable, models: Models, image: str | Path | bytes | 
     return SearchResult(tool=ToolName.IMAGE_SEARCH, query={"image": query.label, "record_id": query.record_id,
                                                     "k": k, "where": where or ""},
                         records=matched, seconds=time.perf_counter() - start, note=note)
+
+
+def verify(query: LocalFeatures, candidates: dict[str, LocalFeatures]) -> dict[str, int]:
+    """Inliers of each candidate, the pairs spread over the cores: OpenCV's matcher and RANSAC release the
+    GIL, and each pair runs single-threaded (tools/process.py), so threads are what uses a second core."""
+    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8)) as pool:
+        counts = pool.map(lambda features: count_inliers(query, features), candidates.values())
+        return dict(zip(candidates, counts))
 
 
 def _candidates(table: ImageTable, query: QueryImage, where: str | None) -> dict[str, dict]:

@@ -34,6 +34,16 @@ from tools.models import Models
 ProgressCallback = Callable[[int, int, str], None]  # (files done, files to do, stage)
 
 
+def pace(done: int, total: int, seconds: float) -> str:
+    """Images per second so far and the time left at that rate, for a progress line: "9.8 images/s, 12 s left"."""
+    if done <= 0 or seconds <= 0:
+        return "starting"
+    rate = done / seconds
+    left = (total - done) / rate
+    remaining = f"{left:.0f} s" if left < 120 else f"{left / 60:.0f} min"
+    return f"{rate:.1f} images/s, {remaining} left" if done < total else f"{rate:.1f} images/s"
+
+
 @dataclass
 class IndexReport:
     """What a run did, for the summary line and the collection page."""

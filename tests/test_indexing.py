@@ -16,7 +16,7 @@ from PIL import Image
 
 from loupe.config import Settings
 from loupe.errors import LoupeError
-from loupe.indexer import Indexer, IndexReport
+from loupe.indexer import Indexer, IndexReport, pace
 from loupe.metadata import load_metadata
 from store.image_table import ImageTable
 from tests.conftest import holidays_files
@@ -301,3 +301,10 @@ def test_a_changed_file_gets_a_fresh_thumbnail_and_long_metadata_is_capped(fresh
     after = toolbox.text_search("very long words", k=1).records[0]
     assert after.thumbnail_path != before.thumbnail_path
     assert Image.open(after.thumbnail_path).size == Image.open(before.thumbnail_path).size[::-1]
+
+
+def test_the_progress_line_gives_the_rate_and_the_time_left() -> None:
+    assert pace(0, 10, 0.0) == "starting"
+    assert pace(5, 10, 1.0) == "5.0 images/s, 1 s left"
+    assert pace(1, 1000, 1.0) == "1.0 images/s, 17 min left"
+    assert pace(10, 10, 2.0) == "5.0 images/s"

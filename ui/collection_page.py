@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import streamlit as st
 
 from loupe.config import Settings
 from loupe.errors import LoupeError
-from loupe.indexer import Indexer
+from loupe.indexer import Indexer, pace
 from store.image_table import ImageTable, IndexNotFoundError
 from tools.models import Models
 
@@ -40,9 +41,11 @@ def collection_page(settings: Settings, models: Models, on_indexed: Callable[[],
 
 def run_indexing(settings: Settings, models: Models, folder: Path, prune: bool) -> None:
     bar = st.progress(0.0, text="Looking for images...")
+    start = time.perf_counter()
 
     def progress(done: int, total: int, stage: str) -> None:
-        bar.progress(done / total if total else 1.0, text=f"{done} of {total} images · {stage}")
+        bar.progress(done / total if total else 1.0,
+                     text=f"{done} of {total} images · {stage} · {pace(done, total, time.perf_counter() - start)}")
 
     try:
         table = ImageTable.open_or_create(settings.index_dir, models.index_info())

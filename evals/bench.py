@@ -6,7 +6,8 @@
   Holidays photos, SROIE receipts) through the pipeline as it was before the
   throughput work (PyTorch encoder, OCR on every picture) and as it is now
   (ONNX encoder, OCR only where a quick detection finds text): images/s of
-  each, their ratio, the seconds per stage, and the peak RSS.
+  each, their ratio, the seconds per stage, the index size per image and
+  the peak RSS.
 * store: synthetic rows (random unit vectors, random words) at each size;
   p50/p95 of the store calls one query makes: image-vector k-NN, text-vector
   k-NN, full-text (BM25) search, and the perceptual-hash scan.
@@ -88,8 +89,9 @@ def bench_indexing(per_dataset: int) -> None:
                 seconds, report = index_once(pipeline, sources, work / name)
                 rates[pipeline] = report.indexed / seconds
                 stages = ", ".join(f"{stage} {value:.1f}" for stage, value in report.stage_seconds.items())
+            size = folder_size(work / name / "index-now") / max(report.indexed, 1) / 1024
             print(f"| {name} | {len(sources)} | {rates['before']:.2f} | {rates['now']:.2f} | "
-                  f"{rates['now'] / rates['before']:.1f}x | {stages} |", flush=True)
+                  f"{rates['now'] / rates['before']:.1f}x | {stages}; index {size:.0f} KiB/image |", flush=True)
         print(f"peak RSS of the run: {peak_rss_mb():.0f} MB")
     finally:
         shutil.rmtree(work)

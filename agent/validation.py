@@ -82,8 +82,9 @@ def ungrounded(words: str, messages: list[Any]) -> list[str]:
     names = {r["file_name"].lower() for r in known} | {r["path"].rsplit("/", 1)[-1].lower() for r in known}
     ids = {r["id"] for r in known} | asked_about
     read = {str(run.result.get("source", "")).rsplit("/", 1)[-1].lower() for run in turn.runs if run.result}
+    allowed_names = names | read
     quoted = _text_read(turn.runs).lower()
-    return sorted({m for m in _FILE_NAME.findall(words) if m.lower() not in names | read and m.lower() not in quoted}
+    return sorted({m for m in _FILE_NAME.findall(words) if m.lower() not in allowed_names and m.lower() not in quoted}
                   | {m for m in _RECORD_ID.findall(words) if m not in ids and m not in quoted})
 
 

@@ -205,10 +205,12 @@ def main() -> None:
     check_specs(specs or [], settings)
     header, entries = read_query_file(args.queries)
     entries = sample(entries, args.sample)
-    results = {"query_set": args.queries.stem + (f" (sample of {args.sample})" if args.sample else ""),
+    sampled = f" (sample of {args.sample})" if args.sample else ""
+    results = {"query_set": args.queries.stem + sampled,
                **run_query_file(args.queries, header, entries, specs, settings, args.datasets, RESULTS / "index")}
     print(markdown(results))
-    (RESULTS / f"{args.queries.stem}{f'-sample{args.sample}' if args.sample else ''}.json").write_text(json.dumps(results, indent=2))
+    stem = args.queries.stem + (f"-sample{args.sample}" if args.sample else "")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

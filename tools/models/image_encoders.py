@@ -114,16 +114,21 @@ def load_efficientnet(weights: str, offline: bool) -> tuple[torch.nn.Module, dic
     return model, tuned
 
 
+# EfficientNet-Lite was trained on pixels scaled as (value - 127) / 128.
+PIXEL_CENTRE, PIXEL_SCALE = 127.0, 128.0
+
+
 def efficientnet_input(pixels: torch.Tensor) -> torch.Tensor:
     """uint8 RGB (n, 3, h, w) scaled the way EfficientNet-Lite was trained."""
-    return (pixels.float() - 127.0) / 128.0
+    return (pixels.float() - PIXEL_CENTRE) / PIXEL_SCALE
 
 
 def efficientnet_pixels(images: list[Image.Image], size: int) -> np.ndarray:
     """Pictures resized to size x size squares (no crop: the whole picture counts) and scaled as in
     efficientnet_input, as float32 (n, 3, h, w): what both runtimes take."""
     arrays = [np.asarray(img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)) for img in images]
-    return np.ascontiguousarray((np.stack(arrays).transpose(0, 3, 1, 2).astype(np.float32) - 127.0) / 128.0)
+    pixels = np.stack(arrays).transpose(0, 3, 1, 2).astype(np.float32)
+    return np.ascontiguousarray((pixels - PIXEL_CENTRE) / PIXEL_SCALE)
 
 
 def efficientnet_batch(images: list[Image.Image], size: int) -> torch.Tensor:

@@ -3,9 +3,10 @@
 ``models.ocr`` picks one. The default, ``rapidocr``, runs PP-OCR: a DBNet-style
 detector and an SVTR/CRNN-style recogniser, ONNX models shipped inside the
 ``rapidocr`` wheel, so it works with no hub; it reads only pictures in which a
-quick detection at reduced size finds text (``rapidocr-every-image`` reads all). ``textract`` sends the image to
-AWS Textract (detect_document_text), with credentials and region from the usual
-AWS chain (environment, ~/.aws, instance role).
+quick detection at reduced size finds text (``rapidocr-every-image`` reads
+all). ``textract`` sends the image to AWS Textract (detect_document_text), with
+credentials and region from the usual AWS chain (environment, ~/.aws, instance
+role).
 
 ``yolo+rapidocr`` and ``yolo+textract`` find the text boxes with a YOLO
 detector (``models.ocr_detector_weights``, from ``loupe train-detector``) and
@@ -148,16 +149,20 @@ class RapidOcrBackend:
 
     def has_text(self, image: Image.Image) -> bool:
         """Whether the reduced-size detection finds any text box (always True without the text check)."""
+        return self._finds_text(_no_extreme_aspect(image.convert("RGB")))
+
+    def _finds_text(self, picture: Image.Image) -> bool:
         if self._checker is None:
             return True
-        output = self._checker(_no_extreme_aspect(image.convert("RGB")), use_det=True, use_cls=False, use_rec=False)
+        output = self._checker(picture, use_det=True, use_cls=False, use_rec=False)
         return output.boxes is not None and len(output.boxes) > 0
 
     def read(self, image: Image.Image) -> OcrResult:
-        if not self.has_text(image):
+        picture = _no_extreme_aspect(image.convert("RGB"))  # what both the check and the full pipeline see
+        if not self._finds_text(picture):
             return OcrResult(lines=[])
         # The use_* flags are given every time: RapidOCR keeps the last call's flags.
-        output = self._engine(_no_extreme_aspect(image.convert("RGB")), use_det=True, use_cls=True, use_rec=True)
+        output = self._engine(picture, use_det=True, use_cls=True, use_rec=True)
         if output.boxes is None or output.txts is None:
             return OcrResult(lines=[])
         width, height = image.size

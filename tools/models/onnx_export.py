@@ -3,8 +3,9 @@
 On this project's 2-core CPU, ONNX Runtime runs EfficientNet-Lite0 about 8x
 faster than PyTorch side by side (evals/bench.py compares the pipelines). The
 export is keyed by the weights file's content and the preprocessing, so a
-fine-tuned checkpoint gets its own file and a stale export is never used. An export that does not reproduce PyTorch's output
-(cosine below PARITY_COSINE on a fixed test batch) is refused, never cached.
+fine-tuned checkpoint gets its own file and a stale export is never used. An
+export that does not reproduce PyTorch's output (cosine below PARITY_COSINE on
+a fixed test batch) is refused, never cached.
 """
 
 from __future__ import annotations
@@ -25,11 +26,8 @@ INPUT_NAME = "pixels"
 
 def file_digest(path: Path) -> str:
     """The first 16 hex digits of the file's SHA-256: what names its export."""
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+        return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
 
 
 def parity_batch(size: int) -> np.ndarray:
@@ -58,7 +56,8 @@ def exported(module, name: str, size: int, output_names: list[str], cache_dir: P
     import torch
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    sample = torch.from_numpy(parity_batch(size))
+    batch = parity_batch(size)
+    sample = torch.from_numpy(batch)
     handle = tempfile.NamedTemporaryFile(dir=cache_dir, suffix=".onnx.tmp", delete=False)
     handle.close()
     try:
@@ -69,7 +68,7 @@ def exported(module, name: str, size: int, output_names: list[str], cache_dir: P
                               dynamic_axes={INPUT_NAME: {0: "batch"}, **{o: {0: "batch"} for o in output_names}},
                               opset_version=17, dynamo=False)
             expected = [t.numpy() for t in module(sample)]
-        got = OnnxModel(Path(handle.name)).run(parity_batch(size))
+        got = OnnxModel(Path(handle.name)).run(batch)
         worst = min(float(cosines(e, g).min()) for e, g in zip(expected, got))
         if worst < PARITY_COSINE:
             raise ModelNotFoundError(f"the ONNX export of {name} does not match PyTorch (cosine {worst:.5f} < "

@@ -53,18 +53,21 @@ def index(
     metadata: Annotated[Optional[Path], typer.Option(help="CSV or JSONL with title, description, price, ... per image.")] = None,
     prune: Annotated[bool, typer.Option(help="Remove rows of files under PATHS that no longer exist.")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per commit.")] = 16,
+    workers: Annotated[Optional[int], typer.Option(
+        min=1, help="Threads reading the next batch of files while the models run (default: one per core).")] = None,
     follow_symlinks: Annotated[bool, typer.Option(
         help="Index symlinked files and folders that point outside PATHS too (off: such links are skipped).")] = False,
 ) -> None:
     """Index images into the LanceDB table; re-running only processes new and changed files.
     Exit status 0: all indexed; 1: an error stopped the run; 3: finished, but some files were skipped."""
-    report = _user_errors(lambda: run_index(state.settings, paths, metadata, prune, batch_size, follow_symlinks))
+    report = _user_errors(lambda: run_index(state.settings, paths, metadata, prune, batch_size, follow_symlinks,
+                                            workers))
     if report.problems:
         raise typer.Exit(code=SKIPPED_FILES_EXIT)
 
 
 def run_index(settings: Settings, paths: list[Path], metadata: Path | None, prune: bool, batch_size: int,
-              follow_symlinks: bool = False):
+              follow_symlinks: bool = False, workers: int | None = None):
     from loupe.display import console, print_report
     from loupe.indexer import Indexer
     from loupe.metadata import load_metadata
@@ -87,7 +90,7 @@ def run_index(settings: Settings, paths: list[Path], metadata: Path | None, prun
         bar.n = done
         bar.set_postfix_str(stage, refresh=True)
 
-    indexer = Indexer(settings, models, table, batch_size, follow_symlinks=follow_symlinks)
+    indexer = Indexer(settings, models, table, batch_size, follow_symlinks=follow_symlinks, workers=workers)
     report = indexer.run([p.expanduser() for p in paths], entries, prune, progress)
     bar.close()
     if entries is not None:

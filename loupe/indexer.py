@@ -2,8 +2,10 @@
 
 A run walks the folders, skips files whose size and modification time (then
 content hash) match their row, analyses the rest in batches and writes each
-batch as one atomic commit. Problems with single files are collected and
-reported; they never stop the run nor touch rows already written.
+batch as one atomic commit. Worker threads read the next batch's files while
+the models analyse this one (loupe/file_reader.py). Problems with single files
+are collected and reported; they never stop the run nor touch rows already
+written.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from loupe.config import Settings
-from loupe.errors import ImageRejected
+from loupe.file_reader import PreparedImage, default_workers, prepare_for_index, read_batches
 from loupe.metadata import Metadata, MetadataIndex
 from store.image_table import ImageTable
 from store.roots import add_roots
@@ -28,7 +30,7 @@ from store.schema import RECORD_COLUMNS
 from tools.analysis import ImageAnalysis, StageTimer, analyse_images
 from tools.boundary import CollectionBoundary
 from tools.document_fields import fold_lines, iso_date, printed_date, printed_total
-from tools.image_file import SUPPORTED_SUFFIXES, ImageFile, read_image
+from tools.image_file import SUPPORTED_SUFFIXES
 from tools.models import Models
 
 ProgressCallback = Callable[[int, int, str], None]  # (files done, files to do, stage)
@@ -188,12 +190,13 @@ class Indexer:
     """Brings the table in line with the files under some folders."""
 
     def __init__(self, settings: Settings, models: Models, table: ImageTable, batch_size: int = 16,
-                 follow_symlinks: bool = False) -> None:
+                 follow_symlinks: bool = False, workers: int | None = None) -> None:
         self.settings = settings
         self.models = models
         self.table = table
         self.batch_size = batch_size
         self.follow_symlinks = follow_symlinks
+        self.workers = workers or default_workers()  # file-reading threads; 1 reads on the indexing thread
 
     def run(self, roots: list[Path], metadata: MetadataIndex | None = None, prune: bool = False,
             progress: ProgressCallback | None = None) -> IndexReport:
@@ -225,8 +228,10 @@ class Indexer:
                 [p for p in files if p not in pending and str(p) in known], metadata)
 
         done = 0
-        for start in range(0, len(to_index), self.batch_size):
-            batch = to_index[start:start + self.batch_size]
+        notify(done, len(to_index), "decode")
+        batches = read_batches(to_index, self.batch_size, self.workers,
+                               lambda path: prepare_for_index(path, self.settings.max_pixels, timer))
+        for batch in batches:
             rows = self._index_batch(batch, known, metadata, report, timer,
                                      lambda stage: notify(done, len(to_index), stage))
             with timer.stage("write"):
@@ -241,42 +246,35 @@ class Indexer:
         report.stage_seconds = dict(timer.seconds)
         return report
 
-    def _index_batch(self, batch: list[Path], known: dict, metadata: MetadataIndex | None,
+    def _index_batch(self, batch: list[PreparedImage | str], known: dict, metadata: MetadataIndex | None,
                      report: IndexReport, timer: StageTimer, on_stage: Callable[[str], None]) -> list[dict]:
-        on_stage("decode")
-        images: list[ImageFile] = []
-        with timer.stage("decode"):
-            for path in batch:
-                try:
-                    images.append(read_image(path, self.settings.max_pixels))
-                except ImageRejected as exc:
-                    report.problems.append(str(exc))
-                except Exception as exc:  # noqa: BLE001 - one file must never end the run (see _analyse)
-                    report.problems.append(f"{path}: could not be decoded ({type(exc).__name__}: {exc})")
-        touched: list[ImageFile] = []
-        fresh: list[ImageFile] = []
-        for image in images:
-            state = known.get(str(image.path))
-            (touched if state and state[0] == image.sha256 else fresh).append(image)
+        report.problems.extend(item for item in batch if isinstance(item, str))
+        touched: list[PreparedImage] = []
+        fresh: list[PreparedImage] = []
+        for item in batch:
+            if isinstance(item, PreparedImage):
+                state = known.get(str(item.file.path))
+                (touched if state and state[0] == item.file.sha256 else fresh).append(item)
         # Touched but not changed: only the file facts move on, the vectors stay.
         report.unchanged += len(touched)
-        stored = self._stored_rows([image.path for image in touched])
+        stored = self._stored_rows([item.file.path for item in touched])
         rows = [{**with_metadata(stored[str(i.path)], metadata.lookup(i.path, i.sha256) if metadata else None),
-                 "mtime": i.mtime} for i in touched if str(i.path) in stored]
+                 "mtime": i.mtime} for i in (item.file for item in touched) if str(i.path) in stored]
         if fresh:
             fresh, analyses = self._analyse(fresh, report, timer, on_stage)
-            kept = self._kept_metadata([image.path for image in fresh if str(image.path) in known])
-            for image, analysis in zip(fresh, analyses):
-                entry = metadata.lookup(image.path, image.sha256) if metadata else None
-                rows.append(build_row(image, analysis, entry or kept.get(str(image.path))))
-                if str(image.path) in known:
+            kept = self._kept_metadata([item.file.path for item in fresh if str(item.file.path) in known])
+            for item, analysis in zip(fresh, analyses):
+                path = item.file.path
+                entry = metadata.lookup(path, item.file.sha256) if metadata else None
+                rows.append(build_row(item, analysis, entry or kept.get(str(path))))
+                if str(path) in known:
                     report.updated += 1
                 else:
                     report.added += 1
         return rows
 
-    def _analyse(self, images: list[ImageFile], report: IndexReport, timer: StageTimer,
-                 on_stage: Callable[[str], None]) -> tuple[list[ImageFile], list[ImageAnalysis]]:
+    def _analyse(self, images: list[PreparedImage], report: IndexReport, timer: StageTimer,
+                 on_stage: Callable[[str], None]) -> tuple[list[PreparedImage], list[ImageAnalysis]]:
         """The batch through the models; if that fails, each image alone, so one bad image costs one line.
 
         Model code (ONNX, torch, OpenCV, a remote API) can fail in ways no decoder check foresees, e.g. on
@@ -284,18 +282,20 @@ class Indexer:
         """
         if len(images) > 1:
             try:
-                return images, analyse_images(self.models, [i.image for i in images], timer, on_stage)
+                return images, analyse_images(self.models, [i.file.image for i in images], timer, on_stage,
+                                              [i.local_features for i in images])
             except Exception:  # noqa: BLE001 - retried one by one below, where the culprit is named
                 pass
-        analysed: list[ImageFile] = []
+        analysed: list[PreparedImage] = []
         analyses: list[ImageAnalysis] = []
         for image in images:
             try:
-                analyses.extend(analyse_images(self.models, [image.image], timer, on_stage))
+                analyses.extend(analyse_images(self.models, [image.file.image], timer, on_stage,
+                                               [image.local_features]))
                 analysed.append(image)
             except Exception as exc:  # noqa: BLE001
-                report.problems.append(f"{image.path}: analysis failed ({type(exc).__name__}: {str(exc)[:200]}); "
-                                       "skipped, the rest of the run goes on")
+                report.problems.append(f"{image.file.path}: analysis failed ({type(exc).__name__}: "
+                                       f"{str(exc)[:200]}); skipped, the rest of the run goes on")
         return analysed, analyses
 
     def _kept_metadata(self, paths: list[Path]) -> dict[str, Metadata]:
@@ -345,8 +345,9 @@ _ALL_COLUMNS = [*RECORD_COLUMNS, "mtime", "image_vector", "orb_keypoints", "orb_
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
 
 
-def build_row(image: ImageFile, analysis: ImageAnalysis, metadata: Metadata | None) -> dict[str, Any]:
+def build_row(prepared: PreparedImage, analysis: ImageAnalysis, metadata: Metadata | None) -> dict[str, Any]:
     """The table row of one analysed image."""
+    image = prepared.file
     path = str(image.path)
     keypoints, descriptors = analysis.local_features.to_bytes()
     row: dict[str, Any] = {
@@ -373,7 +374,7 @@ def build_row(image: ImageFile, analysis: ImageAnalysis, metadata: Metadata | No
         "caption": analysis.caption.text,
         "caption_kind": analysis.caption.kind,
         "caption_vector": analysis.caption_vector,
-        "thumbnail": image.thumbnail_jpeg(),
+        "thumbnail": prepared.thumbnail,
         "indexed_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **(metadata or Metadata()).columns(),
         **_date_columns(image.taken_at, metadata),

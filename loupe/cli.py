@@ -21,6 +21,7 @@ from tqdm import tqdm
 from evals.paths import DATASETS
 from loupe.config import Settings, load_settings
 from loupe.errors import LoupeError
+from tools.models.registry import require_extra
 
 SKIPPED_FILES_EXIT = 3
 
@@ -147,15 +148,15 @@ def demo(
     _user_errors(lambda: run_index(settings, [collection], metadata, prune=False, batch_size=8))
     toolbox = Toolbox(settings)
     for title, action in [
-        ("phone photo of the bus (not in the collection)",
-         lambda: toolbox.image_search(image=ChosenFile(queries["bus_phone_photo"]), k=5)),
-        ("the coach photo (the collection has an exact copy and a crop)",
-         lambda: toolbox.image_search(image=collection / "photos" / "football_coach.jpg", k=4)),
+        ("phone photo of the temple (not in the collection)",
+         lambda: toolbox.image_search(image=ChosenFile(queries["temple_phone_photo"]), k=5)),
+        ("the daisy photo (the collection has an exact copy and a crop)",
+         lambda: toolbox.image_search(image=collection / "photos" / "daisy.jpg", k=4)),
         ("photo of the bookshop receipt",
          lambda: toolbox.image_search(image=ChosenFile(queries["receipt_phone_photo"]), k=3)),
         ('"corner bookshop"', lambda: toolbox.text_search("corner bookshop", k=3)),
         ('"total 21.00"', lambda: toolbox.text_search("total 21.00", k=3)),
-        ('"minibus" (through the image tags)', lambda: toolbox.text_search("minibus", k=3)),
+        ('"daisy" (through the image tags)', lambda: toolbox.text_search("daisy", k=3)),
         ('"receipt" only from 2019', lambda: toolbox.text_search("receipt", k=5, where="year = 2019")),
     ]:
         print_result(_user_errors(action), title)
@@ -255,6 +256,16 @@ def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8501) -> 
     raise typer.Exit(subprocess.call(command, env=env))
 
 
+@app.command("models")
+def list_models() -> None:
+    """The model backends of each kind, how to name them in loupe.toml, and the pip extra each needs."""
+    import agent.llm  # noqa: F401 - registers the LLM backends
+    import tools.models  # noqa: F401 - registers the image, text, OCR and caption backends
+    from loupe.display import print_models
+
+    print_models()
+
+
 @app.command("eval")
 def evaluate(
     query_set: Annotated[str, typer.Argument(help="A query-set file (e.g. evals/querysets/holidays.jsonl), or all.")],
@@ -305,6 +316,7 @@ def train_encoder(
     device: Annotated[str, typer.Option(help="auto (a GPU when torch sees one), cpu or cuda.")] = "auto",
 ) -> None:
     """Fine-tune the CNN image encoder (focal loss over augmented pairs) and write a checkpoint."""
+    _user_errors(lambda: require_extra("train", "loupe train-encoder"))
     from tools.training.encoder_training import train_encoder as run_training
 
     report = _user_errors(lambda: run_training(folder, out, epochs=epochs, batch_size=batch_size,
@@ -334,6 +346,7 @@ def train_detector(
     device: Annotated[str, typer.Option(help="auto (a GPU when torch sees one), cpu, or a CUDA device number.")] = "auto",
 ) -> None:
     """Train a YOLO text detector for the yolo+rapidocr and yolo+textract OCR backends."""
+    _user_errors(lambda: require_extra("train", "loupe train-detector"))
     from tools.training.text_detector_training import train_text_detector
 
     report = _user_errors(lambda: train_text_detector(
@@ -360,6 +373,7 @@ def train_clip(
     device: Annotated[str, typer.Option(help="auto (a GPU when torch sees one), cpu or cuda.")] = "auto",
 ) -> None:
     """Fine-tune an open_clip model on image-caption pairs with the contrastive loss."""
+    _user_errors(lambda: (require_extra("train", "loupe train-clip"), require_extra("clip", "loupe train-clip")))
     from tools.training.clip_training import train_clip as run_training
 
     report = _user_errors(lambda: run_training(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from loupe.indexer import IndexReport
+from tools.models.registry import ModelKind, families, missing_modules
 from tools.records import SearchResult
 
 console = Console()
@@ -33,3 +35,17 @@ def print_report(report: IndexReport) -> None:
         console.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
     timing = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in report.stage_seconds.items())
     console.print(f"[bold]indexed:[/bold] {report.summary()}" + (f"  ({timing})" if timing else ""))
+
+
+def print_models() -> None:
+    """Every registered backend with the extra it needs and whether that extra is installed here."""
+    table = Table(title="model backends (set them in loupe.toml; `loupe eval --compare` takes the same names)")
+    for column in ("kind", "name it", "extra", "installed"):
+        table.add_column(column)
+    for kind in ModelKind:
+        for family in families(kind):
+            missing = missing_modules(family.extra) if family.extra else []
+            extra = f"[{family.extra}]" if family.extra else "default"
+            installed = "yes" if not missing else f"no: pip install 'loupe[{family.extra}]'"
+            table.add_row(*(escape(cell) for cell in (str(kind), family.usage, extra, installed)))
+    console.print(table)

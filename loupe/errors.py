@@ -23,3 +23,7 @@ class IndexMismatchError(LoupeError):
 
 class ConfigError(LoupeError):
     """A configuration file or value that cannot be used."""
+
+
+class MissingExtraError(LoupeError):
+    """A command or backend needs a pip extra (``[train]``, ``[clip]``...) that is not installed."""

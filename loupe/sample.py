@@ -1,7 +1,7 @@
 """A small sample collection, built from files that installed packages ship.
 
 ``loupe demo`` needs real pictures on a machine with no internet and no
-datasets: ultralytics ships two photos and matplotlib one, and printed text
+datasets: scikit-learn ships two photos and matplotlib one, and printed text
 (receipts, a price tag, a sign) is rendered with matplotlib's DejaVu fonts.
 Copies that are resized, recompressed, cropped and duplicated show each match
 label; the query photos are warped, blurred "phone photos" that are not in the
@@ -11,13 +11,13 @@ collection.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import shutil
 from pathlib import Path
 
 import matplotlib
 import numpy as np
+import sklearn.datasets
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
@@ -30,12 +30,11 @@ RECEIPTS = [
 
 
 def package_photos() -> dict[str, Path]:
-    """Real photos that ship inside installed packages."""
-    # Located without importing ultralytics, which would write its settings file.
-    assets = Path(importlib.util.find_spec("ultralytics").submodule_search_locations[0]) / "assets"
+    """Real photos that ship inside installed packages (scikit-learn's sample images, matplotlib's portrait)."""
+    images = Path(sklearn.datasets.__file__).parent / "images"
     return {
-        "bus.jpg": assets / "bus.jpg",
-        "football_coach.jpg": assets / "zidane.jpg",
+        "temple.jpg": images / "china.jpg",
+        "daisy.jpg": images / "flower.jpg",
         "grace_hopper.jpg": Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg",
     }
 
@@ -111,15 +110,15 @@ def build_sample(folder: Path) -> tuple[Path, Path, dict[str, Path]]:
     render_label(["PLATFORM 2", "Trains to the airport"], (20, 60, 140), (800, 300)).save(
         collection / "documents" / "station_sign.png")
 
-    bus = Image.open(photos["bus.jpg"]).convert("RGB")
-    bus.resize((bus.width // 2, bus.height // 2)).save(collection / "copies" / "bus_small.jpg", quality=90)
+    temple = Image.open(photos["temple.jpg"]).convert("RGB")
+    temple.resize((temple.width // 2, temple.height // 2)).save(collection / "copies" / "temple_small.jpg", quality=90)
     _jpeg(Image.open(photos["grace_hopper.jpg"]).convert("RGB"), 25).save(
         collection / "copies" / "grace_hopper_recompressed.jpg", quality=25)
-    coach = Image.open(photos["football_coach.jpg"]).convert("RGB")
-    coach.crop((200, 0, coach.width - 100, coach.height)).save(collection / "copies" / "coach_cropped.jpg")
-    shutil.copyfile(photos["football_coach.jpg"], collection / "copies" / "football_coach_copy.jpg")
+    daisy = Image.open(photos["daisy.jpg"]).convert("RGB")
+    daisy.crop((120, 0, daisy.width - 60, daisy.height)).save(collection / "copies" / "daisy_cropped.jpg")
+    shutil.copyfile(photos["daisy.jpg"], collection / "copies" / "daisy_copy.jpg")
 
-    phone_photo(bus, seed=1).save(queries / "bus_phone_photo.jpg", quality=85)
+    phone_photo(temple, seed=1).save(queries / "temple_phone_photo.jpg", quality=85)
     phone_photo(Image.open(collection / "documents" / "receipt_bookshop.png").convert("RGB"), seed=2).save(
         queries / "receipt_phone_photo.jpg", quality=85)
 
@@ -127,7 +126,7 @@ def build_sample(folder: Path) -> tuple[Path, Path, dict[str, Path]]:
     with metadata.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["file", "title", "description", "price", "date"])
-        writer.writerow(["bus.jpg", "City bus", "Bus stop on a Madrid street", "", "2019-06-01"])
+        writer.writerow(["temple.jpg", "Temple roofs", "A temple among trees in China", "", "2019-06-01"])
         writer.writerow(["grace_hopper.jpg", "Grace Hopper", "Portrait of the computer scientist", "", "1984-01-01"])
         for name, shop, _, _, total, date in RECEIPTS:
             writer.writerow([name, f"Receipt from {shop.title()}", "Scanned receipt", total, date])

@@ -16,7 +16,7 @@ from PIL import Image
 from loupe.config import Settings
 from tools.models import Models
 from tools.models.captioners import Caption
-from tools.models.image_encoders import ImageEmbeddings
+from tools.models.image_embeddings import ImageEmbeddings
 from tools.models.ocr_backends import OcrLine, OcrResult
 
 

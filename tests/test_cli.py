@@ -90,12 +90,14 @@ def test_demo_builds_indexes_and_finds_what_it_promises(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "12 added" in out and "0 problems" in out
-    titles = ["phone photo of the bus", "the coach photo", "photo of the bookshop receipt", '"corner bookshop"',
-              '"total 21.00"', '"minibus"']
+    titles = ["phone photo of the temple", "the daisy photo", "photo of the bookshop receipt", '"corner bookshop"',
+              '"total 21.00"', '"daisy"']
     starts = [out.index(title) for title in titles]
-    bus, coach, receipt, bookshop, total = (out[a:b] for a, b in zip(starts, starts[1:]))
-    assert "│ 1 │" in bus and "near-duplicate │ bus.jpg" in bus.split("│ 2 │")[0]
-    assert "identical" in coach and "near-duplicate │ coach_cropped.jpg" in coach
+    temple, daisy, receipt, bookshop, total = (out[a:b] for a, b in zip(starts, starts[1:]))
+    assert "│ 1 │" in temple and "near-duplicate │ temple.jpg" in temple.split("│ 2 │")[0]
+    assert "identical" in daisy and "near-duplicate │ daisy_cropped.jpg" in daisy
     assert "receipt_bookshop.png" in receipt.split("│ 2 │")[0]
     assert "receipt_bookshop.png" in bookshop.split("│ 2 │")[0]
     assert "receipt_hardware.png" in total.split("│ 2 │")[0]
+    tags = out[starts[-1]:out.index('"receipt" only from 2019')]
+    assert "daisy" in tags.split("│ 2 │")[0]  # found through its ImageNet tag

@@ -17,7 +17,7 @@ from agent.llm import backend_label, make_chat_model
 from agent.local_llm import LocalChatModel, parse_reply, reply_schema, to_openai
 from agent.tools import make_tools
 from loupe.config import LLMSettings, Settings
-from loupe.errors import ConfigError, LoupeError, ModelNotFoundError
+from loupe.errors import LoupeError, MissingExtraError, ModelNotFoundError
 from tests.conftest import sroie_key
 from tools.models import Models, gguf
 from tools.models.gguf import MODELS, GgufModel, gguf_path
@@ -122,7 +122,7 @@ def test_a_configured_gguf_path_is_used_as_it_is(cache_home: Path, tmp_path: Pat
 @pytest.mark.fast
 def test_without_xllamacpp_the_backend_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "xllamacpp", None)  # what find_spec reports for a module that is absent
-    with pytest.raises(ConfigError, match=r'pip install -e "\.\[llm\]"'):
+    with pytest.raises(MissingExtraError, match=r"needs the \[llm\] extra .*pip install 'loupe\[llm\]'"):
         make_chat_model(LLMSettings(backend="local"))
     assert backend_label(LLMSettings(backend="local")) == "local model qwen2.5-coder-1.5b (llama.cpp, in process)"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -25,9 +24,7 @@ def test_a_50_mb_csv_cell_drops_that_field_and_the_other_rows_load(tmp_path: Pat
         writer.writerow(["big.jpg", "Big", "x" * HUGE, "4"])
         writer.writerow(["c.jpg", "Third", "also fine", ""])
     limit_before = csv.field_size_limit()
-    started = time.perf_counter()
     metadata = load_metadata(path)
-    assert time.perf_counter() - started < 4  # about 1.5 s: the csv module's C parser reads some 60 MB/s
     assert csv.field_size_limit() == limit_before  # raised for the read only
     assert set(metadata.by_key) == {"a.jpg", "big.jpg", "c.jpg"}
     assert metadata.by_key["a.jpg"].price == 3.5 and metadata.by_key["c.jpg"].description == "also fine"

@@ -20,7 +20,8 @@ from loupe.indexer import Indexer
 from store.image_table import ImageTable
 from tests.conftest import SMVS, SROIE, holidays_files, load_model
 from tools.models import Models
-from tools.models.image_encoders import EfficientNetEncoder, OpenClipEncoder
+from tools.models.image_encoders import EfficientNetEncoder, imagenet_classes
+from tools.models.open_clip_encoder import OpenClipEncoder
 from tools.models.registry import ModelKind
 from tools.models.resolver import ModelSource, resolve
 from tools.records import MatchLabel
@@ -98,6 +99,12 @@ def test_the_onnx_encoder_matches_pytorch_on_shared_images(models: Models, tmp_p
     stamp = exported_file.stat().st_mtime_ns
     EfficientNetEncoder("", offline=True, runtime="onnx")
     assert exported_file.stat().st_mtime_ns == stamp and fresh.runtime == "onnx"
+
+
+def test_the_shipped_imagenet_class_names_are_torchvision_s() -> None:
+    from torchvision.models import ResNet50_Weights
+
+    assert imagenet_classes() == ResNet50_Weights.IMAGENET1K_V1.meta["categories"]
 
 
 def test_open_clip_pretrained_tag_offline_says_how_to_get_it() -> None:

@@ -47,12 +47,12 @@ def _tags(spec: ModelSpec, settings: Settings, encoder: ImageEncoder) -> Caption
     return TagCaptioner(encoder)
 
 
-@register(ModelKind.CAPTIONER, "hf", "hf:<model folder or hub id>", takes_name=True)
+@register(ModelKind.CAPTIONER, "hf", "hf:<model folder or hub id>", takes_name=True, extra="transformers")
 def _transformers(spec: ModelSpec, settings: Settings, encoder: ImageEncoder) -> Captioner:
     return TransformersCaptioner(spec.name, settings.offline)
 
 
-@register(ModelKind.CAPTIONER, "openai", "openai:<vision model>", takes_name=True)
+@register(ModelKind.CAPTIONER, "openai", "openai:<vision model>", takes_name=True, extra="openai")
 def _openai(spec: ModelSpec, settings: Settings, encoder: ImageEncoder) -> Captioner:
     return OpenAICaptioner(spec.name)
 

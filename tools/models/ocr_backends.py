@@ -27,7 +27,7 @@ from PIL import Image
 
 from loupe.config import Settings
 from loupe.errors import ModelNotFoundError
-from tools.models.registry import Factory, ModelKind, ModelSpec, register
+from tools.models.registry import Factory, ModelKind, ModelSpec, register, require_extra
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def _rapidocr_every_image(spec: ModelSpec, settings: Settings) -> OcrBackend:
     return RapidOcrBackend(text_check=False)
 
 
-@register(ModelKind.OCR, "textract")
+@register(ModelKind.OCR, "textract", extra="aws")
 def _textract(spec: ModelSpec, settings: Settings) -> OcrBackend:
     return TextractBackend()
 
@@ -85,8 +85,10 @@ def _detect_then(recogniser: Callable[[], Recogniser]) -> Factory:
     return factory
 
 
-register(ModelKind.OCR, "yolo+rapidocr", "yolo+rapidocr[@detector.pt]")(_detect_then(lambda: RapidOcrBackend()))
-register(ModelKind.OCR, "yolo+textract", "yolo+textract[@detector.pt]")(_detect_then(lambda: TextractBackend()))
+register(ModelKind.OCR, "yolo+rapidocr", "yolo+rapidocr[@detector.pt]",
+         extra="train")(_detect_then(lambda: RapidOcrBackend()))
+register(ModelKind.OCR, "yolo+textract", "yolo+textract[@detector.pt]",
+         extra="train")(_detect_then(lambda: TextractBackend()))  # and [aws], which TextractBackend checks
 
 
 def reading_order(lines: list[OcrLine]) -> list[OcrLine]:
@@ -202,6 +204,7 @@ class TextractBackend:
     MAX_BYTES = 5 * 1024 * 1024  # the synchronous API's limit for inline image bytes
 
     def __init__(self) -> None:
+        require_extra("aws", "OCR backend textract")
         import boto3
 
         session = boto3.Session()

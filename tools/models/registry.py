@@ -11,13 +11,37 @@ so a new backend (a local LLM, a CLIP-class encoder, a text detector) is one
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from loupe.config import Settings
-from loupe.errors import ConfigError
+from loupe.errors import ConfigError, MissingExtraError
+
+# What each pip extra of pyproject.toml installs that a backend imports: the default install has none of it.
+EXTRA_MODULES = {
+    "train": ("torch", "torchvision", "efficientnet_lite_pytorch", "ultralytics"),
+    "clip": ("torch", "open_clip"),
+    "transformers": ("torch", "transformers", "sentence_transformers"),
+    "openai": ("openai", "langchain_openai"),
+    "aws": ("boto3",),
+    "llm": ("xllamacpp",),
+}
+
+
+def missing_modules(extra: str) -> list[str]:
+    """The modules of ``extra`` that are not installed ([] when the extra is)."""
+    return [name for name in EXTRA_MODULES[extra] if importlib.util.find_spec(name) is None]
+
+
+def require_extra(extra: str, what: str) -> None:
+    """Raise the one-line MissingExtraError when ``what`` needs ``extra`` and it is not installed."""
+    missing = missing_modules(extra)
+    if missing:
+        raise MissingExtraError(f"{what} needs the [{extra}] extra ({', '.join(missing)} not installed): "
+                                f"pip install 'loupe[{extra}]' (from a checkout: pip install -e '.[{extra}]')")
 
 
 class ModelKind(StrEnum):
@@ -57,16 +81,20 @@ class Family:
     usage: str  # how to name it, for choices and error messages, e.g. "open_clip:<architecture>"
     takes_name: bool  # "family:name" (open_clip, openai, hf) rather than the bare family
     any_bare_name: bool  # a bare string that is no family's name belongs to this family (a hub id, a folder)
+    extra: str  # the pip extra it needs ("" for the default install)
 
 
 _FAMILIES: dict[tuple[ModelKind, str], Family] = {}
 
 
 def register(kind: ModelKind, family: str, usage: str = "", takes_name: bool = False,
-             any_bare_name: bool = False) -> Callable[[Factory], Factory]:
+             any_bare_name: bool = False, extra: str = "") -> Callable[[Factory], Factory]:
     """Register ``factory(spec, settings, **dependencies)`` as the loader of one family of one kind."""
+    if extra and extra not in EXTRA_MODULES:
+        raise ValueError(f"unknown extra {extra!r}")
+
     def decorate(factory: Factory) -> Factory:
-        _FAMILIES[(kind, family)] = Family(kind, family, factory, usage or family, takes_name, any_bare_name)
+        _FAMILIES[(kind, family)] = Family(kind, family, factory, usage or family, takes_name, any_bare_name, extra)
         return factory
     return decorate
 
@@ -99,4 +127,7 @@ def parse(kind: ModelKind, text: str, weights: str = "") -> ModelSpec:
 
 def load(spec: ModelSpec, settings: Settings, **dependencies: Any) -> Any:
     """The model a spec names, built by its family's factory (errors say what is missing and how to get it)."""
-    return _FAMILIES[(spec.kind, spec.family)].factory(spec, settings, **dependencies)
+    family = _FAMILIES[(spec.kind, spec.family)]
+    if family.extra:
+        require_extra(family.extra, f"the {spec.kind} {spec.named!r}")
+    return family.factory(spec, settings, **dependencies)

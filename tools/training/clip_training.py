@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from loupe.errors import LoupeError
 from tools.image_file import read_image
-from tools.models.image_encoders import OpenClipEncoder
+from tools.models.open_clip_encoder import OpenClipEncoder
 from tools.training.encoder_training import pick_device
 
 

@@ -34,14 +34,9 @@ from torchvision.transforms import v2
 
 from loupe.errors import LoupeError
 from tools.image_file import SUPPORTED_SUFFIXES, read_image
-from tools.models.image_encoders import (
-    TUNED_FORMAT,
-    EfficientNetEncoder,
-    efficientnet_batch,
-    efficientnet_input,
-    gem_pool,
-    load_efficientnet,
-)
+from tools.models.efficientnet_torch import efficientnet_batch, efficientnet_input, gem_pool, load_efficientnet
+from tools.models.efficientnet_inputs import TUNED_FORMAT
+from tools.models.image_encoders import EfficientNetEncoder
 
 FOCAL_GAMMA = 2.0
 COSINE_SCALE = 16.0  # softmax temperature of the cosine classifier

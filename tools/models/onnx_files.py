@@ -1,11 +1,12 @@
-"""PyTorch image models exported once to ONNX, checked against PyTorch, cached, and run on ONNX Runtime.
+"""ONNX models built once, checked, cached by content, and run on ONNX Runtime.
 
 On this project's 2-core CPU, ONNX Runtime runs EfficientNet-Lite0 about 8x
-faster than PyTorch side by side (evals/bench.py compares the pipelines). The
-export is keyed by the weights file's content and the preprocessing, so a
-fine-tuned checkpoint gets its own file and a stale export is never used. An
-export that does not reproduce PyTorch's output (cosine below PARITY_COSINE on
-a fixed test batch) is refused, never cached.
+faster than PyTorch side by side (evals/bench.py compares the pipelines), and
+it needs no torch. A model file is named for what it holds (the weights
+file's content digest, the preprocessing, the graph builder's version), so a
+fine-tuned checkpoint gets its own file and a stale one is never used. A build
+whose outputs do not reproduce the reference (cosine below PARITY_COSINE on a
+fixed test batch) is refused, never cached.
 """
 
 from __future__ import annotations
@@ -13,19 +14,24 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import warnings
+from collections.abc import Callable
 from pathlib import Path
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from loupe.errors import ModelNotFoundError
+
+if TYPE_CHECKING:
+    import onnx
 
 PARITY_COSINE = 0.999
 INPUT_NAME = "pixels"
 
 
 def file_digest(path: Path) -> str:
-    """The first 16 hex digits of the file's SHA-256: what names its export."""
+    """The first 16 hex digits of the file's SHA-256: what names its ONNX file."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
 
@@ -45,34 +51,27 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
 
 
-def exported(module, name: str, size: int, output_names: list[str], cache_dir: Path) -> Path:
-    """``module`` (eval mode, (n, 3, size, size) floats in) as an ONNX file in ``cache_dir``, made once.
+def cached_onnx(name: str, build: Callable[[], onnx.ModelProto], check: Callable[[Path], float | None],
+                cache_dir: Path) -> Path:
+    """The ONNX file ``name`` in ``cache_dir``, built by ``build`` the first time.
 
-    ``name`` must say what the file holds (architecture, weights digest, pooling): it is the cache key.
+    ``check`` gives the new file's worst cosine with its reference model (None where no reference can run);
+    below PARITY_COSINE the file is deleted and the load refused. The file appears only when complete.
     """
     target = cache_dir / f"{name}.onnx"
     if target.is_file():
         return target
-    import torch
+    import onnx  # only to write a new file: the import takes a second
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    batch = parity_batch(size)
-    sample = torch.from_numpy(batch)
     handle = tempfile.NamedTemporaryFile(dir=cache_dir, suffix=".onnx.tmp", delete=False)
     handle.close()
     try:
-        with torch.inference_mode(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporter's notes on constant folding are for its developers
-            # dynamo=False: the TorchScript exporter handles EfficientNet's padding ops; the dynamo one does not here.
-            torch.onnx.export(module, (sample,), handle.name, input_names=[INPUT_NAME], output_names=output_names,
-                              dynamic_axes={INPUT_NAME: {0: "batch"}, **{o: {0: "batch"} for o in output_names}},
-                              opset_version=17, dynamo=False)
-            expected = [t.numpy() for t in module(sample)]
-        got = OnnxModel(Path(handle.name)).run(batch)
-        worst = min(float(cosines(e, g).min()) for e, g in zip(expected, got))
-        if worst < PARITY_COSINE:
-            raise ModelNotFoundError(f"the ONNX export of {name} does not match PyTorch (cosine {worst:.5f} < "
-                                     f"{PARITY_COSINE}); set image_runtime = 'torch' and report this")
+        onnx.save(build(), handle.name)
+        worst = check(Path(handle.name))
+        if worst is not None and worst < PARITY_COSINE:
+            raise ModelNotFoundError(f"the ONNX graph {name} does not match its reference model (cosine "
+                                     f"{worst:.5f} < {PARITY_COSINE}): please report this, with `pip list`")
         os.replace(handle.name, target)
     finally:
         if os.path.exists(handle.name):

@@ -88,6 +88,7 @@ class OnnxModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads  # 0: one per core
         options.log_severity_level = 3
+        options.enable_mem_pattern = False  # its planned buffers cost memory and here no speed (evals: 394 vs 446 MB)
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def run(self, pixels: np.ndarray) -> list[np.ndarray]:

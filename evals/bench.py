@@ -10,6 +10,8 @@
   the peak RSS.
   "now, 1 thread" is the new pipeline with its files read on the indexing
   thread: what the worker threads add (loupe/file_reader.py).
+  "before" runs the encoder on PyTorch, so the benchmark needs the [train]
+  extra (the test install has it).
 * growth (--growth 100,1000,10000): that many distinct photos (copies of the
   Flickr8k and Holidays photos, each cropped a little at random and
   re-encoded) indexed into one table, step by step; the seconds and images/s

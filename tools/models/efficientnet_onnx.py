@@ -14,7 +14,6 @@ installed, the tests and the first build compare them with PyTorch's.
 from __future__ import annotations
 
 import math
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -73,24 +72,6 @@ def _block(graph: _EfficientNetGraph, x: str, index: int, kernel: int, stride: i
     if stride == 1 and channels_in == channels_out:
         y = graph.node("Add", [y, x], f"{prefix}.skip")
     return y
-
-
-def weight_names() -> list[str]:
-    """The state-dict entries the graph reads, in the order it reads them."""
-    def conv_bn(conv: str, bn: str) -> list[str]:
-        return [f"{conv}.weight", *(f"{bn}.{part}" for part in ("weight", "bias", "running_mean", "running_var"))]
-
-    names = conv_bn("_conv_stem", "_bn0")
-    index = 0
-    for repeats, _, _, expand, _ in STAGES:
-        for _ in range(repeats):
-            prefix = f"_blocks.{index}"
-            if expand != 1:
-                names += conv_bn(f"{prefix}._expand_conv", f"{prefix}._bn0")
-            names += conv_bn(f"{prefix}._depthwise_conv", f"{prefix}._bn1")
-            names += conv_bn(f"{prefix}._project_conv", f"{prefix}._bn2")
-            index += 1
-    return [*names, *conv_bn("_conv_head", "_bn1"), "_fc.weight", "_fc.bias"]
 
 
 def build_efficientnet_graph(state: dict[str, np.ndarray], gem_power: float) -> onnx.ModelProto:

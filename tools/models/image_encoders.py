@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from PIL import Image
@@ -29,12 +29,15 @@ from PIL import Image
 from loupe.config import Settings
 from loupe.errors import ConfigError, ModelNotFoundError
 from tools.models.efficientnet_inputs import TUNED_FORMAT, efficientnet_pixels, efficientnet_weights
-from tools.models.efficientnet_onnx import build_efficientnet_graph, weight_names
+from tools.models.efficientnet_onnx import build_efficientnet_graph
 from tools.models.image_embeddings import ImageEmbeddings
 from tools.models.onnx_files import OnnxModel, cached_onnx, cosines, file_digest, parity_batch
 from tools.models.registry import ModelKind, ModelSpec, register
 from tools.models.resolver import default_cache_dir
 from tools.models.torch_files import load_state
+
+if TYPE_CHECKING:
+    import onnx
 
 GRAPH_VERSION = 1  # of tools/models/efficientnet_onnx.py: raised when the graph it writes changes
 
@@ -118,7 +121,6 @@ class EfficientNetEncoder:
         path = efficientnet_weights(weights, offline)
         state = load_state(path)
         tuned = state if isinstance(state, dict) and state.get("format") == TUNED_FORMAT else None
-        _check_weights(tuned["state_dict"] if tuned else state, path)
         if tuned is not None:
             # A checkpoint from `loupe train-encoder`: its own name, so its
             # vectors never mix with the untuned model's in one index, and the
@@ -129,8 +131,7 @@ class EfficientNetEncoder:
         if use_onnx(runtime):
             name = (f"efficientnet-lite0-{file_digest(path)}-{self.input_size}px-gem{self.gem_power:g}"
                     f"-graph{GRAPH_VERSION}")
-            built = cached_onnx(name, lambda: build_efficientnet_graph(tuned["state_dict"] if tuned else state,
-                                                                        self.gem_power),
+            built = cached_onnx(name, lambda: _graph(tuned["state_dict"] if tuned else state, path, self.gem_power),
                                 lambda file: _check_against_pytorch(file, weights, offline, self.gem_power,
                                                                     self.input_size), default_cache_dir())
             self._model, self.runtime = OnnxModel(built), "onnx"
@@ -152,12 +153,14 @@ class EfficientNetEncoder:
         raise NotImplementedError("efficientnet-lite0 has no text tower")
 
 
-def _check_weights(state: object, path: Path) -> None:
-    """A one-line error for a readable file that is not EfficientNet-Lite0's weights (a graph would fail deep)."""
-    missing = [name for name in weight_names() if not isinstance(state, dict) or name not in state]
-    if missing:
-        raise ModelNotFoundError(f"{path} does not hold EfficientNet-Lite0 weights ({len(missing)} missing, "
-                                 f"e.g. {missing[0]})")
+def _graph(state: object, path: Path, gem_power: float) -> onnx.ModelProto:
+    """The graph of these weights; a one-line error for a readable file that is not EfficientNet-Lite0's."""
+    if not isinstance(state, dict):
+        raise ModelNotFoundError(f"{path} does not hold EfficientNet-Lite0 weights (not a state dict)")
+    try:
+        return build_efficientnet_graph(state, gem_power)
+    except KeyError as exc:
+        raise ModelNotFoundError(f"{path} does not hold EfficientNet-Lite0 weights (no {exc.args[0]})") from exc
 
 
 def _check_against_pytorch(onnx_file: Path, weights: str, offline: bool, gem_power: float, size: int) -> float | None:

@@ -161,7 +161,7 @@ def bench_growth(sizes: list[int], repeats: int) -> None:
         texts = [" ".join(random.choices(WORDS, k=3)) for _ in range(repeats)]
         for name, calls in [("image query", [lambda q=q: toolbox.image_search(ChosenFile(q)) for q in queries]),
                             ("text query", [lambda t=t: toolbox.text_search(t) for t in texts])]:
-            p50, p95 = _timed_each(calls)
+            p50, p95 = _timed(calls)
             print(f"  {name} end to end at {table.count()} rows: p50 {p50:.0f} ms, p95 {p95:.0f} ms")
         print(f"peak RSS of the run: {peak_rss_mb():.0f} MB")
     finally:
@@ -189,18 +189,9 @@ def synthetic_rows(start: int, count: int, info: IndexInfo, rng: np.random.Gener
     return rows
 
 
-def _timed(call: Callable[[], object], repeats: int) -> tuple[float, float]:
-    call()  # warm caches
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return percentile(times, 50) * 1000, percentile(times, 95) * 1000
-
-
-def _timed_each(calls: list[Callable[[], object]]) -> tuple[float, float]:
-    """p50 and p95 in ms over different queries, each run once after one untimed warm-up call."""
+def _timed(calls: list[Callable[[], object]]) -> tuple[float, float]:
+    """p50 and p95 in ms over ``calls`` (different queries, or one query repeated), each run once after one
+    untimed warm-up call of the first."""
     calls[0]()
     times = []
     for call in calls:
@@ -240,7 +231,7 @@ def bench_store(sizes: list[int], repeats: int) -> None:
             ("full-text BM25 (50)", lambda: table.full_text_search("coffee receipt", 50)),
             ("perceptual-hash scan", table.perceptual_hashes),
         ]:
-            p50, p95 = _timed(call, repeats)
+            p50, p95 = _timed([call] * repeats)
             p50s.setdefault(name, {})[table.count()] = p50
             print(f"  {name:22s} p50 {p50:8.1f} ms   p95 {p95:8.1f} ms")
     shutil.rmtree(work)

@@ -13,7 +13,7 @@ import errno
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from tqdm import tqdm
@@ -254,6 +254,75 @@ def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8501) -> 
                "--server.enableXsrfProtection", "true", "--client.showErrorDetails", "none",
                "--server.maxUploadSize", str(max(1, settings.max_upload_bytes // 2**20))]
     raise typer.Exit(subprocess.call(command, env=env))
+
+
+@app.command("mcp")
+def mcp(
+    transport: Annotated[Literal["stdio", "http"], typer.Option(
+        help="stdio (a desktop client starts this command) or http (streamable HTTP at http://HOST:PORT/mcp).",
+    )] = "stdio",
+    port: Annotated[int, typer.Option(help="Port for --transport http.")] = 8765,
+    host: Annotated[str, typer.Option(
+        help="Address for --transport http; keep 127.0.0.1 unless other machines should reach it.")] = "127.0.0.1",
+) -> None:
+    """Serve the index to Model Context Protocol clients: the image_search, text_search, ocr, caption and ask tools,
+    and each record's metadata and thumbnail. Only files inside the indexed folders, and uploads, are read."""
+    _user_errors(lambda: require_extra("mcp", "loupe mcp"))
+    from loupe.mcp_server import serve
+
+    _user_errors(lambda: serve(state.settings, transport, host, port))
+
+
+@app.command("duplicates")
+def duplicates(
+    keep: Annotated[str, typer.Option(help="Which copy of a group to keep, criteria most important first: "
+                                           "resolution (largest), date (earliest), size (largest), path (shortest).")
+                    ] = "resolution,date,path",
+    where: Annotated[Optional[str], typer.Option(help="SQL filter: only these rows, e.g. \"year = 2019\".")] = None,
+    output: Annotated[str, typer.Option("--format", help="table, json, csv or html (a contact sheet).")] = "table",
+    out: Annotated[Optional[Path], typer.Option(help="Write the report to this file (default: the terminal).")] = None,
+    move_to: Annotated[Optional[Path], typer.Option(
+        help="Move every copy (not the keepers) into this folder, outside the collection; their rows leave the "
+             "index and an undo file is written there.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="With --move-to: only list what would move.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="With --move-to: do not ask before moving.")] = False,
+    undo: Annotated[Optional[Path], typer.Option(help="Move files back as an undo file lists them.")] = None,
+) -> None:
+    """Every group of identical and near-identical images in the index, why each copy is one, and which to keep.
+    Nothing is deleted; --move-to moves the copies (after a listing) and --undo brings them back."""
+    from loupe import duplicate_output
+    from loupe.api import Collection
+    from loupe.display import console
+    from tools.duplicates import parse_keeper_rule, undo_moves
+
+    if undo is not None:
+        restored = _user_errors(lambda: undo_moves(undo.expanduser()))
+        print(f"moved back {len(restored)} files; run `loupe index` on their folders to index them again")
+        return
+    if output not in duplicate_output.FORMATS:
+        _fail(f"--format {output!r}: use one of {', '.join(duplicate_output.FORMATS)}")
+    if out is not None and output == "table":
+        _fail("--out writes json, csv or html: add --format json, csv or html")
+    collection = Collection(state.settings)
+    report = _user_errors(lambda: collection.duplicates(parse_keeper_rule(keep), where))
+    text = {"json": lambda: duplicate_output.as_json(report), "csv": lambda: duplicate_output.as_csv(report),
+            "html": lambda: duplicate_output.as_html(report, collection.toolbox.table.thumbnail)}.get(output)
+    if out is not None and text:
+        out.write_text(text(), encoding="utf-8")
+        console.print(f"{len(report.groups)} groups, {report.copies} copies: written to {out}")
+    elif text:
+        print(text())
+    else:
+        console.print(duplicate_output.as_table(report))
+    if move_to is None:
+        return
+    moves, _ = _user_errors(lambda: collection.move_duplicates(report, move_to, dry_run=True))
+    for source, target in moves:
+        print(f"{'would move' if dry_run else 'move'} {source} -> {target}")
+    if dry_run or not moves or not (yes or typer.confirm(f"Move these {len(moves)} files?")):
+        return
+    done, undo_file = _user_errors(lambda: collection.move_duplicates(report, move_to, dry_run=False))
+    print(f"moved {len(done)} files; undo with: loupe --index {state.settings.index_dir} duplicates --undo {undo_file}")
 
 
 @app.command("models")

@@ -30,7 +30,7 @@ from store.schema import RECORD_COLUMNS
 from tools.analysis import ImageAnalysis, StageTimer, analyse_images
 from tools.boundary import CollectionBoundary
 from tools.document_fields import fold_lines, iso_date, printed_date, printed_total
-from tools.image_file import SUPPORTED_SUFFIXES
+from tools.image_file import SUPPORTED_SUFFIXES, rotated_hashes_of_thumbnail
 from tools.models import Models
 
 ProgressCallback = Callable[[int, int, str], None]  # (files done, files to do, stage)
@@ -312,9 +312,10 @@ class Indexer:
 
     def _fill_derived_columns(self) -> int:
         """Rows of an index built before a derived column existed get it now, from what they store."""
-        missing = [Path(row["path"]) for row in self.table.find("folded_text IS NULL", limit=max(self.table.count(), 1),
-                                                                 columns=["path"])]
-        rows = [{**row, **derived_columns(row)} for row in self._stored_rows(missing).values()]
+        missing = [Path(row["path"]) for row in self.table.find("folded_text IS NULL OR rotated_phashes IS NULL",
+                                                                 limit=max(self.table.count(), 1), columns=["path"])]
+        rows = [{**row, **derived_columns(row), "rotated_phashes": row["rotated_phashes"] if row["rotated_phashes"] is not None else _turned_hashes(row)}
+                for row in self._stored_rows(missing).values()]
         self.table.upsert(rows)
         return len(rows)
 
@@ -339,8 +340,13 @@ class Indexer:
         return len(gone)
 
 
+def _turned_hashes(row: dict[str, Any]) -> list[int]:
+    """The rotated perceptual hashes of a row indexed before they were stored, from its thumbnail."""
+    return list(rotated_hashes_of_thumbnail(row["thumbnail"])) if row["thumbnail"] else []
+
+
 # Every column, read back for updates that keep the vectors (touched files, new metadata).
-_ALL_COLUMNS = [*RECORD_COLUMNS, "mtime", "image_vector", "orb_keypoints", "orb_descriptors", "has_text", "ocr_vector",
+_ALL_COLUMNS = [*RECORD_COLUMNS, "mtime", "rotated_phashes", "image_vector", "orb_keypoints", "orb_descriptors", "has_text", "ocr_vector",
                 "caption_vector", "search_text", "thumbnail", "folded_text"]
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
 
@@ -357,6 +363,7 @@ def build_row(prepared: PreparedImage, analysis: ImageAnalysis, metadata: Metada
         "sha256": image.sha256,
         "pixel_sha256": image.pixel_sha256,
         "phash": image.phash,
+        "rotated_phashes": list(image.rotated_phashes),
         "file_size": image.file_size,
         "mtime": image.mtime,
         "width": image.width,

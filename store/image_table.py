@@ -214,6 +214,16 @@ class ImageTable:
             return pa.table({c: pa.array([], self._table.schema.field(c).type) for c in columns})
         return self._table.search().select(columns).limit(rows).to_arrow()
 
+    def scan(self, columns: list[str], where: str | None = None) -> pa.Table:
+        """Some columns of every row (that ``where`` selects) as Arrow: vectors of 100k rows stay arrays."""
+        query = self._table.search().select(columns).limit(max(self.count(), 1))
+        try:
+            return (query.where(where) if where else query).to_arrow()
+        except ValueError as exc:
+            if not where:
+                raise
+            raise InvalidFilterError(f"filter {where!r} cannot be used: {exc}") from exc
+
     def get(self, ids: list[str], columns: list[str] | None = None, where: str | None = None) -> list[dict[str, Any]]:
         """Rows by id, in the order of ``ids`` (missing ids, and rows ``where`` excludes, are left out)."""
         if not ids:
@@ -225,7 +235,7 @@ class ImageTable:
 
     def record(self, record_id: str, columns: list[str]) -> dict[str, Any]:
         """One row by id; a LoupeError naming the id if there is none."""
-        rows = self.get([record_id], columns=["id", *columns])
+        rows = self.get([record_id], columns=["id", *(c for c in columns if c != "id")])
         if not rows:
             raise LoupeError(f"no record with id {record_id} in the index")
         return rows[0]
@@ -297,6 +307,12 @@ def _connect(index_dir: Path) -> lancedb.DBConnection:
     """Every read checks for a newer table version, so a long-lived process (the UI, an MCP server)
     sees rows that another process indexed since it opened the table."""
     return lancedb.connect(index_dir, read_consistency_interval=timedelta(0))
+
+
+def vector_matrix(column: pa.ChunkedArray, dim: int) -> np.ndarray:
+    """A fixed-size-list vector column as a rows x dim float32 matrix, without a Python list per row."""
+    flat = column.combine_chunks().flatten() if len(column) else pa.array([], pa.float32())
+    return flat.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
 
 
 def sql_string(value: str) -> str:

@@ -51,7 +51,8 @@ class IndexInfo:
         return cls(**json.loads(path.read_text(encoding="utf-8")))
 
 
-DERIVED_COLUMNS = ("date", "total", "folded_text")
+# Added after indexes were first built; `loupe index` fills them from the stored text and thumbnail.
+DERIVED_COLUMNS = ("date", "total", "folded_text", "rotated_phashes")
 
 
 def image_table_schema(info: IndexInfo) -> pa.Schema:
@@ -65,6 +66,8 @@ def image_table_schema(info: IndexInfo) -> pa.Schema:
         pa.field("sha256", pa.string()),
         pa.field("pixel_sha256", pa.string()),
         pa.field("phash", pa.int64()),
+        # of the picture turned 90, 180, 270 degrees; [] for a row from before them that had no thumbnail
+        pa.field("rotated_phashes", pa.list_(pa.int64())),
         pa.field("file_size", pa.int64()),
         pa.field("mtime", pa.float64()),
         pa.field("width", pa.int32()),

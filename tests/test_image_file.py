@@ -41,6 +41,20 @@ def test_every_supported_format_reads_to_the_same_picture(tmp_path: Path, suffix
     assert hamming_distances(reference.phash, np.array([image.phash]))[0] <= 4
 
 
+def test_perceptual_hash_is_imagehash_phash_and_turned_copies_match_a_turned_hash() -> None:
+    import imagehash
+
+    for path in holidays_files(4):
+        picture = Image.open(path).convert("RGB")
+        hashes = image_file.perceptual_hashes(picture)
+        bits = imagehash.phash(picture).hash.flatten()
+        assert hashes[0] == np.array([int("".join("1" if b else "0" for b in bits), 2)], np.uint64).view(np.int64)[0]
+        for turns in (1, 2, 3):
+            turned = image_file.perceptual_hash(picture.rotate(90 * turns, expand=True))
+            assert hamming_distances(turned, np.array([hashes[turns]]))[0] <= 4
+            assert hamming_distances(turned, np.array([hashes[0]]))[0] > 12  # why the turned hashes are kept
+
+
 def test_animated_gif_uses_the_first_frame(tmp_path: Path) -> None:
     frames = [Image.new("RGB", (64, 48), colour) for colour in ((255, 0, 0), (0, 0, 255))]
     path = tmp_path / "anim.gif"

@@ -20,10 +20,10 @@ from tests.conftest import SROIE, holidays_files
 from tools.models import Models
 
 REPO = Path(__file__).resolve().parents[1]
-HIDDEN = ("torch", "torchvision", "ultralytics", "open_clip", "transformers", "sentence_transformers")
+HIDDEN = ("torch", "torchvision", "ultralytics", "open_clip", "transformers", "sentence_transformers", "mcp")
 # Modules that belong to an extra: they may not import without it, and nothing in the default path imports them.
 EXTRA_ONLY = {"tools.models.efficientnet_torch", "tools.models.open_clip_encoder", "tools.training.encoder_training",
-              "tools.training.clip_training", "tools.training.text_detector_training"}
+              "tools.training.clip_training", "tools.training.text_detector_training", "loupe.mcp_server"}
 SCRIPTS = {"ui.app"}  # a Streamlit page: importing it runs it
 
 # Wraps every finder so that the hidden packages are not found, as if not installed: import raises

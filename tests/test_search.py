@@ -29,6 +29,7 @@ def _edited_copies(path: Path) -> dict[str, bytes]:
         "resized": _jpeg_bytes(image.resize((w // 2, h // 2)), 90),
         "recompressed": _jpeg_bytes(image, 30),
         "cropped": _jpeg_bytes(image.crop((int(w * 0.1), int(h * 0.1), int(w * 0.9), int(h * 0.9))), 90),
+        "turned": _jpeg_bytes(image.rotate(90, expand=True), 90),  # a copy that lost its EXIF orientation
     }
 
 

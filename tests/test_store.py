@@ -12,6 +12,8 @@ from evals.bench import synthetic_rows
 from store.filters import InvalidConditionError, where_clause
 from store.image_table import ImageTable, InvalidFilterError
 from store.schema import IndexInfo
+from tests.conftest import holidays_files
+from tools.image_file import hamming_distances, read_image
 
 pytestmark = pytest.mark.fast  # no model is loaded: part of the fast tier
 
@@ -113,6 +115,8 @@ def test_an_index_built_before_the_derived_columns_gets_them_and_keeps_its_rows(
     old_schema = pa.schema([f for f in image_table_schema(INFO) if f.name not in DERIVED_COLUMNS])
     rows = synthetic_rows(0, 3, INFO, np.random.default_rng(0))
     rows[0]["ocr_text"] = rows[0]["search_text"] = "MR. D.I.Y. (M) SDN BHD\nDATE: 05/03/2018"
+    photo = read_image(holidays_files(1)[0], 10**8)
+    rows[0]["thumbnail"] = photo.thumbnail_jpeg()
     lancedb.connect(index).create_table(TABLE_NAME, data=pa.Table.from_pylist(rows, schema=old_schema))
 
     table = ImageTable.open(index)
@@ -121,6 +125,10 @@ def test_an_index_built_before_the_derived_columns_gets_them_and_keeps_its_rows(
 
     report = Indexer(Settings(index_dir=index), None, table).run([])
     assert report.derived_filled == 3 and table.count() == 3
-    filled = table.get([rows[0]["id"]], columns=["id", "date", "folded_text"])[0]
+    filled = table.get([rows[0]["id"]], columns=["id", "date", "folded_text", "rotated_phashes"])[0]
     assert filled["date"] == "2018-03-05" and filled["folded_text"].startswith("mr d i y m sdn bhd")
+    # the turned hashes, read from the thumbnail, are within a few bits of the full picture's
+    assert max(hamming_distances(full, np.array([thumb]))[0]
+               for full, thumb in zip(photo.rotated_phashes, filled["rotated_phashes"])) <= 4
+    assert table.get([rows[1]["id"]], columns=["id", "rotated_phashes"])[0]["rotated_phashes"] == []
     assert Indexer(Settings(index_dir=index), None, table).run([]).derived_filled == 0  # once only

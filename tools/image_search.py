@@ -56,22 +56,30 @@ class QueryImage:
     sha256: str
     pixel_sha256: str
     phash: int
+    rotated_phashes: tuple[int, ...]  # the picture turned 90, 180, 270 degrees (empty: a row from before them)
     record_id: str = ""  # set when the query is a stored record ("more like #3")
+
+    def hash_distances(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per stored hash: the fewest bits apart from this picture turned any way, and the turn (degrees)."""
+        distances = np.stack([hamming_distances(h, hashes) for h in (self.phash, *self.rotated_phashes)])
+        turn = distances.argmin(axis=0)
+        return distances[turn, np.arange(len(hashes))], turn * 90
 
 
 def query_from_file(models: Models, image: ImageFile) -> QueryImage:
     vector = models.image_encoder.embed_images([image.image]).vectors[0]
     return QueryImage(label=image.path.name, vector=vector, features=extract_features(image.image),
-                      sha256=image.sha256, pixel_sha256=image.pixel_sha256, phash=image.phash)
+                      sha256=image.sha256, pixel_sha256=image.pixel_sha256, phash=image.phash,
+                      rotated_phashes=image.rotated_phashes)
 
 
 def query_from_record(table: ImageTable, record_id: str) -> QueryImage:
-    row = table.record(record_id, ["file_name", "sha256", "pixel_sha256", "phash", "image_vector",
-                                   "orb_keypoints", "orb_descriptors"])
+    row = table.record(record_id, ["file_name", "sha256", "pixel_sha256", "phash", "rotated_phashes",
+                                   "image_vector", "orb_keypoints", "orb_descriptors"])
     return QueryImage(label=row["file_name"], vector=np.asarray(row["image_vector"], np.float32),
                       features=LocalFeatures.from_bytes(row["orb_keypoints"], row["orb_descriptors"]),
                       sha256=row["sha256"], pixel_sha256=row["pixel_sha256"], phash=row["phash"],
-                      record_id=record_id)
+                      rotated_phashes=tuple(row["rotated_phashes"] or ()), record_id=record_id)
 
 
 def load_query(table: ImageTable, models: Models, image: str | Path | bytes | None = None,
@@ -136,7 +144,7 @@ def _candidates(table: ImageTable, query: QueryImage, where: str | None) -> dict
 
     hash_filter = f"sha256 = {sql_string(query.sha256)} OR pixel_sha256 = {sql_string(query.pixel_sha256)}"
     ids, hashes = table.perceptual_hashes()
-    close = [ids[i] for i in np.flatnonzero(hamming_distances(query.phash, hashes) <= NEAR_DUPLICATE_PHASH_BITS)]
+    close = [ids[i] for i in np.flatnonzero(query.hash_distances(hashes)[0] <= NEAR_DUPLICATE_PHASH_BITS)]
     if close:
         hash_filter += " OR id IN (" + ", ".join(sql_string(i) for i in close[:200]) + ")"
     extra = table.find(f"({hash_filter})" + (f" AND ({where})" if where else ""), limit=200,
@@ -147,18 +155,30 @@ def _candidates(table: ImageTable, query: QueryImage, where: str | None) -> dict
             rows[row["id"]] = row
 
     rows.pop(query.record_id, None)  # "more like #3" does not return #3 itself
-    for row in rows.values():
-        row["phash_bits"] = int(hamming_distances(query.phash, np.array([row["phash"]], np.int64))[0])
+    if rows:
+        bits, turns = query.hash_distances(np.array([row["phash"] for row in rows.values()], np.int64))
+        for row, row_bits, turn in zip(rows.values(), bits, turns):
+            row["phash_bits"], row["turned"] = int(row_bits), int(turn)
     return rows
 
 
 def _label(query: QueryImage, row: dict, inliers: int, similar: float,
            near_duplicate: float) -> tuple[MatchLabel | None, str]:
-    cosine, bits = row["cosine"], row["phash_bits"]
+    cosine = row["cosine"]
     if row["sha256"] == query.sha256:
         return MatchLabel.IDENTICAL, "same file content (SHA-256)"
     if row["pixel_sha256"] == query.pixel_sha256:
         return MatchLabel.IDENTICAL, "same pixels, different file (metadata changed or re-saved losslessly)"
+    return copy_label(row["phash_bits"], row.get("turned", 0), inliers, cosine, similar, near_duplicate)
+
+
+def copy_label(bits: int, turned: int, inliers: int, cosine: float, similar: float,
+               near_duplicate: float) -> tuple[MatchLabel | None, str]:
+    """The label of a picture that is not the same file or pixels, from the three signals that image_search
+    and the duplicate report (tools/duplicates.py) both read, and the reason in words."""
+    if bits <= NEAR_DUPLICATE_PHASH_BITS and turned:
+        return MatchLabel.NEAR_DUPLICATE, (f"perceptual hash {bits} of 64 bits apart once turned {turned} degrees "
+                                           "(a rotated copy)")
     if bits <= NEAR_DUPLICATE_PHASH_BITS:
         return MatchLabel.NEAR_DUPLICATE, f"perceptual hash {bits} of 64 bits apart (resized or recompressed copy)"
     if inliers >= SAME_OBJECT_INLIERS:

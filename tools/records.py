@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from store.image_table import ImageTable
+from store.schema import RECORD_COLUMNS
 
 
 class MatchLabel(StrEnum):
@@ -116,6 +117,14 @@ def record_from_row(row: dict[str, Any], score: float, match: MatchLabel, why: s
         caption=bounded(row.get("caption") or "", MAX_FIELD_CHARS), caption_kind=row.get("caption_kind") or "",
         ocr_text=bounded(row.get("ocr_text") or "", MAX_TEXT_CHARS), metadata=metadata,
     )
+
+
+def record_by_id(table: ImageTable, record_id: str) -> MatchedRecord:
+    """One stored record as a result (a LoupeError naming the id when there is none)."""
+    row = table.record(record_id, RECORD_COLUMNS)
+    record = record_from_row(row, 1.0, MatchLabel.IDENTICAL, "the record asked for by its id")
+    attach_thumbnails(table, [record])
+    return record
 
 
 ORDER_COLUMNS = ("amount", "date")  # what results may be ordered by: see ordered()

@@ -28,6 +28,7 @@ EXTRA_MODULES = {
     "openai": ("openai", "langchain_openai"),
     "aws": ("boto3",),
     "llm": ("xllamacpp",),
+    "mcp": ("mcp",),
 }
 
 

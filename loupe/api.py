@@ -1,0 +1,178 @@
+"""Loupe as a library: open an index, then search, ask, index and find duplicates.
+
+    import loupe
+    with loupe.open("~/.loupe/index") as photos:
+        photos.index(["~/Pictures"])
+        for record in photos.search(text="corner bookshop", k=3):
+            print(record.file_name, record.match, record.why)
+
+The CLI, the Streamlit app and the MCP server are thin layers over this class,
+so a feature reaches all of them at once. Models and the table open on first
+use and stay open, so a second search does not reload anything.
+
+Paths: a Python caller, like the person at a terminal, chooses its own files,
+so ``search(image="~/photo.jpg")`` may name a file outside the collection. A
+server that passes on what a remote client or a model wrote opens the
+collection with ``outside_paths=False``: then a path is read only inside the
+indexed folders (tools/boundary.py), and uploads come as bytes.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from loupe.config import Settings, load_settings
+from loupe.errors import LoupeError
+from tools.boundary import ChosenFile, ImageInput
+from tools.caption import CaptionToolResult
+from tools.ocr import OcrToolResult
+from tools.records import MatchedRecord, SearchResult
+from tools.toolbox import Toolbox
+
+if TYPE_CHECKING:
+    from agent.assistant import Answer, Assistant
+    from loupe.indexer import IndexReport, ProgressCallback
+    from tools.duplicates import DuplicateReport, KeeperRule
+
+
+def open(index: str | Path | None = None, config: str | Path | None = None,  # noqa: A001 - loupe.open reads well
+         outside_paths: bool = True) -> Collection:
+    """The collection whose index is ``index`` (default: the configured one, ``$LOUPE_INDEX`` or ~/.loupe/index).
+
+    Nothing is read yet: the first search opens the table and loads the models.
+    """
+    settings = load_settings(config)
+    if index is not None:
+        settings = settings.with_index_dir(Path(index).expanduser())
+    return Collection(settings, outside_paths=outside_paths)
+
+
+class Collection:
+    """One index and the models that read it."""
+
+    def __init__(self, settings: Settings, outside_paths: bool = True, toolbox: Toolbox | None = None) -> None:
+        self.settings = settings
+        self.outside_paths = outside_paths
+        self.toolbox = toolbox or Toolbox(settings)
+
+    @cached_property
+    def assistant(self) -> Assistant:
+        from agent.assistant import Assistant
+
+        return Assistant(self.settings, toolbox=self.toolbox)
+
+    def search(self, image: ImageInput = None, text: str | None = None, record_id: str | None = None,
+               where: str | None = None, k: int = 10) -> list[MatchedRecord]:
+        """Records that show ``image`` (or record ``record_id``), copies of it and similar ones; or records whose
+        printed text, caption or metadata match ``text``. With a picture and words, the records both searches
+        found come first, in the picture's order, then the picture's other matches, then the words' others.
+
+        ``where`` is an SQL filter on stored columns (``"year = 2019 AND price < 20"``), for the caller's own
+        use: never pass text that a remote user or a model wrote (the agent builds typed filters instead).
+        """
+        results = self.search_results(image=image, text=text, record_id=record_id, where=where, k=k)
+        return _both(*results, k) if len(results) == 2 else results[0].records
+
+    def search_results(self, image: ImageInput = None, text: str | None = None, record_id: str | None = None,
+                       where: str | None = None, k: int = 10) -> list[SearchResult]:
+        """The image search's and the text search's results as they are (timing and notes included)."""
+        if image is None and not record_id and not text:
+            raise LoupeError("give an image, a record id or words to search for")
+        results = []
+        if image is not None or record_id:
+            results.append(self.toolbox.image_search(image=self._image(image), record_id=record_id, k=k,
+                                                     where=where))
+        if text:
+            results.append(self.toolbox.text_search(text, k=k, where=where))
+        return results
+
+    def ocr(self, image: ImageInput = None, record_id: str | None = None) -> OcrToolResult:
+        """The text printed in a picture (read now) or in a record (as stored when it was indexed)."""
+        return self.toolbox.ocr(image=self._image(image), record_id=record_id)
+
+    def caption(self, image: ImageInput = None, record_id: str | None = None) -> CaptionToolResult:
+        """What a picture or a record shows, in words (a model's caption, or tags)."""
+        return self.toolbox.caption(image=self._image(image), record_id=record_id)
+
+    def ask(self, question: str, image: Path | bytes | None = None, thread: str = "default") -> Answer:
+        """The agent's explained answer; the same ``thread`` continues a conversation ("only 2019")."""
+        if image is not None and not isinstance(image, bytes) and not self.outside_paths:
+            image = self.toolbox.boundary.resolve(image)
+        return self.assistant.ask(question, image=image, thread_id=thread)
+
+    def record(self, record_id: str) -> MatchedRecord:
+        """One record by id, with its metadata and OCR text (``LoupeError`` when there is none)."""
+        from tools.records import record_by_id
+
+        return record_by_id(self.toolbox.table, record_id)
+
+    def thumbnail(self, record_id: str) -> bytes:
+        """The record's stored JPEG thumbnail."""
+        data = self.toolbox.table.thumbnail(record_id)
+        if not data:
+            raise LoupeError(f"no record with id {record_id} in the index")
+        return data
+
+    def index(self, paths: list[str | Path], metadata: str | Path | None = None, prune: bool = False,
+              batch_size: int = 16, workers: int | None = None, follow_symlinks: bool = False,
+              progress: ProgressCallback | None = None) -> IndexReport:
+        """Index folders or files; a re-run only reads new and changed files. Files that could not be indexed
+        are in ``report.problems``, one line each; they never stop the run."""
+        from loupe.indexer import Indexer
+        from loupe.metadata import load_metadata
+        from store.image_table import ImageTable
+
+        entries = load_metadata(Path(metadata).expanduser()) if metadata is not None else None
+        table = ImageTable.open_or_create(self.settings.index_dir, self.toolbox.models.index_info())
+        indexer = Indexer(self.settings, self.toolbox.models, table, batch_size, follow_symlinks=follow_symlinks,
+                          workers=workers)
+        report = indexer.run([Path(p).expanduser() for p in paths], entries, prune, progress)
+        if entries is not None:
+            report.problems[:0] = entries.problems
+        self.toolbox.__dict__.pop("table", None)  # the next search opens the table as it is now
+        return report
+
+    def duplicates(self, keep: KeeperRule | None = None, where: str | None = None) -> DuplicateReport:
+        """Every group of identical and near-identical images, each with a suggested keeper and, per copy,
+        why it is one. Nothing is moved or deleted: see :meth:`move_duplicates`."""
+        from tools.duplicates import find_duplicates
+
+        encoder = self.toolbox.models.image_encoder
+        return find_duplicates(self.toolbox.table, encoder.similar_cosine, encoder.near_duplicate_cosine, keep=keep,
+                               where=where)
+
+    def move_duplicates(self, report: DuplicateReport, folder: str | Path,
+                        dry_run: bool = True) -> tuple[list[tuple[str, str]], Path | None]:
+        """Move every group's copies into ``folder`` (their rows leave the index) and write an undo file there;
+        with ``dry_run`` only list the moves. Returns the (from, to) moves and the undo file."""
+        from tools.duplicates import move_copies
+
+        return move_copies(self.toolbox.table, self.toolbox.boundary, report, Path(folder).expanduser(), dry_run)
+
+    def close(self) -> None:
+        if "assistant" in self.__dict__:
+            self.assistant.close()
+
+    def __enter__(self) -> Collection:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+    def _image(self, image: ImageInput) -> ImageInput:
+        """A caller's path as its own choice when outside paths are allowed; else as it is (checked by the tools)."""
+        if self.outside_paths and isinstance(image, str | Path):
+            return ChosenFile(Path(image).expanduser())
+        return image
+
+
+def _both(by_image: SearchResult, by_text: SearchResult, k: int) -> list[MatchedRecord]:
+    in_text = {record.id for record in by_text.records}
+    in_image = {record.id for record in by_image.records}
+    first = [r for r in by_image.records if r.id in in_text]
+    rest = [r for r in by_image.records if r.id not in in_text] + [r for r in by_text.records if r.id not in in_image]
+    return (first + rest)[:k]

@@ -2,11 +2,11 @@
 
     python -m evals.duplicates_bench [--originals 60] [--rows 10000,100000]
 
-The collection is built from ../shared/datasets: Flickr8k originals, each with one copy of every kind
+The collection is built from ../shared/datasets: Flickr8k photos and SROIE receipts, each with one copy of every kind
 (exact bytes, metadata changed, resized to 50%, JPEG quality 30, a 10% crop, turned 90 degrees, a
 screenshot-like border), the real near-duplicates the datasets already hold (Holidays groups: the same
 scene photographed again; SMVS: phone photos of the same DVD cover and the cover itself), and unrelated
-Flickr8k photos. It is indexed by the real indexer. A pair counts as found when both images land in one
+Flickr8k photos and receipts. It is indexed by the real indexer. A pair counts as found when both images land in one
 group. The baseline is imagededup-style hashing alone: a pair is a duplicate when the perceptual hashes
 are at most 10 bits apart (imagededup's default for PHash), printed side by side.
 
@@ -73,24 +73,27 @@ def make_copy(source: Path, kind: str) -> bytes:
 
 
 def build_collection(folder: Path, originals: int, unrelated: int, holidays_groups: int,
-                     covers: int, held_out: bool = False) -> dict[str, list[set[str]]]:
+                     covers: int, receipts: int, held_out: bool = False) -> dict[str, list[set[str]]]:
     """Write the collection; returns the true groups (file paths) per kind: per copy kind, the original with
     that copy; "holidays re-shot" and "smvs phone photo", the dataset's own groups. ``held_out`` takes every
     image from the other end of each dataset: the rules were written looking at the first end only."""
     flickr = sorted((DATASETS / "flickr8k" / "images").glob("*.jpg"))
     random.Random(0).shuffle(flickr)
     flickr = flickr[::-1] if held_out else flickr
+    scans = sorted((DATASETS / "sroie" / "images").glob("*.jpg"), reverse=held_out)
     truth: dict[str, list[set[str]]] = defaultdict(list)
-    (folder / "flickr").mkdir(parents=True)
-    for source in flickr[:originals]:
-        original = folder / "flickr" / source.name
-        shutil.copyfile(source, original)
-        for kind in COPY_KINDS:
-            copy = folder / "flickr" / f"{source.stem}-{kind}.jpg"
-            copy.write_bytes(make_copy(source, kind))
-            truth[kind].append({str(original), str(copy)})
-    for source in flickr[originals:originals + unrelated]:
-        shutil.copyfile(source, folder / "flickr" / source.name)
+    for name, sources, copied, alone in (("flickr", flickr, originals, unrelated),
+                                         ("receipts", scans, receipts, receipts)):
+        (folder / name).mkdir(parents=True)
+        for source in sources[:copied]:
+            original = folder / name / source.name
+            shutil.copyfile(source, original)
+            for kind in COPY_KINDS:
+                copy = folder / name / f"{source.stem}-{kind}.jpg"
+                copy.write_bytes(make_copy(source, kind))
+                truth[kind].append({str(original), str(copy)})
+        for source in sources[copied:copied + alone]:
+            shutil.copyfile(source, folder / name / source.name)
 
     (folder / "holidays").mkdir()
     groups = json.loads((DATASETS / "holidays" / "groundtruth.json").read_text())
@@ -150,6 +153,16 @@ def score(found: set[frozenset[str]], truth: dict[str, list[set[str]]]) -> dict[
     return results
 
 
+def same_bytes(table: ImageTable, known: list[set[str]]) -> list[set[str]]:
+    """Files the datasets themselves hold twice (SROIE has a few byte-identical receipts): true duplicates
+    too, though no copy was made of them."""
+    family_of = {path: index for index, group in enumerate(known) for path in group}
+    by_hash: dict[str, set[str]] = defaultdict(set)
+    for row in table.find("true", limit=table.count(), columns=["path", "sha256"]):
+        by_hash[row["sha256"]].add(row["path"])
+    return [paths for paths in by_hash.values() if len({family_of.get(p, p) for p in paths}) > 1]
+
+
 def baseline_pairs(table: ImageTable) -> set[frozenset[str]]:
     """imagededup-style: every pair of perceptual hashes at most BASELINE_BITS apart (all pairs compared)."""
     rows = table.find("true", limit=table.count(), columns=["path", "phash"])
@@ -181,7 +194,7 @@ def store_timing(index_dir: Path, rows: int, similar_cosine: float, near_duplica
             copy["image_vector"] = (vector / np.linalg.norm(vector)).astype(np.float32)
             copy["phash"] = original["phash"] ^ 0b101
             planted += 1
-        table.upsert(batch)
+        table.append(batch)
     start = time.perf_counter()
     report = find_duplicates(table, similar_cosine, near_duplicate_cosine)
     return time.perf_counter() - start, len(report.groups), planted
@@ -200,6 +213,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--originals", type=int, default=60, help="Flickr8k originals, each with every copy kind")
     parser.add_argument("--unrelated", type=int, default=200, help="unrelated Flickr8k photos")
+    parser.add_argument("--receipts", type=int, default=20,
+                        help="SROIE receipts, each with every copy kind, and as many other receipts alone")
     parser.add_argument("--holidays-groups", type=int, default=40)
     parser.add_argument("--covers", type=int, default=20, help="SMVS covers, each with its phone photos")
     parser.add_argument("--rows", default="10000,100000", help="synthetic store sizes to time ('' for none)")
@@ -216,13 +231,14 @@ def main() -> None:
             truth = {kind: [set(g) for g in groups] for kind, groups in json.loads(truth_file.read_text()).items()}
         else:
             truth = build_collection(folder, args.originals, args.unrelated, args.holidays_groups, args.covers,
-                                     args.held_out)
+                                     args.receipts, args.held_out)
             truth_file.write_text(json.dumps({kind: [sorted(g) for g in groups] for kind, groups in truth.items()}))
         collection = Collection(load_settings(None).with_index_dir(Path(scratch) / "index"))
         start = time.perf_counter()
         indexed = collection.index([folder])
         print(f"collection: {indexed.added + indexed.unchanged} images, indexed in {time.perf_counter() - start:.0f} s "
               f"({len(indexed.problems)} problems)")
+        truth["same bytes in the dataset"] = same_bytes(collection.toolbox.table, families(truth))
         report = collection.duplicates()
         _print_false_links(report, families(truth))
         found = pairs_of([{m.path for m in group.members} for group in report.groups])

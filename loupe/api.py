@@ -129,10 +129,12 @@ class Collection:
         table = ImageTable.open_or_create(self.settings.index_dir, self.toolbox.models.index_info())
         indexer = Indexer(self.settings, self.toolbox.models, table, batch_size, follow_symlinks=follow_symlinks,
                           workers=workers)
-        report = indexer.run([Path(p).expanduser() for p in paths], entries, prune, progress)
+        try:
+            report = indexer.run([Path(p).expanduser() for p in paths], entries, prune, progress)
+        finally:
+            self.toolbox.__dict__.pop("table", None)  # the next search opens the table as it is now
         if entries is not None:
             report.problems[:0] = entries.problems
-        self.toolbox.__dict__.pop("table", None)  # the next search opens the table as it is now
         return report
 
     def duplicates(self, keep: KeeperRule | None = None, where: str | None = None) -> DuplicateReport:

@@ -200,6 +200,11 @@ class Indexer:
 
     def run(self, roots: list[Path], metadata: MetadataIndex | None = None, prune: bool = False,
             progress: ProgressCallback | None = None) -> IndexReport:
+        with self.table.writing_lock():
+            return self._run(roots, metadata, prune, progress)
+
+    def _run(self, roots: list[Path], metadata: MetadataIndex | None, prune: bool,
+             progress: ProgressCallback | None) -> IndexReport:
         report = IndexReport()
         timer = StageTimer()
         notify = progress or (lambda done, total, stage: None)
@@ -234,8 +239,9 @@ class Indexer:
         for batch in batches:
             rows = self._index_batch(batch, known, metadata, report, timer,
                                      lambda stage: notify(done, len(to_index), stage))
-            with timer.stage("write"):
-                self.table.upsert(rows)
+            with timer.stage("write"):  # new files are appended; changed and touched ones replace their rows
+                self.table.append([row for row in rows if row["path"] not in known])
+                self.table.upsert([row for row in rows if row["path"] in known])
             done += len(batch)
             notify(done, len(to_index), "write")
 

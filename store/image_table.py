@@ -11,6 +11,7 @@ This module knows nothing about models: callers hand it vectors.
 from __future__ import annotations
 
 import errno
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -29,6 +30,7 @@ from store.schema import RECORD_COLUMNS, TABLE_NAME, IndexInfo, image_table_sche
 # evals/bench_store.py) and always exact; above it an IVF-PQ index with
 # re-ranking keeps queries fast.
 VECTOR_INDEX_MIN_ROWS = 50_000
+WRITER_LOCK_FILE = "loupe-writer.lock"
 VECTOR_COLUMNS = ("image_vector", "ocr_vector", "caption_vector")
 
 
@@ -38,6 +40,10 @@ class IndexNotFoundError(LoupeError):
 
 class InvalidFilterError(LoupeError):
     """A user's ``where`` filter that LanceDB cannot parse or apply."""
+
+
+class IndexBusyError(LoupeError):
+    """Another process holds the index's writer lock."""
 
 
 class DiskFullError(LoupeError):
@@ -111,6 +117,34 @@ class ImageTable:
         return cls(index_dir, info, table)
 
     # ----- writing -------------------------------------------------------------------------
+
+    def append(self, rows: list[dict[str, Any]]) -> None:
+        """Add rows of files not in the table yet, in one atomic commit.
+
+        Cheaper than :meth:`upsert`, whose merge on the path reads every row's path: at 10,000 rows that
+        made each batch slower than the last. Only the holder of :meth:`writing_lock` may call it, so no
+        other writer can add the same path meanwhile.
+        """
+        if not rows:
+            return
+        data = pa.Table.from_pylist(rows, schema=self._table.schema)
+        with _writing(self.index_dir, "writing rows"):
+            self._table.add(data)
+
+    @contextmanager
+    def writing_lock(self) -> Iterator[None]:
+        """One writer at a time per index (an indexing run; readers are never blocked): a second `loupe index`
+        on the same index, from a terminal or the UI, stops with one line instead of racing the first."""
+        with (self.index_dir / WRITER_LOCK_FILE).open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise IndexBusyError(f"another process is indexing into {self.index_dir}: wait until it has "
+                                     "finished, then run this again") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def upsert(self, rows: list[dict[str, Any]]) -> None:
         """Insert new files and replace changed ones, in one atomic commit."""

@@ -75,14 +75,20 @@ def test_copies_move_out_with_an_undo_file_and_come_back(library: tuple[Collecti
     planned, undo = collection.move_duplicates(report, tmp_path / "copies", dry_run=True)
     assert len(planned) == report.copies and undo is None and sorted(p.name for p in photos.iterdir()) == before
 
-    with pytest.raises(LoupeError, match="inside the indexed collection"):
-        collection.move_duplicates(report, photos / "copies", dry_run=False)
+    for inside in (photos / "copies", photos.parent):  # the parent: copies would land back in photos/
+        with pytest.raises(LoupeError, match="inside the indexed collection"):
+            collection.move_duplicates(report, inside, dry_run=False)
+    occupied = Path(planned[0][1])
+    occupied.parent.mkdir(parents=True)
+    occupied.write_bytes(b"someone else's file")
+    replanned, _ = collection.move_duplicates(report, tmp_path / "copies", dry_run=True)
+    assert replanned[0][1] == str(occupied.with_name(f"{occupied.stem} (2){occupied.suffix}"))  # never replaced
 
     moved, undo = collection.move_duplicates(report, tmp_path / "copies", dry_run=False)
     assert len(moved) == report.copies and undo is not None and undo.is_file()
     left = sorted(p.name for p in photos.iterdir())
     assert left == sorted([s.name for s in ORIGINALS] + [s.name for s in UNRELATED])
-    assert all(Path(target).is_file() for _, target in moved)
+    assert all(Path(target).is_file() for _, target in moved) and occupied.read_bytes() == b"someone else's file"
     assert collection.toolbox.table.count() == len(before) - report.copies  # their rows left the index
 
     restored = duplicates.undo_moves(undo)

@@ -132,3 +132,17 @@ def test_an_index_built_before_the_derived_columns_gets_them_and_keeps_its_rows(
                for full, thumb in zip(photo.rotated_phashes, filled["rotated_phashes"])) <= 4
     assert table.get([rows[1]["id"]], columns=["id", "rotated_phashes"])[0]["rotated_phashes"] == []
     assert Indexer(Settings(index_dir=index), None, table).run([]).derived_filled == 0  # once only
+
+
+def test_a_second_writer_on_one_index_stops_with_one_line_and_readers_go_on(tmp_path: Path) -> None:
+    from loupe.config import Settings
+    from loupe.indexer import Indexer
+    from store.image_table import IndexBusyError
+
+    table = ImageTable.open_or_create(tmp_path / "index", INFO)
+    table.append(synthetic_rows(0, 5, INFO, np.random.default_rng(0)))
+    with table.writing_lock():  # as a running `loupe index` holds it
+        with pytest.raises(IndexBusyError, match="another process is indexing into"):
+            Indexer(Settings(index_dir=tmp_path / "index"), None, ImageTable.open(tmp_path / "index")).run([])
+        assert ImageTable.open(tmp_path / "index").count() == 5
+    assert Indexer(Settings(index_dir=tmp_path / "index"), None, table).run([]).unchanged == 0  # free again

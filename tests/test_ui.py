@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Button
 
+from evals.duplicates_bench import make_copy
+from loupe.api import Collection
 from loupe.config import Settings
 from tests.conftest import holidays_files, sroie_key
+from tools.models import Models
 from tools.toolbox import Toolbox
+from ui.gallery import escape
+
+COPIED = [holidays_files()[i] for i in (0, 5)]  # each with the copies below; Holidays 0, 5 and 20 are unrelated
+KINDS = ("exact", "resized", "turned90")
 
 APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
 
@@ -105,3 +115,123 @@ def test_collection_page_indexes_a_folder_and_lists_bad_files(
     assert any("empty.jpg" in w.value and "0 bytes" in w.value for w in app.warning)
     app.run()
     assert [m.value for m in app.metric][0] == "2"
+
+
+@pytest.fixture(scope="module")
+def copies_library(models: Models, tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path]:
+    """Two photos with three copies each and one unrelated photo, indexed through the Python API."""
+    root = tmp_path_factory.mktemp("copies")
+    photos = root / "photos"
+    photos.mkdir()
+    for source in COPIED:
+        shutil.copyfile(source, photos / source.name)
+        for kind in KINDS:
+            (photos / f"{source.stem}-{kind}.jpg").write_bytes(make_copy(source, kind))
+    shutil.copyfile(holidays_files()[20], photos / holidays_files()[20].name)
+    settings = dataclasses.replace(models.settings, index_dir=root / "index")
+    report = Collection(settings, toolbox=Toolbox(settings, models)).index([photos])
+    assert report.problems == [] and report.added == len(COPIED) * (1 + len(KINDS)) + 1
+    return settings, photos
+
+
+def _button(app: AppTest, label: str) -> Button:
+    return next(button for button in app.button if button.label == label)
+
+
+def _find_duplicates(app: AppTest) -> list:
+    app.sidebar.radio[0].set_value("Duplicates").run()
+    _button(app, "Find duplicates").click().run()
+    assert not app.exception, app.exception
+    return app.session_state.duplicate_review.report.groups
+
+
+def _moves(app: AppTest, folder: Path) -> list[tuple[str, str]]:
+    """The dry run's listing as the page shows it."""
+    next(t for t in app.text_input if t.label == "Move copies to folder").set_value(str(folder))
+    _button(app, "List the moves").click().run()
+    assert not app.exception and not app.error, (app.exception, [e.value for e in app.error])
+    table = app.dataframe[0].value
+    return list(zip(table["from"], table["to"]))
+
+
+def test_duplicates_page_shows_the_groups_and_lists_the_moves_for_the_keepers_picked(
+        copies_library: tuple[Settings, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, photos = copies_library
+    app = _app(settings.index_dir, monkeypatch)
+    groups = _find_duplicates(app)
+    expected = sorted({s.name, *(f"{s.stem}-{kind}.jpg" for kind in KINDS)} for s in COPIED)
+    assert sorted({m.file_name for m in group.members} for group in groups) == expected
+    assert any(c.value.startswith("2 groups, 6 copies in 9 images") for c in app.caption)
+    assert len(app.image) == 8  # a thumbnail per member, the unrelated photo in none
+    captions = [c.value for c in app.caption]
+    for copy in (c for group in groups for c in group.copies):
+        assert f"copy: {escape(copy.why)}" in captions
+    assert any("SHA\\-256" in caption for caption in captions)  # the exact copy's reason
+
+    before = _moves(app, tmp_path / "moved")
+    assert sorted(source for source, _ in before) == sorted(c.path for group in groups for c in group.copies)
+    keep = [radio for radio in app.radio if radio.label == "Keep"]
+    assert len(keep) == 2 and [radio.value for radio in keep] == [group.keeper.id for group in groups]
+    picked = next(c for c in groups[0].copies if c.file_name.endswith("-resized.jpg"))
+    keep[0].set_value(picked.id).run()
+    after = _moves(app, tmp_path / "moved")
+    sources = [source for source, _ in after]
+    assert picked.path not in sources and groups[0].keeper.path in sources and len(after) == 6
+    assert all(Path(target).is_relative_to(tmp_path / "moved") for _, target in after)
+    former = groups[0].with_keeper(picked.id).copies[0]  # the rule's keeper, now shown as a copy of the pick
+    assert former.id == groups[0].keeper.id and f"copy: {escape(former.why)}" in [c.value for c in app.caption]
+
+    next(t for t in app.text_input if t.label == "Move copies to folder").set_value(str(photos / "copies"))
+    _button(app, "Move copies").click().run()
+    assert any("inside the indexed collection" in e.value for e in app.error)
+    assert not (photos / "copies").exists() and len(list(photos.iterdir())) == 9
+
+
+def test_duplicates_page_keeps_a_pick_across_pages(copies_library: tuple[Settings, Path], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from ui import duplicates_page
+
+    monkeypatch.setattr(duplicates_page, "GROUPS_PER_PAGE", 1)
+    app = _app(copies_library[0].index_dir, monkeypatch)
+    groups = _find_duplicates(app)
+    assert len(app.image) == 4 and len([r for r in app.radio if r.label == "Keep"]) == 1
+    picked = groups[0].copies[-1]
+    next(r for r in app.radio if r.label == "Keep").set_value(picked.id).run()
+    app.number_input[0].set_value(2).run()
+    assert {m.file_name for m in groups[1].members} == {c.value.strip("*").replace("\\", "") for c in app.markdown
+                                                         if c.value.startswith("**") and "Group" not in c.value}
+    sources = [source for source, _ in _moves(app, tmp_path / "moved")]
+    assert picked.path not in sources and groups[0].keeper.path in sources and len(sources) == 6
+
+
+def test_duplicates_page_moves_the_copies_out_and_says_how_to_undo(
+        copies_library: tuple[Settings, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Last of the module's tests: it moves files out of the library the others read."""
+    settings, photos = copies_library
+    app = _app(settings.index_dir, monkeypatch)
+    groups = _find_duplicates(app)
+    picked = next(c for c in groups[1].copies if c.file_name.endswith("-turned90.jpg"))
+    [radio for radio in app.radio if radio.label == "Keep"][1].set_value(picked.id).run()
+    target = tmp_path / "moved"
+    next(t for t in app.text_input if t.label == "Move copies to folder").set_value(str(target))
+    _button(app, "Move copies").click().run()
+    assert not app.exception and not app.error, (app.exception, [e.value for e in app.error])
+
+    kept = {groups[0].keeper.file_name, picked.file_name, holidays_files()[20].name}
+    assert {p.name for p in photos.iterdir()} == kept
+    everyone = {m.file_name for group in groups for m in group.members}
+    assert {p.name for p in (target / photos.name).iterdir()} == everyone - kept
+    undo = next(target.glob("loupe-undo-*.json"))
+    assert any(str(undo) in s.value and "Moved 6 copies" in s.value for s in app.success)
+    assert f"duplicates --undo {undo}" in app.code[0].value and str(settings.index_dir) in app.code[0].value
+    assert not [radio for radio in app.radio if radio.label == "Keep"]  # the old report is gone with the copies
+
+    _button(app, "Find duplicates").click().run()  # the moved copies left the index
+    assert any(c.value.startswith("0 groups, 0 copies in 3 images") for c in app.caption)
+
+
+def test_duplicates_page_without_an_index_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = _app(tmp_path / "index", monkeypatch)
+    app.sidebar.radio[0].set_value("Duplicates").run()
+    assert any("Nothing indexed yet" in i.value for i in app.info)
+    assert not [b for b in app.button if b.label == "Find duplicates"]

@@ -1,8 +1,11 @@
 """Loupe's Streamlit app: a chat with image upload and camera, a gallery per answer,
-the collection page and the LLM settings. Started by ``loupe ui``.
+the collection page, the duplicates page and the LLM settings. Started by ``loupe ui``.
 
-Every question goes to the same agent as ``loupe ask``; the conversation is
-kept by its checkpointer under the thread id shown in the sidebar.
+The app is a thin layer over the Python API (:class:`loupe.api.Collection`), like
+the CLI and the MCP server, so every question goes to the same agent as ``loupe
+ask``; the conversation is kept by its checkpointer under the thread id shown in
+the sidebar. The collection is opened with ``outside_paths=False``: the browser
+sends uploads as bytes and never names a file on the server.
 """
 
 from __future__ import annotations
@@ -13,14 +16,15 @@ import uuid
 
 import streamlit as st
 
-from agent.assistant import Assistant
 from agent.llm import backend_label, backend_names
+from loupe.api import Collection
 from loupe.config import LLMSettings, Settings, load_settings
 from loupe.errors import LoupeError
 from tools.models import Models
 from tools.process import configure_process
 from tools.toolbox import Toolbox
 from ui.collection_page import collection_page
+from ui.duplicates_page import duplicates_page
 from ui.gallery import show_records
 
 log = logging.getLogger("loupe.ui")
@@ -32,8 +36,10 @@ def models_for(settings: Settings) -> Models:
 
 
 @st.cache_resource(show_spinner=False)
-def assistant_for(settings: Settings) -> Assistant:
-    return Assistant(settings, toolbox=Toolbox(settings, models_for(settings)))
+def collection_for(settings: Settings) -> Collection:
+    """One collection per settings (the LLM backend is part of them), shared by every browser session, so a
+    question does not reload the models or reopen the table; cleared when indexing changed the rows."""
+    return Collection(settings, outside_paths=False, toolbox=Toolbox(settings, models_for(settings)))
 
 
 def settings_panel(base: Settings) -> Settings:
@@ -62,9 +68,9 @@ def ask(settings: Settings, question: str, image: bytes | None) -> None:
     user_turn = {"role": "user", "text": question, "image": image}
     turns.append(user_turn)
     try:
-        assistant = assistant_for(settings)
+        collection = collection_for(settings)
         with st.spinner("Searching..."):
-            answer = assistant.ask(question, image=image, thread_id=st.session_state.thread)
+            answer = collection.ask(question, image=image, thread=st.session_state.thread)
     except LoupeError as exc:
         user_turn["image"] = None  # a rejected upload may not even be drawable
         turns.append({"role": "assistant", "error": str(exc)})
@@ -137,14 +143,16 @@ def main() -> None:
     except LoupeError as exc:
         st.error(str(exc))
         return
-    page = st.sidebar.radio("Page", ["Chat", "Collection"], horizontal=True)
+    page = st.sidebar.radio("Page", ["Chat", "Collection", "Duplicates"], horizontal=True)
     settings = settings_panel(base)
     st.sidebar.button("New conversation", on_click=new_conversation)
     st.sidebar.caption(f"thread {st.session_state.thread} · index {settings.index_dir}")
     if page == "Chat":
         chat_page(settings)
+    elif page == "Collection":
+        collection_page(collection_for(settings), on_indexed=collection_for.clear)
     else:
-        collection_page(settings, models_for(settings), on_indexed=assistant_for.clear)
+        duplicates_page(collection_for(settings))
 
 
 main()

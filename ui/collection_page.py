@@ -8,20 +8,19 @@ from pathlib import Path
 
 import streamlit as st
 
-from loupe.config import Settings
+from loupe.api import Collection
 from loupe.errors import LoupeError
-from loupe.indexer import Indexer, pace
-from store.image_table import ImageTable, IndexNotFoundError
-from tools.models import Models
+from loupe.indexer import pace
+from store.image_table import IndexNotFoundError
 
 
-def collection_page(settings: Settings, models: Models, on_indexed: Callable[[], None]) -> None:
+def collection_page(collection: Collection, on_indexed: Callable[[], None]) -> None:
     st.title("Collection")
     try:
-        table = ImageTable.open(settings.index_dir)
+        table = collection.toolbox.table
     except IndexNotFoundError:
         table = None
-        st.info(f"Nothing indexed yet in {settings.index_dir}. Index a folder below.")
+        st.info(f"Nothing indexed yet in {collection.settings.index_dir}. Index a folder below.")
     if table is not None:
         info = table.info
         left, right = st.columns(2)
@@ -35,11 +34,11 @@ def collection_page(settings: Settings, models: Models, on_indexed: Callable[[],
         prune = st.checkbox("Remove rows of files deleted from this folder")
         submitted = st.form_submit_button("Index")
     if submitted and folder:
-        run_indexing(settings, models, Path(folder).expanduser(), prune)
+        run_indexing(collection, Path(folder).expanduser(), prune)
         on_indexed()
 
 
-def run_indexing(settings: Settings, models: Models, folder: Path, prune: bool) -> None:
+def run_indexing(collection: Collection, folder: Path, prune: bool) -> None:
     bar = st.progress(0.0, text="Looking for images...")
     start = time.perf_counter()
 
@@ -48,8 +47,7 @@ def run_indexing(settings: Settings, models: Models, folder: Path, prune: bool) 
                      text=f"{done} of {total} images · {stage} · {pace(done, total, time.perf_counter() - start)}")
 
     try:
-        table = ImageTable.open_or_create(settings.index_dir, models.index_info())
-        report = Indexer(settings, models, table).run([folder], prune=prune, progress=progress)
+        report = collection.index([folder], prune=prune, progress=progress)
     except LoupeError as exc:
         st.error(str(exc))
         return

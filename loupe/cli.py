@@ -240,7 +240,6 @@ def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8501) -> 
     WebSocket, so a web page that rebinds its own name to 127.0.0.1 cannot drive the chat; error details
     go to this terminal's log, not to the page; uploads are capped at Loupe's attachment limit."""
     import os
-    import subprocess
 
     import ui as ui_package
 
@@ -253,7 +252,8 @@ def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8501) -> 
                "--client.toolbarMode", "minimal", "--server.enableCORS", "true",
                "--server.enableXsrfProtection", "true", "--client.showErrorDetails", "none",
                "--server.maxUploadSize", str(max(1, settings.max_upload_bytes // 2**20))]
-    raise typer.Exit(subprocess.call(command, env=env))
+    # Streamlit replaces this process, so a signal to `loupe ui` (Ctrl-C, a test's terminate) reaches the server.
+    os.execve(sys.executable, command, env)
 
 
 @app.command("mcp")

@@ -42,11 +42,21 @@ def default_workers() -> int:
     return os.cpu_count() or 1
 
 
-def prepare_for_index(path: Path, max_pixels: int, timer: StageTimer) -> PreparedImage | Unreadable:
-    """``path`` read, or the reason it cannot be; never raises, so one file never ends the run."""
+NO_FEATURES = LocalFeatures.from_bytes(b"", b"")
+
+
+def prepare_for_index(path: Path, max_pixels: int, timer: StageTimer,
+                      stored_sha256: str | None = None) -> PreparedImage | Unreadable:
+    """``path`` read, or the reason it cannot be; never raises, so one file never ends the run.
+
+    A file whose content is the ``stored_sha256`` (touched, not changed) keeps its stored row, features and
+    thumbnail: they are not computed again.
+    """
     try:
         with timer.stage("decode"):
             image = read_image(path, max_pixels)
+        if image.sha256 == stored_sha256:
+            return PreparedImage(image, NO_FEATURES, b"")
         with timer.stage("local-features"):
             features = extract_features(image.image)
         with timer.stage("thumbnail"):

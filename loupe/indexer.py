@@ -235,7 +235,8 @@ class Indexer:
         done = 0
         notify(done, len(to_index), "decode")
         batches = read_batches(to_index, self.batch_size, self.workers,
-                               lambda path: prepare_for_index(path, self.settings.max_pixels, timer))
+                               lambda path: prepare_for_index(path, self.settings.max_pixels, timer,
+                                                              known.get(str(path), (None,))[0]))
         for batch in batches:
             rows = self._index_batch(batch, known, metadata, report, timer,
                                      lambda stage: notify(done, len(to_index), stage))

@@ -27,7 +27,13 @@ RECORD_COLUMNS = [
 
 @dataclass(frozen=True)
 class IndexInfo:
-    """Which models produced an index's vectors, and their widths."""
+    """Which models produced an index's vectors, and their widths.
+
+    The two vector models are recorded by the model's own name, which changes with its weights (a tuned
+    encoder is ``efficientnet-lite0-tuned-<fingerprint>``), because that is what decides whether two vectors
+    can be compared. OCR and captions leave text, not vectors, so they are recorded as the registry spells
+    their setting (``family[:name][@weights]``, tools/models/registry.py), for the reader's information.
+    """
 
     image_encoder: str
     image_dim: int

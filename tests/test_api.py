@@ -12,6 +12,7 @@ import pytest
 import loupe
 from loupe.errors import LoupeError
 from loupe.sample import build_sample
+from tests.test_boundary import recording
 from tools.boundary import PathRefused
 from tools.records import MatchedRecord, MatchLabel
 
@@ -22,6 +23,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, Path]]:
     folder = tmp_path_factory.mktemp("sample")
     collection, _, queries = build_sample(folder)
+    with loupe.open(folder / "index") as photos:
+        assert photos.index([collection]).problems == []
     return collection, folder / "index", queries
 
 
@@ -79,13 +82,19 @@ def test_a_server_collection_reads_no_path_outside_the_indexed_folders(
     collection, index, queries = sample
     private = tmp_path / "private.jpg"
     private.write_bytes(queries["temple_phone_photo"].read_bytes())
-    with loupe.open(index, outside_paths=False) as served:
+    upload = private.read_bytes()
+    with loupe.open(index, outside_paths=False) as served, recording() as opened:
         inside = next((collection / "photos").glob("temple*.jpg"))
         assert served.search(image=inside, k=1)[0].match == MatchLabel.IDENTICAL
+        messages = set()
         for path in (private, tmp_path / "missing.jpg"):
             with pytest.raises(PathRefused) as refused:
                 served.search(image=path)
-            assert "Loupe reads only" in str(refused.value)
-        with pytest.raises(PathRefused):
-            served.ask("what is this?", image=private)
-        assert served.search(image=private.read_bytes(), k=1)[0].file_name.startswith("temple")  # an upload
+            messages.add(str(refused.value).replace(str(path), "PATH"))
+        assert len(messages) == 1 and "Loupe reads only" in messages.pop()  # the same whether the file exists
+        for call in (lambda: served.ask("what is this?", image=private), lambda: served.ocr(image=private),
+                     lambda: served.caption(image=str(private))):
+            with pytest.raises(PathRefused):
+                call()
+        assert served.search(image=upload, k=1)[0].file_name.startswith("temple")  # an upload's bytes
+    assert str(inside) in opened and str(private) not in opened  # the hook sees reads, and none outside

@@ -67,6 +67,15 @@ def test_rerun_is_incremental_and_prune_removes_deleted(fresh: Settings, models:
     assert sorted(Path(p).name for p in _paths(table)) == sorted(p.name for p in photos if p.exists())
     assert len(set(_paths(table))) == table.count() == 4
 
+    for photo in photos:  # all touched, none changed: no features or thumbnails computed, the stored ones kept
+        if photo.exists():
+            os.utime(photo, (time.time() + 9, time.time() + 9))
+    report, table = _index(fresh, models, [tmp_path / "photos"])
+    assert (report.added, report.updated, report.unchanged) == (0, 0, 4)
+    assert report.stage_seconds.get("local-features", 0) == 0 and report.stage_seconds.get("thumbnail", 0) == 0
+    rows = table.find("true", limit=10, columns=["path", "thumbnail", "orb_descriptors"])
+    assert all(row["thumbnail"] and row["orb_descriptors"] for row in rows)
+
 
 def test_prune_leaves_rows_of_other_folders(fresh: Settings, models: Models, tmp_path: Path) -> None:
     _copy_photos(tmp_path / "a", 2)

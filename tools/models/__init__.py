@@ -49,6 +49,6 @@ class Models:
             image_dim=self.image_encoder.dim,
             text_embedder=self.text_embedder.name,
             text_dim=self.text_embedder.dim,
-            ocr=self.settings.models.ocr,
-            captioner=self.settings.models.captioner,
+            ocr=str(parse(ModelKind.OCR, self.settings.models.ocr, self.settings.models.ocr_detector_weights)),
+            captioner=str(parse(ModelKind.CAPTIONER, self.settings.models.captioner)),
         )

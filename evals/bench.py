@@ -213,7 +213,7 @@ def bench_store(sizes: list[int], repeats: int) -> None:
         start, before = time.perf_counter(), rows
         while rows < size:
             batch = min(5000, size - rows)
-            table.upsert(synthetic_rows(rows, batch, info, rng))
+            table.append(synthetic_rows(rows, batch, info, rng))
             rows += batch
         write = time.perf_counter() - start
         start = time.perf_counter()
@@ -224,6 +224,8 @@ def bench_store(sizes: list[int], repeats: int) -> None:
         written = rows - before
         print(f"store at {table.count()} rows (wrote {written} rows at {written / max(write, 1e-9):.0f}/s, "
               f"optimize {optimize:.1f}s, {folder_size(work) / table.count() / 1024:.1f} KiB/row):")
+        merge, append = _batch_write_ms(table, info, rng)
+        print(f"  commit one indexing batch (16 new photos): merge on the path {merge:.0f} ms, append {append:.0f} ms")
         for name, call in [
             ("image k-NN (50)", lambda: table.vector_search("image_vector", query_image, 50)),
             ("image k-NN + where", lambda: table.vector_search("image_vector", query_image, 50, "year = 2019")),
@@ -236,6 +238,19 @@ def bench_store(sizes: list[int], repeats: int) -> None:
             print(f"  {name:22s} p50 {p50:8.1f} ms   p95 {p95:8.1f} ms")
     shutil.rmtree(work)
     print_growth_plot(p50s)
+
+
+def _batch_write_ms(table: ImageTable, info: IndexInfo, rng: np.random.Generator) -> tuple[float, float]:
+    """Milliseconds to commit 16 new rows by a merge on the path (the indexer before) and by an append (now),
+    at the table's present size; the rows are removed again."""
+    seconds = []
+    for number, write in enumerate((table.upsert, table.append)):
+        rows = synthetic_rows(10**8 + 100 * number, 16, info, rng)
+        start = time.perf_counter()
+        write(rows)
+        seconds.append(time.perf_counter() - start)
+        table.delete_paths([row["path"] for row in rows])
+    return seconds[0] * 1000, seconds[1] * 1000
 
 
 def print_growth_plot(p50s: dict[str, dict[int, float]], width: int = 50) -> None:

@@ -321,7 +321,7 @@ class Indexer:
         """Rows of an index built before a derived column existed get it now, from what they store."""
         missing = [Path(row["path"]) for row in self.table.find("folded_text IS NULL OR rotated_phashes IS NULL",
                                                                  limit=max(self.table.count(), 1), columns=["path"])]
-        rows = [{**row, **derived_columns(row), "rotated_phashes": row["rotated_phashes"] if row["rotated_phashes"] is not None else _turned_hashes(row)}
+        rows = [{**row, **derived_columns(row), "rotated_phashes": _turned_hashes(row)}
                 for row in self._stored_rows(missing).values()]
         self.table.upsert(rows)
         return len(rows)
@@ -348,13 +348,15 @@ class Indexer:
 
 
 def _turned_hashes(row: dict[str, Any]) -> list[int]:
-    """The rotated perceptual hashes of a row indexed before they were stored, from its thumbnail."""
+    """The row's rotated perceptual hashes; for a row indexed before they were stored, from its thumbnail."""
+    if row["rotated_phashes"] is not None:
+        return row["rotated_phashes"]
     return list(rotated_hashes_of_thumbnail(row["thumbnail"])) if row["thumbnail"] else []
 
 
 # Every column, read back for updates that keep the vectors (touched files, new metadata).
-_ALL_COLUMNS = [*RECORD_COLUMNS, "mtime", "rotated_phashes", "image_vector", "orb_keypoints", "orb_descriptors", "has_text", "ocr_vector",
-                "caption_vector", "search_text", "thumbnail", "folded_text"]
+_ALL_COLUMNS = [*RECORD_COLUMNS, "mtime", "rotated_phashes", "image_vector", "orb_keypoints", "orb_descriptors",
+                "has_text", "ocr_vector", "caption_vector", "search_text", "thumbnail", "folded_text"]
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
 
 

@@ -51,11 +51,13 @@ KeeperRule = tuple[str, ...]
 DEFAULT_KEEPER: KeeperRule = ("resolution", "date", "path")
 
 _COLUMNS = ["id", "path", "file_name", "sha256", "pixel_sha256", "phash", "rotated_phashes", "width", "height",
-            "file_size", "taken_at", "date", "mtime", "ocr_text"]
-# Documents: copies of one receipt say the same numbers, two receipts of one shop share only the header's.
-# On 12 SROIE receipts with 7 copies each, copies shared at least 56% of their numbers (a turned copy read
-# again), different receipts at most 46%: the threshold sits between. It applies when both hold this many.
-SHARED_NUMBERS = 0.5
+            "file_size", "taken_at", "date", "mtime", "ocr_text", "total"]
+# Documents: two receipts of one shop share the header and the layout, so they pass every picture test.
+# They are told apart by what is printed: the date or the total differs (tools/document_fields.py), and
+# most of their numbers too. Either alone failed: a bad copy misreads a date or a total, and receipts of
+# one shop share many numbers (address, phone, tax id, prices). Measured with evals/duplicates_bench.py on
+# SROIE receipts: see README, "Duplicates, measured".
+SHARED_NUMBERS = 0.7
 MIN_NUMBERS = 5
 _NUMBER = re.compile(r"[\w.,:/-]*\d[\w.,:/-]*")
 
@@ -112,6 +114,7 @@ class DuplicateReport:
     rows: int  # rows looked at
     pairs_checked: int  # candidate pairs labelled (of rows * (rows - 1) / 2 possible)
     seconds: float
+    pairs_verified: int = 0  # of those, checked with local features (the costly part: about 1 ms a pair)
     keep: KeeperRule = DEFAULT_KEEPER
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -121,7 +124,8 @@ class DuplicateReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"groups": [g.to_dict() for g in self.groups], "rows": self.rows, "copies": self.copies,
-                "pairs_checked": self.pairs_checked, "seconds": round(self.seconds, 3), "keep": list(self.keep)}
+                "pairs_checked": self.pairs_checked, "pairs_verified": self.pairs_verified,
+                "seconds": round(self.seconds, 3), "keep": list(self.keep)}
 
 
 def parse_keeper_rule(text: str) -> KeeperRule:
@@ -166,7 +170,6 @@ def find_duplicates(table: ImageTable, similar_cosine: float, near_duplicate_cos
     to_verify = [pair for pair in candidates if pair not in hashed and cosines[pair] < near_duplicate_cosine]
     inliers = _verify(table, rows, to_verify)
     best = _best_feature_match(inliers)
-    numbers = {index: _numbers(rows[index]["ocr_text"]) for pair in candidates for index in pair}
     for pair in candidates:
         bits, turned = hashed.get(pair, (64, 0))
         if not turned and cosines[pair] < similar_cosine:
@@ -176,13 +179,14 @@ def find_duplicates(table: ImageTable, similar_cosine: float, near_duplicate_cos
         # "similar" set to the near-duplicate cosine: a look-alike never joins a group
         label, why = copy_label(bits, turned, inliers.get(pair, 0), cosines[pair], similar=near_duplicate_cosine,
                                 near_duplicate=near_duplicate_cosine)
-        if label == MatchLabel.NEAR_DUPLICATE and not _different_documents(numbers[pair[0]], numbers[pair[1]]):
+        if label == MatchLabel.NEAR_DUPLICATE and not _different_documents(rows[pair[0]], rows[pair[1]]):
             links[pair] = (label, why)
     stages["verify"] = time.perf_counter() - mark
 
     groups = _groups(rows, links, keep)
     return DuplicateReport(groups=groups, rows=len(rows), pairs_checked=len(candidates | set(links)),
-                           seconds=time.perf_counter() - start, keep=keep, stage_seconds=stages)
+                           seconds=time.perf_counter() - start, pairs_verified=len(to_verify), keep=keep,
+                           stage_seconds=stages)
 
 
 def _equal_value_pairs(values: list[str | None]) -> Iterable[tuple[int, int]]:
@@ -314,15 +318,19 @@ def _verify(table: ImageTable, rows: list[dict[str, Any]], pairs: list[tuple[int
         return dict(zip(pairs, counts))
 
 
+def _different_documents(first: dict[str, Any], second: dict[str, Any]) -> bool:
+    """Two pictures of printed text with another date or total and mostly other numbers."""
+    dates_differ = bool(first["date"] and second["date"] and first["date"] != second["date"])
+    totals_differ = first["total"] is not None and second["total"] is not None and \
+        abs(first["total"] - second["total"]) >= 0.005
+    if not (dates_differ or totals_differ):
+        return False
+    a, b = _numbers(first["ocr_text"]), _numbers(second["ocr_text"])
+    return min(len(a), len(b)) >= MIN_NUMBERS and len(a & b) / min(len(a), len(b)) < SHARED_NUMBERS
+
+
 def _numbers(text: str | None) -> set[str]:
     return set(_NUMBER.findall((text or "").lower()))
-
-
-def _different_documents(first: set[str], second: set[str]) -> bool:
-    """Two pictures of printed text whose numbers (amounts, dates, receipt numbers) mostly differ."""
-    if min(len(first), len(second)) < MIN_NUMBERS:
-        return False
-    return len(first & second) / min(len(first), len(second)) < SHARED_NUMBERS
 
 
 def _best_feature_match(inliers: dict[tuple[int, int], int]) -> dict[int, tuple[int, int]]:

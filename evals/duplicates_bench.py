@@ -72,6 +72,24 @@ def make_copy(source: Path, kind: str) -> bytes:
     return buffer.getvalue()
 
 
+def write_with_copies(folder: Path, sources: list[Path], kinds: tuple[str, ...],
+                      alone: list[Path] = ()) -> list[tuple[Path, Path, str]]:
+    """Each source and one copy of it per kind (``<stem>-<kind>.jpg``), and the ``alone`` files as they are,
+    into ``folder``; returns (original, copy, kind) for every copy."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for source in sources:
+        original = folder / source.name
+        shutil.copyfile(source, original)
+        for kind in kinds:
+            copy = folder / f"{source.stem}-{kind}.jpg"
+            copy.write_bytes(make_copy(source, kind))
+            written.append((original, copy, kind))
+    for source in alone:
+        shutil.copyfile(source, folder / source.name)
+    return written
+
+
 def build_collection(folder: Path, originals: int, unrelated: int, holidays_groups: int,
                      covers: int, receipts: int, held_out: bool = False, skip: int = 0) -> dict[str, list[set[str]]]:
     """Write the collection; returns the true groups (file paths) per kind: per copy kind, the original with
@@ -84,16 +102,9 @@ def build_collection(folder: Path, originals: int, unrelated: int, holidays_grou
     truth: dict[str, list[set[str]]] = defaultdict(list)
     for name, sources, copied, alone in (("flickr", flickr, originals, unrelated),
                                          ("receipts", scans, receipts, receipts)):
-        (folder / name).mkdir(parents=True)
-        for source in sources[:copied]:
-            original = folder / name / source.name
-            shutil.copyfile(source, original)
-            for kind in COPY_KINDS:
-                copy = folder / name / f"{source.stem}-{kind}.jpg"
-                copy.write_bytes(make_copy(source, kind))
-                truth[kind].append({str(original), str(copy)})
-        for source in sources[copied:copied + alone]:
-            shutil.copyfile(source, folder / name / source.name)
+        for original, copy, kind in write_with_copies(folder / name, sources[:copied], COPY_KINDS,
+                                                      sources[copied:copied + alone]):
+            truth[kind].append({str(original), str(copy)})
 
     (folder / "holidays").mkdir()
     groups = json.loads((DATASETS / "holidays" / "groundtruth.json").read_text())

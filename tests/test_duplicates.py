@@ -6,13 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from evals.duplicates_bench import COPY_KINDS, make_copy
+from evals.duplicates_bench import COPY_KINDS, write_with_copies
 from loupe.api import Collection
 from loupe.config import Settings
 from loupe.errors import LoupeError
@@ -29,13 +28,7 @@ UNRELATED = [holidays_files()[i] for i in (20, 23)]
 def library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Collection, Path]:
     root = tmp_path_factory.mktemp("library")
     photos = root / "photos"
-    photos.mkdir()
-    for source in ORIGINALS:
-        shutil.copyfile(source, photos / source.name)
-        for kind in COPY_KINDS:
-            (photos / f"{source.stem}-{kind}.jpg").write_bytes(make_copy(source, kind))
-    for source in UNRELATED:
-        shutil.copyfile(source, photos / source.name)
+    write_with_copies(photos, ORIGINALS, COPY_KINDS, UNRELATED)
     collection = Collection(Settings(index_dir=root / "index", offline=True))
     report = collection.index([photos])
     assert report.problems == []

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Button
 
-from evals.duplicates_bench import make_copy
+from evals.duplicates_bench import write_with_copies
 from loupe.api import Collection
 from loupe.config import Settings
 from tests.conftest import holidays_files, sroie_key
@@ -122,12 +121,7 @@ def copies_library(models: Models, tmp_path_factory: pytest.TempPathFactory) -> 
     """Two photos with three copies each and one unrelated photo, indexed through the Python API."""
     root = tmp_path_factory.mktemp("copies")
     photos = root / "photos"
-    photos.mkdir()
-    for source in COPIED:
-        shutil.copyfile(source, photos / source.name)
-        for kind in KINDS:
-            (photos / f"{source.stem}-{kind}.jpg").write_bytes(make_copy(source, kind))
-    shutil.copyfile(holidays_files()[20], photos / holidays_files()[20].name)
+    write_with_copies(photos, COPIED, KINDS, [holidays_files()[20]])
     settings = dataclasses.replace(models.settings, index_dir=root / "index")
     report = Collection(settings, toolbox=Toolbox(settings, models)).index([photos])
     assert report.problems == [] and report.added == len(COPIED) * (1 + len(KINDS)) + 1

@@ -6,9 +6,10 @@
         for record in photos.search(text="corner bookshop", k=3):
             print(record.file_name, record.match, record.why)
 
-The CLI, the Streamlit app and the MCP server are thin layers over this class,
-so a feature reaches all of them at once. Models and the table open on first
-use and stay open, so a second search does not reload anything.
+The Streamlit app, the MCP server and ``loupe duplicates`` are thin layers over
+this class, so a feature reaches them at once (the CLI's other commands still
+call the tools and the agent directly). Models and the table open on first use
+and stay open, so a second search does not reload anything.
 
 Paths: a Python caller, like the person at a terminal, chooses its own files,
 so ``search(image="~/photo.jpg")`` may name a file outside the collection. A

@@ -36,6 +36,8 @@ from tools.toolbox import Toolbox
 if TYPE_CHECKING:
     from agent.assistant import Answer, Assistant
     from loupe.indexer import IndexReport, ProgressCallback
+    from store.filters import Condition
+    from tools.aggregate import Aggregate
     from tools.duplicates import DuplicateReport, KeeperRule
 
 
@@ -137,6 +139,16 @@ class Collection:
         if entries is not None:
             report.problems[:0] = entries.problems
         return report
+
+    def aggregate(self, measure: str, column: str | None = None, conditions: list[Condition] | list[dict] = (),
+                  shop: str | None = None, group_by: str | None = None) -> Aggregate:
+        """An exact figure over every record that typed ``conditions`` and ``shop`` select: count, sum, min, max,
+        latest or earliest of ``column``, optionally per shop, month or year (tools/aggregate.py), with the ids
+        it came from and what was left out. ``aggregate("sum", shop="aeon", conditions=[Condition("year", "=",
+        2018)])`` is what was spent at AEON in 2018; amounts in two currencies are never added together."""
+        from tools.aggregate import aggregate
+
+        return aggregate(self.toolbox.table, measure, column, conditions, shop, group_by)
 
     def duplicates(self, keep: KeeperRule | None = None, where: str | None = None) -> DuplicateReport:
         """Every group of identical and near-identical images, each with a suggested keeper and, per copy,

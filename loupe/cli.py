@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Literal, Optional
@@ -323,6 +324,77 @@ def duplicates(
         return
     done, undo_file = _user_errors(lambda: collection.move_duplicates(report, move_to, dry_run=False))
     print(f"moved {len(done)} files; undo with: loupe --index {state.settings.index_dir} duplicates --undo {undo_file}")
+
+
+@app.command("stats")
+def stats(
+    count: Annotated[bool, typer.Option("--count", help="How many records (the default).")] = False,
+    sum_of: Annotated[Optional[str], typer.Option("--sum", help="Add up total, price or file_size.")] = None,
+    min_of: Annotated[Optional[str], typer.Option("--min", help="The smallest total, price or file_size.")] = None,
+    max_of: Annotated[Optional[str], typer.Option("--max", help="The largest total, price or file_size.")] = None,
+    latest: Annotated[bool, typer.Option("--latest", help="The latest date, and its records.")] = False,
+    earliest: Annotated[bool, typer.Option("--earliest", help="The earliest date, and its records.")] = False,
+    shop: Annotated[Optional[str], typer.Option(help="Only this shop, however it is typed (\"mr diy\").")] = None,
+    year: Annotated[Optional[int], typer.Option(help="Only this year.")] = None,
+    since: Annotated[Optional[str], typer.Option(help="Only from this day on (YYYY-MM-DD).")] = None,
+    until: Annotated[Optional[str], typer.Option(help="Only up to this day (YYYY-MM-DD).")] = None,
+    group_by: Annotated[Optional[str], typer.Option(help="One figure per shop, month or year.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """An exact figure over the index, computed from its columns: e.g. `loupe stats --sum total --shop aeon
+    --year 2018`, `loupe stats --count --group-by shop`. Prints the figure, its records and what was left out."""
+    from loupe.api import Collection
+    from store.filters import Condition
+    from tools.document_fields import iso_date
+
+    asked = [(measure, column) for measure, column, given in (
+        ("count", None, count), ("sum", sum_of, sum_of), ("min", min_of, min_of), ("max", max_of, max_of),
+        ("latest", None, latest), ("earliest", None, earliest)) if given]
+    if len(asked) > 1:
+        _fail("give one of --count, --sum, --min, --max, --latest, --earliest")
+    measure, column = asked[0] if asked else ("count", None)
+    days = {name: iso_date(day) if re.fullmatch(r"[\w /.\-]{6,20}", day) else None
+            for name, day in (("--since", since), ("--until", until)) if day is not None}
+    for name, day in days.items():
+        if day is None:
+            _fail(f"{name}: give a day such as 2018-03-15, not {(since if name == '--since' else until)[:40]!r}")
+    conditions = [Condition(name, op, value) for name, op, value in (
+        ("year", "=", year), ("date", ">=", days.get("--since")), ("date", "<=", days.get("--until")))
+        if value is not None]
+    collection = Collection(state.settings)
+    result = _user_errors(lambda: collection.aggregate(measure, column, conditions, shop, group_by))
+    if as_json:
+        print(json.dumps(dataclasses.asdict(result), indent=2, ensure_ascii=False))
+        return
+    print(f"{measure}{f' of {result.column}' if result.column else ''} over {result.selected} records: "
+          f"{_figure_text(result)}")
+    for group in result.groups:
+        print(f"  {group.key}: {_figure_text(group)} ({len(group.ids)} records)")
+    shown = _user_errors(lambda: collection.toolbox.table.get(
+        result.ids[:STATS_ROWS], columns=["id", "file_name", "shop", "date", "total"]))
+    for row in shown:
+        total = f"{row['total']:.2f}" if row["total"] is not None else "-"
+        print(f"  {row['id']}  {row['file_name']}  {row['shop'] or '-'}  {row['date'] or '-'}  {total}")
+    if len(result.ids) > len(shown):
+        print(f"  ... and {len(result.ids) - len(shown)} more records (--json lists them all)")
+    for note in result.left_out:
+        print(f"left out: {note}")
+
+
+STATS_ROWS = 20  # records `loupe stats` lists under its figure
+
+
+def _figure_text(figure) -> str:
+    """A figure in words: the value and its currency, one value per currency, or none."""
+    if figure.per_currency:
+        return ", ".join(f"{_value_text(value)} {currency}" for currency, value in figure.per_currency.items())
+    if figure.value is None:
+        return "none"
+    return _value_text(figure.value) + (f" {figure.currency}" if figure.currency else "")
+
+
+def _value_text(value) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
 @app.command("models")

@@ -29,7 +29,7 @@ from store.roots import add_roots
 from store.schema import RECORD_COLUMNS
 from tools.analysis import ImageAnalysis, StageTimer, analyse_images
 from tools.boundary import CollectionBoundary
-from tools.document_fields import fold_lines, iso_date, printed_date, printed_total
+from tools.document_fields import fold_lines, iso_date, printed_date, printed_shop, printed_total
 from tools.image_file import SUPPORTED_SUFFIXES, rotated_hashes_of_thumbnail
 from tools.models import Models
 
@@ -319,8 +319,9 @@ class Indexer:
 
     def _fill_derived_columns(self) -> int:
         """Rows of an index built before a derived column existed get it now, from what they store."""
-        missing = [Path(row["path"]) for row in self.table.find("folded_text IS NULL OR rotated_phashes IS NULL",
-                                                                 limit=max(self.table.count(), 1), columns=["path"])]
+        missing = [Path(row["path"]) for row in self.table.find(
+            "folded_text IS NULL OR rotated_phashes IS NULL OR shop IS NULL", limit=max(self.table.count(), 1),
+            columns=["path"])]
         rows = [{**row, **derived_columns(row), "rotated_phashes": _turned_hashes(row)}
                 for row in self._stored_rows(missing).values()]
         self.table.upsert(rows)
@@ -419,14 +420,15 @@ def search_text(row: dict[str, Any]) -> str:
 
 
 def derived_columns(row: dict[str, Any]) -> dict[str, Any]:
-    """The columns computed from others (store/schema.py): the day, its year, the printed total, folded text.
+    """The columns computed from others (store/schema.py): the day, its year, the printed total and shop, folded text.
 
     The user's or the camera's date wins; a scanned receipt has neither, so its printed date counts.
     """
     date = iso_date(row.get("taken_at") or "") or printed_date(row.get("ocr_text") or "")
     return {"date": date, "year": row.get("year") or (int(date[:4]) if date else None),
             "total": printed_total(json.loads(row.get("ocr_lines") or "[]")),
-            "folded_text": fold_lines(row.get("search_text") or "")}
+            "folded_text": fold_lines(row.get("search_text") or ""),
+            "shop": printed_shop((row.get("ocr_text") or "").splitlines()) or ""}  # "": read, none printed
 
 
 def _date_columns(exif_taken_at: str | None, metadata: Metadata | None) -> dict[str, Any]:

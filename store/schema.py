@@ -21,7 +21,7 @@ INFO_FILE = "loupe-index.json"
 RECORD_COLUMNS = [
     "id", "path", "file_name", "sha256", "pixel_sha256", "phash", "file_size", "width", "height", "format",
     "taken_at", "year", "camera", "orientation", "ocr_text", "ocr_lines", "caption",
-    "caption_kind", "title", "description", "price", "metadata_json", "indexed_at", "date", "total",
+    "caption_kind", "title", "description", "price", "metadata_json", "indexed_at", "date", "total", "shop",
 ]
 
 
@@ -58,7 +58,7 @@ class IndexInfo:
 
 
 # Added after indexes were first built; `loupe index` fills them from the stored text and thumbnail.
-DERIVED_COLUMNS = ("date", "total", "folded_text", "rotated_phashes")
+DERIVED_COLUMNS = ("date", "total", "folded_text", "rotated_phashes", "shop")
 
 
 def image_table_schema(info: IndexInfo) -> pa.Schema:
@@ -105,4 +105,6 @@ def image_table_schema(info: IndexInfo) -> pa.Schema:
         pa.field("date", pa.string()),  # YYYY-MM-DD: the EXIF or metadata date, else the printed one
         pa.field("total", pa.float64()),  # the printed total of a receipt or invoice
         pa.field("folded_text", pa.string()),  # search_text folded per line (no case, accents, punctuation)
+        # the shop or company a receipt prints; "" once read and none is printed, NULL on a row not read yet
+        pa.field("shop", pa.string()),
     ])

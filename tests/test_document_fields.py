@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tools.document_fields import fold, fold_lines, iso_date, name_pattern, printed_date, printed_total
+from evals.document_fields_eval import truth_lines
+from loupe.metadata import parse_price
+from tests.conftest import SROIE
+from tools.document_fields import (fold, fold_lines, iso_date, name_pattern, printed_currency, printed_date,
+                                   printed_shop, printed_total)
 from tools.records import MatchedRecord, MatchLabel, ordered
 from tools.text_search import name_runs, spelled_as_stored
 
@@ -80,3 +84,61 @@ def test_results_order_by_amount_or_date_with_unknown_values_last() -> None:
     assert [r.id for r in ordered(records, "amount", False)] == ["b", "a", "d", "c"]  # a price beats a total
     assert [r.id for r in ordered(records, "amount", True)] == ["d", "a", "b", "c"]
     assert [r.id for r in ordered(records, "date", True)] == ["a", "d", "b", "c"]
+
+
+def _receipt(stem: str) -> list[dict]:
+    """A SROIE receipt's ground-truth lines (box/ID.csv), boxes normalised as Loupe stores OCR lines."""
+    return truth_lines(SROIE / "images" / f"{stem}.jpg", SROIE / "box" / f"{stem}.csv")
+
+
+@pytest.mark.parametrize(("stem", "shop"), [
+    ("008", "PERNIAGAAN ZHENG HUI"),  # the first line
+    ("009", "GERBANG ALAF RESTAURANTS SDN BHD"),  # after a till number, "1950"
+    ("029", "C W KHOO HARDWARE SDN BHD"),  # after two number lines
+    ("060", "BENS INDEPENDENT GROCER SDN. BHD"),  # the legal name, not the logo "B.I.G." above it
+    ("011", "AIK HUAT HARDWARE ENTERPRISE (SETIA ALAM) SDN BHD"),  # over three lines
+    ("072", "POPULAR BOOK CO. (M) SDN BHD"),  # "POPULAR BOOK" / "CO. (M) SDN BHD"
+    ("012", "HOME MASTER HARDWARE & ELECTRICAL"),  # "... HARDWARE &" / "ELECTRICAL"
+    ("031", "AEON CO. (M) BHD"),  # its registration number "(126926-H)" dropped
+    ("077", "BANH MI CAFE SDN BHD"),  # "DIMILIKI: BANH MI CAFE SDN BHD 1110644-W": owned by
+    ("043", "32 PUB & BISTRO OWN BY CNU TRADING"),
+])
+def test_the_shop_is_read_from_a_receipts_first_lines(stem: str, shop: str) -> None:
+    assert printed_shop([line["text"] for line in _receipt(stem)]) == shop
+
+
+def test_no_line_that_could_be_a_name_means_no_shop() -> None:
+    assert printed_shop([]) is None
+    assert printed_shop(["3180303", "TEL: 03-7731 8169", "12.00"]) is None
+
+
+@pytest.mark.parametrize(("printed", "iso"), [  # every way SROIE's keys write a date, and receipts print one
+    ("25/12/2018", "2018-12-25"), ("15/01/2018", "2018-01-15"), ("5/3/2018", "2018-03-05"),
+    ("4/02/2017", "2017-02-04"),
+    ("18/03/18", "2018-03-18"), ("12-01-19", "2019-01-12"), ("18-11-18", "2018-11-18"), ("23-01-2019", "2019-01-23"),
+    ("2018-03-12", "2018-03-12"), ("12 MAR 2018", "2018-03-12"), ("28 MAR 18", "2018-03-28"),
+    ("20180304", "2018-03-04"), ("INVOICE NO: 2018030610100080498", None),
+])
+def test_every_date_format_of_sroie_is_read(printed: str, iso: str | None) -> None:
+    assert iso_date(printed) == iso
+
+
+@pytest.mark.parametrize(("keyed", "amount"), [("9.00", 9.0), ("327.00", 327.0), ("RM 3.90", 3.9), ("$8.20", 8.2),
+                                               ("", None)])
+def test_every_amount_format_of_sroie_keys_is_read(keyed: str, amount: float | None) -> None:
+    assert parse_price(keyed) == amount
+
+
+@pytest.mark.parametrize(("stem", "total", "currency"), [
+    ("000", 9.00, "MYR"), ("006", 327.00, None), ("030", 8.20, "$"), ("081", 3.90, "MYR"), ("031", 75.00, None),
+])
+def test_a_receipts_total_and_currency_are_read_from_its_lines(stem: str, total: float, currency: str | None) -> None:
+    lines = _receipt(stem)
+    assert printed_total(lines) == total
+    assert printed_currency("\n".join(line["text"] for line in lines)) == currency
+
+
+def test_currency_signs_and_codes_stand_apart_from_words() -> None:
+    assert printed_currency("TOTAL RM9.00\nCASH RM 10.00\nPERMAS JAYA, FORM 3") == "MYR"
+    assert printed_currency("US$ 4.00") == "USD" and printed_currency("€ 3,50 £1") in ("EUR", "GBP")
+    assert printed_currency("PERMAS FORM") is None

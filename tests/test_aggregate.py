@@ -1,0 +1,167 @@
+"""Exact figures over a real LanceDB table of SROIE receipts: sums, counts, latest, groups, and what is left out."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import lancedb
+import pyarrow as pa
+
+import loupe
+from evals.bench import synthetic_rows
+from evals.document_fields_eval import truth_lines
+from loupe.cli import app
+from loupe.config import Settings
+from loupe.errors import LoupeError
+from loupe.indexer import Indexer, derived_columns, record_id, search_text
+from store.filters import Condition
+from store.image_table import ImageTable
+from store.schema import TABLE_NAME, IndexInfo, image_table_schema
+from tests.conftest import SROIE
+from tools.aggregate import aggregate
+
+pytestmark = pytest.mark.fast  # no model is loaded: part of the fast tier
+
+INFO = IndexInfo("efficientnet-lite0", 1280, "all-MiniLM-L6-v2", 384, "rapidocr", "tags")
+AEON = ("031", "071", "093", "094")  # AEON CO. (M) BHD, printed with and without a final dot; no currency sign
+MR_DIY = ("004", "027", "079", "081")  # MR D.I.Y. (M), MR. D.I.Y. (M), MR.D.I.Y(M), MR. D.I.Y. SDN BHD; RM
+SHELL, DOLLARS = "019", "030"  # SHELL ISNI PETRO TRADING (RM); UNIHAKKA prints its amounts with "$"
+
+
+def receipt_row(stem: str, lines: list[dict] | None = None, path: str | None = None) -> dict:
+    """A table row for a SROIE receipt, its OCR being the ground-truth lines, its fields derived as indexing does."""
+    random.seed(stem)
+    row = synthetic_rows(int(stem), 1, INFO, np.random.default_rng(int(stem)))[0]
+    lines = truth_lines(SROIE / "images" / f"{stem}.jpg", SROIE / "box" / f"{stem}.csv") if lines is None else lines
+    path = path or f"/receipts/{stem}.jpg"
+    row.update(id=record_id(path), path=path, file_name=Path(path).name, year=None, taken_at=None,
+               ocr_text="\n".join(line["text"] for line in lines), ocr_lines=json.dumps(lines))
+    row["search_text"] = search_text(row)
+    return {**row, **derived_columns(row)}
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> ImageTable:
+    table = ImageTable.open_or_create(tmp_path_factory.mktemp("receipts") / "index", INFO)
+    rows = [receipt_row(stem) for stem in (*AEON, *MR_DIY, SHELL, DOLLARS)]
+    header = truth_lines(SROIE / "images" / f"{SHELL}.jpg", SROIE / "box" / f"{SHELL}.csv")[:8]
+    rows.append(receipt_row(SHELL, header, "/receipts/shell-torn.jpg"))  # the top half: the shop, no total
+    rows.append(receipt_row("500", [], "/photos/beach.jpg"))  # a photo: no text at all
+    table.upsert(rows)
+    return table
+
+
+def _id(table: ImageTable, name: str) -> str:
+    return table.find(f"file_name = '{name}'", limit=1, columns=["id"])[0]["id"]
+
+
+def test_the_sum_spent_at_a_shop_in_a_year_names_its_receipts(table: ImageTable) -> None:
+    result = aggregate(table, "sum", "total", [Condition("year", "=", 2018)], shop="aeon")
+    assert result.value == pytest.approx(75.00 + 17.70 + 5.90 + 5.90) and result.currency is None
+    assert sorted(result.ids) == sorted(_id(table, f"{stem}.jpg") for stem in AEON)
+    assert result.left_out == [] and result.missing == [] and result.selected == 4
+
+
+def test_a_shop_is_found_however_it_is_typed(table: ImageTable) -> None:
+    for typed in ("Mr Diy", "mr d.i.y", "MRDIY"):
+        assert aggregate(table, "count", shop=typed).value == len(MR_DIY)
+    latest = aggregate(table, "latest", shop="Shell")  # the whole receipt, and its torn top half with no date
+    assert latest.value == "2018-03-18" and latest.ids == [_id(table, f"{SHELL}.jpg")]
+    assert latest.missing == [_id(table, "shell-torn.jpg")]
+    assert latest.left_out == ["1 of 2 records show no readable date"]
+    assert aggregate(table, "earliest", shop="mr diy").value == "2006-04-03"  # 079 prints a warranty date first
+
+
+def test_an_empty_set_is_zero_or_no_value_never_an_error(table: ImageTable) -> None:
+    assert aggregate(table, "count", shop="Starbucks").value == 0
+    empty = aggregate(table, "sum", shop="Starbucks")
+    assert (empty.value, empty.ids, empty.left_out, empty.selected) == (None, [], [], 0)
+
+
+def test_rows_without_a_total_are_left_out_and_said_to_be(table: ImageTable) -> None:
+    result = aggregate(table, "sum", shop="shell")
+    assert result.value == 86.00 and result.currency == "MYR" and result.ids == [_id(table, f"{SHELL}.jpg")]
+    assert result.missing == [_id(table, "shell-torn.jpg")]
+    assert result.left_out == ["1 of 2 records show no readable total"]
+
+
+def test_amounts_in_two_currencies_are_not_added_together(table: ImageTable) -> None:
+    result = aggregate(table, "sum", conditions=[Condition("date", ">=", "2018-03-01")])
+    assert result.value is None
+    assert result.per_currency == {"$": 8.20, "MYR": pytest.approx(86.00 + 37.10 + 30.90)}  # Shell, MR DIY x2
+    assert any("not added together" in note and "no printed currency left out" in note for note in result.left_out)
+    assert _id(table, "031.jpg") in result.missing  # AEON prints no currency: neither figure takes it
+    biggest = aggregate(table, "max", conditions=[Condition("date", ">=", "2018-03-01")])
+    assert biggest.per_currency == {"$": 8.20, "MYR": 86.00} and len(biggest.ids) == 2
+
+
+def test_groups_by_shop_fold_the_ways_a_name_is_printed(table: ImageTable) -> None:
+    result = aggregate(table, "count", group_by="shop")
+    counts = {group.key: group.value for group in result.groups}
+    assert counts["AEON CO. (M) BHD"] == 4  # "AEON CO. (M) BHD." is the same shop
+    assert counts["MR D.I.Y. (M) SDN BHD"] == 3 and counts["MR. D.I.Y. SDN BHD"] == 1  # MR.D.I.Y(M)SDN BHD joins
+    assert [group.value for group in result.groups] == sorted(counts.values(), reverse=True)
+    assert result.value == 12 and result.left_out == ["in no group: 1 record with no shop"]
+    spent = aggregate(table, "sum", shop="aeon", group_by="month")
+    assert [(group.key, group.value) for group in spent.groups] == [("2018-02", 23.60), ("2018-03", 80.90)]
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (dict(measure="average"), "unknown measure"), (dict(measure="sum", column="path"), "not on 'path'"),
+    (dict(measure="count", group_by="camera"), "cannot group by"),
+    (dict(measure="count", conditions=[Condition("path", "=", "/etc")]), "cannot filter on"),
+    (dict(measure="count", conditions=[{"column": "year", "op": "=", "value": "2018) OR (1=1"}]), "takes a number"),
+    (dict(measure="count", conditions=[Condition("date", ">=", "2018' OR '1'='1\n")]), "control characters"),
+    (dict(measure="count", shop="..."), "no letters or digits"),
+])
+def test_bad_requests_are_one_line_errors(table: ImageTable, call: dict, message: str) -> None:
+    with pytest.raises(LoupeError, match=message) as error:
+        aggregate(table, **call)
+    assert "\n" not in str(error.value)
+
+
+def test_the_python_api_and_loupe_stats_give_the_same_figure(table: ImageTable) -> None:
+    with loupe.open(table.index_dir) as receipts:
+        assert receipts.aggregate("sum", shop="aeon", conditions=[Condition("year", "=", 2018)]).value == 104.50
+    runner = CliRunner()
+    index = ["--index", str(table.index_dir), "stats"]
+    result = runner.invoke(app, [*index, "--sum", "total", "--shop", "aeon", "--year", "2018"])
+    assert result.exit_code == 0, result.output
+    assert "sum of total over 4 records: 104.50" in result.output and "031.jpg" in result.output
+    shell = runner.invoke(app, [*index, "--sum", "total", "--shop", "shell"])
+    assert "86.00 MYR" in shell.output and "left out: 1 of 2 records show no readable total" in shell.output
+    groups = runner.invoke(app, [*index, "--count", "--group-by", "shop"])
+    assert "AEON CO. (M) BHD: 4 (4 records)" in groups.output
+    as_json = json.loads(runner.invoke(app, [*index, "--latest", "--shop", "shell", "--json"]).output)
+    assert as_json["value"] == "2018-03-18" and as_json["measure"] == "latest"
+    for bad, message in ((["--sum", "path"], "not on 'path'"), (["--since", "2018-01-01' OR 1=1"], "--since"),
+                         (["--count", "--latest"], "give one of")):
+        failed = runner.invoke(app, [*index, *bad])
+        assert failed.exit_code == 1 and message in failed.output and failed.output.count("\n") == 1
+
+
+def test_an_index_built_before_the_shop_column_gets_it_from_its_stored_text(tmp_path: Path) -> None:
+    """No model runs: `loupe index` reads the shop from the OCR text each row stores, once."""
+    index = tmp_path / "index"
+    index.mkdir()
+    INFO.save(index)
+    rows = [receipt_row(stem) for stem in (*AEON[:2], SHELL)] + [receipt_row("500", [], "/photos/beach.jpg")]
+    old_schema = pa.schema([f for f in image_table_schema(INFO) if f.name != "shop"])
+    lancedb.connect(index).create_table(TABLE_NAME, data=pa.Table.from_pylist(
+        [{k: v for k, v in row.items() if k != "shop"} for row in rows], schema=old_schema))
+
+    table = ImageTable.open(index)  # the column is added, empty
+    assert table.find("shop IS NULL", limit=10, columns=["id"]) != []
+    assert aggregate(table, "count", shop="aeon").value == 0  # nothing to match until it is filled
+    assert Indexer(Settings(index_dir=index), None, table).run([]).derived_filled == 4
+    shops = {row["file_name"]: row["shop"] for row in table.find("true", limit=10, columns=["file_name", "shop"])}
+    assert shops == {"031.jpg": "AEON CO. (M) BHD", "071.jpg": "AEON CO. (M) BHD",
+                     "019.jpg": "SHELL ISNI PETRO TRADING", "beach.jpg": ""}  # "": read, and no shop printed
+    assert aggregate(table, "sum", shop="aeon").value == 75.00 + 17.70
+    assert Indexer(Settings(index_dir=index), None, table).run([]).derived_filled == 0  # once only

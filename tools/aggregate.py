@@ -1,0 +1,189 @@
+"""Exact answers about many records at once: how many, how much, the cheapest, the latest, per shop or month.
+
+"How much did I spend at AEON in 2018?" has one right number, and a model that adds up amounts it
+was shown gets it wrong, or leaves out the receipts it was not shown. So the figure is computed here
+from the table's columns, over every row the filter selects, and comes back with the ids of the rows it
+came from and, in words, what it could not count: rows without a readable total or date, and amounts
+in another currency, which are never added together (each currency gets its own figure instead).
+
+    aggregate(table, "sum", "total", [Condition("year", "=", 2018)], shop="aeon")
+    aggregate(table, "count", group_by="shop")
+    aggregate(table, "latest", shop="shell")  # value: the day, ids: that day's receipts
+
+Filters are the typed conditions of store/filters.py (checked and quoted there), so a model's or a
+remote caller's values never become SQL text. A shop is matched as text search matches names
+(tools/document_fields.py): "Mr Diy" finds "MR. D.I.Y. (M) SDN BHD", "aeon" finds "AEON CO. (M) BHD".
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from loupe.errors import LoupeError
+from store.filters import Condition, where_clause
+from store.image_table import ImageTable
+from tools.document_fields import fold, name_pattern, printed_currency
+
+MEASURES = ("count", "sum", "min", "max", "latest", "earliest")
+AMOUNT_COLUMNS = ("total", "price", "file_size")  # what sum, min and max add up or compare
+DATE_COLUMNS = ("date", "taken_at", "indexed_at")  # what latest and earliest compare (ISO text sorts as time)
+GROUPS = ("shop", "month", "year")
+MONEY = ("total", "price")  # summed to the cent; a price is the metadata file's own, taken to be in one currency
+
+
+class AggregateError(LoupeError):
+    """An aggregate asked of an unknown measure, column or grouping."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Figure:
+    """One computed figure and where it came from.
+
+    ``value`` is the count, the sum, the amount, or the ISO date of ``latest`` / ``earliest``; it is None
+    when no row had the value, or when the rows' amounts are in more than one currency: then
+    ``per_currency`` holds one figure per currency and ``left_out`` says why they were not combined.
+    ``ids`` are the rows the value came from (every counted or summed row; the rows holding the minimum,
+    maximum, latest or earliest value); ``missing`` are the selected rows that lacked the column.
+    """
+
+    value: float | int | str | None
+    ids: list[str]
+    currency: str | None = None  # "MYR", "$", ... as the receipts print it (totals only)
+    per_currency: dict[str, float | str] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Group(Figure):
+    key: str  # the shop as most of its receipts print it, "2018-03", or "2018"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Aggregate(Figure):
+    """The figure over every selected row and, with ``group_by``, one :class:`Group` per shop, month or year."""
+
+    measure: str
+    column: str | None
+    selected: int  # rows the filter and the shop selected
+    groups: list[Group] = field(default_factory=list)
+
+
+def aggregate(table: ImageTable, measure: str, column: str | None = None,
+              conditions: list[Condition] | list[dict] | tuple = (), shop: str | None = None,
+              group_by: str | None = None) -> Aggregate:
+    """``measure`` ("count", "sum", "min", "max", "latest", "earliest") of ``column`` over the rows that
+    ``conditions`` (typed, ANDed) and ``shop`` (a name as a person types it) select, optionally per group.
+
+    ``column`` defaults to ``total`` for sum, min and max and to ``date`` for latest and earliest; count
+    counts rows. Groups are ordered by their value, largest first, for shops, and by time for months and
+    years. An unknown measure, column or grouping, or a bad condition, is a one-line LoupeError.
+    """
+    column = _column(measure, column)
+    if group_by is not None and group_by not in GROUPS:
+        raise AggregateError(f"cannot group by {str(group_by)[:40]!r}: use one of {', '.join(GROUPS)}")
+    rows = _selected(table, where_clause(list(conditions)), shop, column)
+    whole = _figure(measure, column, rows)
+    groups = _groups(measure, column, rows, group_by) if group_by else []
+    ungrouped = sum(not _group_key(row, group_by) for row in rows) if group_by else 0
+    left_out = whole.left_out + ([f"in no group: {_many(ungrouped, 'record')} with no {group_by}"] if ungrouped else [])
+    return Aggregate(measure=measure, column=column, selected=len(rows), groups=groups,
+                     **{**vars(whole), "left_out": left_out})
+
+
+def _column(measure: str, column: str | None) -> str | None:
+    if measure not in MEASURES:
+        raise AggregateError(f"unknown measure {str(measure)[:40]!r}: use one of {', '.join(MEASURES)}")
+    if measure == "count":
+        return None
+    allowed = DATE_COLUMNS if measure in ("latest", "earliest") else AMOUNT_COLUMNS
+    column = column or allowed[0]
+    if column not in allowed:
+        raise AggregateError(f"{measure} works on {', '.join(allowed)}, not on {str(column)[:40]!r}")
+    return column
+
+
+def _selected(table: ImageTable, where: str, shop: str | None, column: str | None) -> list[dict[str, Any]]:
+    """The rows the filter selects, with the columns the figure and the groups need."""
+    columns = ["id", "shop", "date", *([column] if column and column != "date" else []),
+               *(["ocr_text"] if column == "total" else [])]
+    rows = table.scan(columns, where or None).to_pylist()
+    if shop is None:
+        return rows
+    letters = "".join(fold(shop).split())
+    if not letters:
+        raise AggregateError(f"the shop {shop[:40]!r} has no letters or digits to match")
+    pattern = name_pattern(letters)
+    return [row for row in rows if row["shop"] and pattern.search(fold(row["shop"]))]
+
+
+def _figure(measure: str, column: str | None, rows: list[dict[str, Any]]) -> Figure:
+    if measure == "count":
+        return Figure(value=len(rows), ids=[row["id"] for row in rows])
+    having = [row for row in rows if row[column] is not None and row[column] != ""]
+    missing = [row["id"] for row in rows if row[column] is None or row[column] == ""]
+    left_out = [f"{len(missing)} of {_many(len(rows), 'record')} show no readable {column}"] if missing else []
+    if column != "total":
+        return Figure(**_compute(measure, column, having), missing=missing, left_out=left_out)
+    by_currency: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
+    for row in having:
+        by_currency[printed_currency(row["ocr_text"] or "")].append(row)
+    signed = sorted(currency for currency in by_currency if currency)
+    if len(signed) <= 1:  # a receipt that prints no currency is taken to be in the one the others print
+        currency = signed[0] if signed else None
+        unsigned = len(by_currency.get(None, [])) if currency else 0
+        if unsigned:
+            left_out.append(f"{_many(unsigned, 'receipt')} with no printed currency counted as {currency}")
+        return Figure(**_compute(measure, column, having), currency=currency, missing=missing, left_out=left_out)
+    computed = {currency: _compute(measure, column, by_currency[currency]) for currency in signed}
+    unsigned = by_currency.get(None, [])
+    left_out.append(f"amounts in {len(signed)} currencies ({', '.join(signed)}) are not added together: one "
+                    "figure per currency" + (f"; {_many(len(unsigned), 'receipt')} with no printed currency left out"
+                                             if unsigned else ""))
+    return Figure(value=None, ids=[i for currency in signed for i in computed[currency]["ids"]],
+                  per_currency={currency: computed[currency]["value"] for currency in signed},
+                  missing=missing + [row["id"] for row in unsigned], left_out=left_out)
+
+
+def _compute(measure: str, column: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The value and the ids it came from, over rows that all have ``column``."""
+    if not rows:
+        return {"value": None, "ids": []}
+    if measure == "sum":
+        total = math.fsum(row[column] for row in rows)
+        return {"value": round(total, 2) if column in MONEY else int(total), "ids": [row["id"] for row in rows]}
+    pick = max if measure in ("max", "latest") else min
+    value = pick(row[column] for row in rows)
+    return {"value": value, "ids": [row["id"] for row in rows if row[column] == value]}
+
+
+def _groups(measure: str, column: str | None, rows: list[dict[str, Any]], group_by: str) -> list[Group]:
+    members: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    printed: dict[str, Counter[str]] = defaultdict(Counter)
+    for row in rows:
+        key = _group_key(row, group_by)
+        if key:
+            members[key].append(row)
+            printed[key][row["shop"] if group_by == "shop" else key] += 1
+    groups = []
+    for key, group_rows in members.items():
+        figure = _figure(measure, column, group_rows)
+        groups.append(Group(key=printed[key].most_common(1)[0][0], **vars(figure)))
+    if group_by == "shop":  # the most first; a shop whose figure could not be computed last
+        return sorted(groups, key=lambda group: (group.value is not None, group.value or 0), reverse=True)
+    return sorted(groups, key=lambda group: group.key)
+
+
+def _group_key(row: dict[str, Any], group_by: str) -> str:
+    """The folded shop (so "MR. D.I.Y." and "MR D.I.Y" are one shop), or the date's month or year."""
+    if group_by == "shop":
+        return "".join(fold(row["shop"] or "").split())
+    return (row["date"] or "")[:7 if group_by == "month" else 4]
+
+
+
+def _many(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"

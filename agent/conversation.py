@@ -22,6 +22,9 @@ from tools.records import ToolName
 
 IMAGE_MARKER = re.compile(r"\[attached image: (?P<key>[0-9a-f]{16})\]")
 SEARCH_TOOLS = (ToolName.IMAGE_SEARCH, ToolName.TEXT_SEARCH)
+# The tools whose records an answer lists. An aggregate's are the records its figure came from; it is no search a
+# follow-up ("only 2019", "#3", "the cheapest one") repeats or points into.
+RECORD_TOOLS = (*SEARCH_TOOLS, ToolName.AGGREGATE)
 ATTACHED = "attached"  # what a tool call passes as ``image`` for the user's attached image
 
 

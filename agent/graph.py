@@ -12,9 +12,10 @@ OpenAI model, an OpenAI-compatible server, the local GGUF model, or the
 rule-based planner). Every tool call is checked before it runs
 (agent/validation.py); the model is told why a call was invalid and may try
 again once, then the rule-based planner takes over the turn and the answer
-says so. The answer node assembles the explained answer: the model's words
-(with any record no tool returned taken out), then the matched records with
-why each matched, and the trace of tool calls.
+says so. The answer node assembles the explained answer: an aggregate's
+figure as the tool computed it (whatever the model's words make of it), the
+model's words (with any record no tool returned taken out), then the matched
+records with why each matched, and the trace of tool calls.
 """
 
 from __future__ import annotations
@@ -28,14 +29,16 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph, add_messages
 from langgraph.prebuilt import ToolNode
 
-from agent.conversation import SEARCH_TOOLS, read_turn
+from agent.conversation import RECORD_TOOLS, SEARCH_TOOLS, read_turn
 from agent.planner import CALL_PREFIX, LABEL, RuleBasedPlanner
 from agent.validation import CallCheck, ungrounded
-from tools.records import MatchedRecord, MatchLabel
+from tools.records import MatchedRecord, MatchLabel, ToolName
 
 SYSTEM_PROMPT = """You are Loupe, an image search assistant over the user's photo collection.
 Tools: image_search (same/near-duplicate/similar pictures; give image or record_id), text_search
-(printed text, captions, tags, metadata), ocr (read the text in an image or record), caption (describe one).
+(printed text, captions, tags, metadata), ocr (read the text in an image or record), caption (describe one),
+aggregate (exact counts, sums, most/least, latest/earliest over all receipts, by shop, month or year: use it for
+"how much did I spend at X in 2018?" and never add up amounts yourself).
 When the user attached an image, their message ends with [attached image: KEY]; pass image="attached".
 "#3" means the third record of the last results; use its id as record_id. Filters ("only 2019", "with a
 price") go in `filters` as conditions on columns year, price, taken_at, camera, file_name, title, format,
@@ -52,8 +55,9 @@ MAX_INVALID = 2
 
 
 # When one answer merges several searches: the same picture is the strongest evidence, then a copy,
-# then matching text, then mere likeness.
-ANSWER_ORDER = {MatchLabel.IDENTICAL: 0, MatchLabel.NEAR_DUPLICATE: 1, MatchLabel.TEXT_MATCH: 2, MatchLabel.SIMILAR: 3}
+# then matching text, then a possible match of the object (not confident), then mere likeness.
+ANSWER_ORDER = {MatchLabel.IDENTICAL: 0, MatchLabel.NEAR_DUPLICATE: 1, MatchLabel.TEXT_MATCH: 2,
+                MatchLabel.POSSIBLE: 3, MatchLabel.SIMILAR: 4}
 
 
 def _merge(old: dict[str, bytes] | None, new: dict[str, bytes] | None) -> dict[str, bytes]:
@@ -138,9 +142,13 @@ def assemble_answer(state: AgentState) -> dict:
     if invalid_calls(messages) >= MAX_INVALID:
         fallback = f"the model's tool calls were invalid {MAX_INVALID} times; the {LABEL} answered this turn"
         words = f"({fallback}.)\n{words}"
+    figures = [run.result for run in turn.runs if run.name == ToolName.AGGREGATE and run.result
+               and run.result.get("answer")]
+    if figures:  # the figure first, exactly as computed: no model restates a sum it did not add up itself
+        words = "\n".join(figure["answer"] for figure in figures) + "\n" + words
     best: dict[str, dict] = {}  # one entry per record: the strongest way it matched
     for run in turn.runs:
-        if run.name in SEARCH_TOOLS and run.result:
+        if run.name in RECORD_TOOLS and run.result:
             for record in run.result.get("records", []):
                 if record["id"] not in best or _strength(record) < _strength(best[record["id"]]):
                     best[record["id"]] = record
@@ -153,7 +161,10 @@ def assemble_answer(state: AgentState) -> dict:
     searched = any(run.name in SEARCH_TOOLS for run in turn.runs)
     text = words
     if records:
-        text += "\n\nMatches:\n" + "\n".join(MatchedRecord.from_dict(r).describe(rank)
+        counted = sum(figure["listed_from"] for figure in figures)
+        heading = f"The records it came from ({len(records)} of {counted} listed)" \
+            if figures and counted > len(records) else "The records it came from" if figures else "Matches"
+        text += f"\n\n{heading}:\n" + "\n".join(MatchedRecord.from_dict(r).describe(rank)
                                                for rank, r in enumerate(records, start=1))
     elif searched and "nothing" not in text.lower():
         text += "\n\nNo record matched well enough to show."

@@ -83,6 +83,10 @@ _MISSPELT_MONTHS = {"janurary": 1, "januray": 1, "janaury": 1, "febuary": 2, "fe
 _MONTH = "|".join(sorted([m for m in MONTHS if m != "may"] + list(_MISSPELT_MONTHS), key=len, reverse=True))
 # "may" is a month only where no verb reading fits: "in May", "May 2018", "the May ones".
 _MONTH_YEAR = re.compile(rf"\b({_MONTH}|may)\.?\s*(?:of\s+|,\s*)?((?:19|20)\d\d)\b", re.I)
+# A span within one year: "oct to dec 2017", "between 1 and 15 march 2018", "from the 3rd to the 9th of May 2018".
+_SPAN = re.compile(rf"\b(?:(?:from|between)\s+)?(?:the\s+)?(?:(\d{{1,2}})(?:st|nd|rd|th)?|({_MONTH}|may))\s*"
+                   rf"(?:to|till|until|through|and|-)\s*(?:the\s+)?(?:(\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+)?({_MONTH}|may)\.?\s*,?\s*"
+                   r"((?:19|20)\d\d)\b", re.I)
 _MONTH_ALONE = re.compile(rf"\b({_MONTH})\b\.?|\b(?:in|from|during|of|the)\s+(may)\b", re.I)
 _YEAR = re.compile(r"(?<![\d.,])((?:19|20)\d\d)(?![\d.,]\d)")
 _RELATIVE_YEAR = re.compile(r"\b(last|this|previous|past)\s+year\b", re.I)
@@ -120,6 +124,119 @@ _FILLER = [re.compile(p, re.I) for p in (
     # a reason given after a comma says why, not what: "mr diy receipts, I'm trying to see how much I spent"
     r",\s*(?:i'm|i am|im|i want|i need|i wanna|because|cause|cos|since|as i|so i|for my)\b.*$",
 )]
+
+
+# Questions about the whole collection (tools/aggregate.py): how many, how much in all, the most, the last time.
+_COUNT = re.compile(r"\b(?:how|hw)\s+many\b|\bnumber of\b|\bno\.? of\b|\bhow often\b|\bcount (?:my|the|all|of)\b", re.I)
+_MONEY = re.compile(r"\b(how much|spen[dt]|spending|total|sum|paid|pay|blow|blew|blown|money)\b", re.I)
+_MANY = re.compile(r"\b(altogether|all together|in total|overall|so far|combined|sum of|all (?:my|the)|in all|"
+                   r"every\w*|evrywhere|total (?:spen[dt]|spending|for|of))\b", re.I)
+_TIMES = re.compile(r"\bwhen\b|\bwhat (?:date|day)\b|\bdate of\b|\b(?:last|first) time\b", re.I)
+_LATEST = re.compile(r"\b(last|latest|most recent|recent(?:ly)?|newest)\b", re.I)
+_EARLIEST = re.compile(r"\b(first|earliest|oldest)\b", re.I)
+_MOST = re.compile(r"\b(biggest|largest|highest|priciest|dearest|most expensive|most i (?:ever )?(?:paid|spent))\b",
+                   re.I)
+_LEAST = re.compile(r"\b(smallest|lowest|cheapest|least expensive|least i (?:ever )?(?:paid|spent))\b", re.I)
+_OF_MANY = re.compile(r"\b(receipts?|bills?|amount|total|paid|ever|i have|i've got|ive got|i got)\b", re.I)
+_GROUP = re.compile(r"\b(?:(?:which|what)\s+(shop|store|place|outlet|merchant|month|year)|(?:per|by|each|every)\s+"
+                    r"(shop|store|month|year)|at one (shop|store|place)|where do i|(busiest) month)", re.I)
+_GROUP_NAMES = {"store": "shop", "place": "shop", "outlet": "shop", "merchant": "shop", "busiest": "month"}
+_SPENDING = re.compile(r"\b(spen[dt]|spending|money|paid|pay|expensive|cost)\b", re.I)
+_THESE = re.compile(r"\b(these|those|them|the ones|of the)\b", re.I)
+_SHOWS = re.compile(r"^\s*(?:(?:can|could) you\s+)?(?:please\s+|pls\s+)?(?:pull up|show|find|get me|list|look up|"
+                    r"dig up|bring up|search|fetch|give me)\b", re.I)
+_AMOUNT = re.compile(r"\d+[.,]\d\d\b")
+_REASON = re.compile(_FILLER[-1].pattern, re.I)
+# Words of a question about the collection that name no shop: what is left once they are gone is the shop.
+_QUESTION_WORDS = set("""
+how hw many much number no count often times time when when's whens whats what's where wheres where's which
+what who date day
+last latest recent recently newest first earliest oldest most least biggest largest highest priciest dearest
+smallest lowest cheapest expensive busiest ever altogether together total totals overall far combined sum all
+every everywhere evrywhere spend spent spending blow blew blown went go going gone been visit visited visits
+shop shops shopped shopping store stores place places station outlet merchant trip trips buy bought something
+stuff fill up paid pay money month months year years receipt receipts reciepts recipts resit bills bill have
+has got get i've ive i'd did do does was were is are at from to in on for by per each gets much
+""".split())
+_SHOP_WORD = re.compile(r"[\w'&-]+(?:\.[\w&-]+)*\.?")
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """A question about many records at once, as the aggregate tool's arguments (see agent/tools.py)."""
+
+    measure: str  # count, sum, min, max, latest, earliest
+    shop: str = ""  # the shop's name as typed ("" for every record)
+    group_by: str = ""  # shop, month or year ("" for one figure)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"measure": self.measure, **({"shop": self.shop} if self.shop else {}),
+                **({"group_by": self.group_by} if self.group_by else {})}
+
+
+def aggregation(text: str, dated: bool) -> Aggregation | None:
+    """The collection question in ``text`` ("how much did I spend at AEON in 2018?", "when did I last go to
+    Shell?", "which shop do I spend the most at?"), or None for a search or a question about earlier results.
+
+    ``dated``: the message names a date, month or year. A sum needs a sign that it spans many receipts (a
+    date, "altogether", "in total", "all my"): "how much did I spend at Nando's that night?" asks for one
+    receipt's total, which text search finds and reads. "show me / pull up ..." asks for the receipts.
+    """
+    words = _REASON.sub("", text)
+    if _THESE.search(words) or _AMOUNT.search(words):
+        return None
+    if group := _GROUP.search(words):
+        name = next(g for g in group.groups() if g) if any(group.groups()) else "shop"
+        measure = "sum" if _SPENDING.search(words) and not _COUNT.search(words) else "count"
+        return Aggregation(measure, shop_words(words), _GROUP_NAMES.get(name.lower(), name.lower()))
+    undated = _RELATIVE_YEAR.sub(" ", words)
+    if _COUNT.search(words):
+        return Aggregation("count", shop_words(words))
+    if _TIMES.search(undated) and (_LATEST.search(undated) or _EARLIEST.search(undated)):
+        return Aggregation("earliest" if _EARLIEST.search(undated) else "latest", shop_words(words))
+    if _SHOWS.search(words):
+        return None
+    if (_MOST.search(words) or _LEAST.search(words)) and _OF_MANY.search(words):
+        return Aggregation("max" if _MOST.search(words) else "min", shop_words(words))
+    if _MONEY.search(words) and (dated or _MANY.search(words)):
+        return Aggregation("sum", shop_words(words))
+    return None
+
+
+def shop_words(text: str) -> str:
+    """The shop a collection question names: its words without the question's own, the dates and the filler
+    ("how many receipts do I have from MR D.I.Y.?" -> "MR D.I.Y"); "" when none is left."""
+    words = [w.rstrip(".") for w in _SHOP_WORD.findall(_strip_conditions(text))]
+    kept = [w for w in words if any(ch.isalnum() for ch in w)
+            and w.lower() not in _EMPTY_WORDS and w.lower() not in _QUESTION_WORDS]
+    return " ".join(kept)
+
+
+# What a receipt prints that Loupe does not read into a field: asked about, it says so rather than guess.
+_UNREADABLE = [(re.compile(pattern, re.I), what) for pattern, what in (
+    (r"\bwhat (?:did|do|have) (?:i|we) (?:buy|bought|get|order|ordered|purchase)\b|\b(?:items?|products?|"
+     r"things) (?:did|do) i\b|\bwhat items\b", "the items bought"),
+    (r"\bhow (?:many|much) (?!receipts?\b|reciepts?\b|recipts?\b|times\b|bills?\b|visits?\b|trips?\b|money\b)"
+     r"[\w ]{1,30}? did (?:i|we) (?:buy|get|order|eat|drink|use)\b", "quantities"),
+    (r"\bcalories\b|\bnutrition", "calories"),
+    (r"\b(?:gst|sst|vat|tax(?:es)?)\b", "taxes"),
+    (r"\b(?:by|with|in) (?:card|cash|visa|mastercard|credit|debit)\b|\bpayment method\b", "how it was paid"),
+    (r"\bchange (?:did|was|do)\b|\bmy change\b", "the change given"),
+    (r"\b(?:cashier|waiter|waitress|served)\b", "who served"),
+    (r"\b(?:discounts?|savings?|saved?)\b", "discounts"),
+    (r"\btips?\b", "tips"),
+    (r"\bservice charge", "service charges"),
+    (r"\b(?:average|mean)\b", "averages"),
+)]
+_QUESTION = re.compile(r"\?\s*$|^\s*(?:how|hw|what|whats|what's|which|who|did|do|does|was|were|when|where)\b", re.I)
+
+
+def unreadable(text: str) -> str:
+    """What a question asks about that Loupe reads from no receipt ("what did I buy at ...?": the items),
+    or "" when it asks about what Loupe reads (the shop, date and total) or is no question."""
+    if not _QUESTION.search(text):
+        return ""
+    return next((what for pattern, what in _UNREADABLE if pattern.search(text)), "")
 
 
 def references(text: str, records: list[dict]) -> list[dict]:
@@ -165,10 +282,14 @@ def order(text: str) -> Order | None:
 
 
 def filters(text: str, today: date | None = None) -> list[dict[str, Any]]:
-    """Typed filter conditions a message asks for: dates, years, prices, no screenshots (see store.filters)."""
+    """Typed filter conditions a message asks for: dates and spans of them, years, prices, no screenshots (see
+    store.filters)."""
     today = today or date.today()
     found: list[dict[str, Any]] = []
-    month_years = [(_month_number(m.group(1)), int(m.group(2))) for m in _MONTH_YEAR.finditer(text)]
+    if span := _span(text):
+        found += [_condition("date", ">=", span[0]), _condition("date", "<=", span[1])]
+        text = _SPAN.sub(" ", text)
+    month_years = [] if span else [(_month_number(m.group(1)), int(m.group(2))) for m in _MONTH_YEAR.finditer(text)]
     rest = _MONTH_YEAR.sub(" ", text)
     if len(month_years) == 1:
         month, year = month_years[0]
@@ -195,6 +316,23 @@ def filters(text: str, today: date | None = None) -> list[dict[str, Any]]:
     if _SCREENSHOTS.search(text) and re.search(r"\b(drop|exclude|remove|without|hide|no)\b", text, re.I):
         found += [_condition("file_name", "not contains", name) for name in SCREENSHOT_NAMES]
     return found
+
+
+def _span(text: str) -> tuple[str, str] | None:
+    """The first and last day of a span of months or of days in one month ("oct to dec 2017"), if any."""
+    match = _SPAN.search(text)
+    if not match or (match.group(1) is None) != (match.group(3) is None):  # days go with days, months with months
+        return None
+    year, last = int(match.group(5)), _month_number(match.group(4))
+    if match.group(1):
+        first_day, last_day = int(match.group(1)), int(match.group(3))
+        if not 1 <= first_day <= last_day <= calendar.monthrange(year, last)[1]:
+            return None
+        return f"{year:04d}-{last:02d}-{first_day:02d}", f"{year:04d}-{last:02d}-{last_day:02d}"
+    first = _month_number(match.group(2))
+    if first > last:
+        return None
+    return f"{year:04d}-{first:02d}-01", f"{year:04d}-{last:02d}-{calendar.monthrange(year, last)[1]:02d}"
 
 
 def _month_number(name: str) -> int:
@@ -248,7 +386,7 @@ def search_words(text: str) -> str:
 
 
 def _strip_conditions(text: str) -> str:
-    words = _MONTH_YEAR.sub(" ", text)
+    words = _MONTH_YEAR.sub(" ", _SPAN.sub(" ", text) if _span(text) else text)
     for pattern in (_RELATIVE_YEAR, _PRICE_BELOW, _PRICE_ABOVE, _YEAR):
         words = pattern.sub(" ", words)
     words = re.sub(r"\b(?:in|from|during|of|dated)\s+(?=\s|$)", " ", words, flags=re.I)

@@ -16,6 +16,11 @@ words ask for is read by agent/intents.py. Rules, in order:
   ocr of it, and, if the message also asks to find it, text_search of what
   it reads and image_search of the image; other attached images ->
   image_search;
+* a question the receipts' fields cannot answer ("what did I buy at ...?",
+  "how much GST ...") -> no tool: the answer says what Loupe reads and what not;
+* a question about the whole collection ("how much did I spend at AEON in
+  2018?", "when did I last go to Shell?", "which shop do I spend the most
+  at?") -> aggregate, which computes the figure: the planner never adds up;
 * anything else -> text_search of the words, with any date, price or order.
 """
 
@@ -33,7 +38,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from agent import intents
 from agent.conversation import ATTACHED, SEARCH_TOOLS, Turn, read_turn
 from tools.document_fields import printed_date, printed_total
-from tools.records import ToolName
+from tools.records import MatchLabel, ToolName
 
 LABEL = "rule-based planner"
 CALL_PREFIX = "plan_"  # the planner's own call ids: after a fallback from an LLM it counts only its own steps
@@ -63,7 +68,10 @@ def plan(turn: Turn) -> list[Step]:
     wanted = intents.filters(text)
     ordered = intents.order(text)
     previous = turn.previous_search
-    if previous is not None and (ordered or wanted) and intents.refines(text, str(previous.args.get("query", ""))):
+    asked = None if turn.image else intents.aggregation(text, any(c["column"] in ("date", "year") for c in wanted))
+    about_all = asked is not None and bool(asked.shop or asked.group_by or asked.measure in ("count", "sum"))
+    if previous is not None and (ordered or wanted) and not about_all \
+            and intents.refines(text, str(previous.args.get("query", ""))):
         args = {**previous.args, "filters": [*previous.args.get("filters", []), *wanted]}
         changes = [f"filtered by {intents.describe_filters(wanted)}"] if wanted else []
         if ordered:
@@ -97,13 +105,29 @@ def plan(turn: Turn) -> list[Step]:
         return [Step(ToolName.IMAGE_SEARCH, "you gave an image: I look for the same picture, copies and similar ones",
                      lambda t: {"image": ATTACHED, "k": 10, "filters": wanted})]
 
+    if intents.unreadable(text):
+        return []  # explain() says what Loupe reads instead
+    if asked is not None:
+        # A price asked of receipts is their printed total, the amount every aggregate is of.
+        conditions = [{**c, "column": "total"} if c["column"] == "price" else c for c in wanted]
+        scope = f" at {asked.shop!r}" if asked.shop else ""
+        per = f" per {asked.group_by}" if asked.group_by else ""
+        return [Step(ToolName.AGGREGATE, f"you asked for the {asked.measure}{per}{scope} over every record, which "
+                     "Loupe computes from the printed fields", lambda t: {**asked.to_dict(), "filters": conditions})]
+
     args = {"query": intents.search_words(text), "k": 10, "filters": wanted, **(ordered.to_dict() if ordered else {})}
     return [Step(ToolName.TEXT_SEARCH, "you asked in words: I search printed text, captions, tags and metadata",
                  lambda t: args)]
 
 
 def explain(steps: list[Step], turn: Turn) -> str:
-    """The explanation once every step ran, written from the tool results only."""
+    """The explanation once every step ran, written from the tool results only (an aggregate's figure is
+    stated by the answer node, agent/graph.py, for every model alike)."""
+    if not steps and (unread := intents.unreadable(turn.request)):
+        return (f"({LABEL}) I cannot answer that: Loupe reads three things from each receipt, the shop, the date "
+                f"and the total, and {unread} is none of them, so any figure would be a guess. I can count or add "
+                "up receipts by shop and date, find the latest or the largest, or search for the receipts that "
+                "print a word.")
     lines = [f"({LABEL}) " + " ".join(f"I ran {step.tool}: {step.reason}." for step in steps)]
     runs = [run for run in turn.runs if run.call_id.startswith(CALL_PREFIX) and run.result]
     errors = [run.result["error"] for run in runs if run.result.get("error")]
@@ -119,6 +143,9 @@ def explain(steps: list[Step], turn: Turn) -> str:
     if searches and not found and not errors:
         notes = " ".join(run.result.get("note", "") for run in searches if run.result.get("note"))
         lines.append("I found nothing that matches well enough to show. " + notes)
+    elif found and found[0]["match"] == MatchLabel.POSSIBLE:
+        lines.append(f"I am not confident: no picture passed the bar for the same object, and "
+                     f"{found[0]['file_name']} is only a possible match ({found[0]['why']}).")
     elif found and (intents.ASKS_TOTAL.search(turn.request) or intents.ASKS_DATE.search(turn.request)
                     or intents.order(turn.request)):
         lines.append(_facts_of(found[0], "The first match"))

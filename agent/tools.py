@@ -1,4 +1,4 @@
-"""The four retrieval tools as LangChain tools the agent's model can call.
+"""The four retrieval tools and the aggregate as LangChain tools the agent's model can call.
 
 Each returns a short text for the model to read and, as the ToolMessage's
 artifact, the full structured result (records, timings), which the answer node,
@@ -16,6 +16,9 @@ never SQL. What a tool hands back to the model is quoted, bounded data.
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import asdict
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from langchain_core.tools import BaseTool, tool
@@ -23,17 +26,24 @@ from langgraph.prebuilt import InjectedState
 from pydantic import BaseModel, Field
 
 from agent.conversation import ATTACHED, conversation_records, last_image, read_turn
+from agent.intents import describe_filters
 from loupe.errors import LoupeError
 from store.filters import FILTER_COLUMNS, Op, where_clause
-from tools.records import ORDER_COLUMNS, SearchResult, ToolName, ordered
+from store.schema import RECORD_COLUMNS
+from tools.aggregate import GROUPS, MEASURES, aggregate
+from tools.records import ORDER_COLUMNS, MatchLabel, SearchResult, ToolName, attach_thumbnails, ordered, record_from_row
 from tools.toolbox import Toolbox
 
 MAX_LISTED = 10
+MAX_FIGURE_RECORDS = 20  # records an aggregate's answer lists; the figure itself counts every one
+MAX_GROUPS = 5  # groups an aggregate's answer states, the largest figure first
 MAX_QUOTED_CHARS = 160  # of one record's text in a result list
 MAX_TOOL_TEXT_CHARS = 2_000  # of an OCR text or caption handed to the model
 
 
 OrderColumn = Literal[ORDER_COLUMNS]
+Measure = Literal[MEASURES]
+GroupBy = Literal[GROUPS]
 
 
 class CallRefused(LoupeError):
@@ -158,7 +168,128 @@ def make_tools(toolbox: Toolbox) -> list[BaseTool]:
                     result.to_dict())
         return _guarded(ToolName.CAPTION, run)
 
-    return [image_search, text_search, ocr, caption]
+    @tool("aggregate", response_format="content_and_artifact")
+    def aggregate_tool(measure: Measure, shop: str = "", year: int | None = None, since: str = "", until: str = "",
+                       group_by: GroupBy | None = None,
+                       filters: list[FilterCondition] | None = None) -> tuple[str, dict]:
+        """Exact figures over ALL records, computed by Loupe from each receipt's printed shop, date and total.
+        measure: "count" (how many receipts), "sum" (how much spent), "max" / "min" (the most / least paid on one
+        receipt), "latest" / "earliest" (when last / first). shop: the shop's name as the user typed it.
+        year, or since/until as YYYY-MM-DD, for a time span. group_by: "shop", "month" or "year" for "which shop
+        do I spend the most at?" (measure="sum", group_by="shop").
+        Examples: "how much did I spend at AEON in 2018?" -> measure="sum", shop="AEON", year=2018;
+        "when did I last go to Shell?" -> measure="latest", shop="Shell".
+        Repeat the figure exactly as given; never add up or compare amounts yourself. Loupe reads no items,
+        taxes, payment methods or quantities."""
+        def run():
+            start = time.perf_counter()
+            for name, day in (("since", since), ("until", until)):
+                _check_day(name, day)
+            conditions = [*_conditions(filters), *([{"column": "year", "op": "=", "value": year}] if year else []),
+                          *([{"column": "date", "op": ">=", "value": since}] if since else []),
+                          *([{"column": "date", "op": "<=", "value": until}] if until else [])]
+            figure = asdict(aggregate(toolbox.table, measure, None, conditions, shop or None, group_by))
+            figure.update(shop=shop, conditions=conditions, group_by=group_by, top=_top(figure["groups"], measure))
+            records = _figure_records(toolbox, figure)
+            query = {"measure": measure, "shop": shop, "group_by": group_by, "conditions": conditions}
+            result = {"tool": ToolName.AGGREGATE.value, "query": query,
+                      "figure": figure, "answer": figure_text(figure), "records": [r.to_dict() for r in records],
+                      "listed_from": len((figure["top"] or figure)["ids"]),
+                      "seconds": round(time.perf_counter() - start, 4)}
+            return result["answer"] + "\n" + summarise(SearchResult(ToolName.AGGREGATE, {}, records, 0.0)), result
+        return _guarded(ToolName.AGGREGATE, run)
+
+    return [image_search, text_search, ocr, caption, aggregate_tool]
+
+
+def figure_text(figure: dict[str, Any]) -> str:
+    """An aggregate in words, the figure first, as computed: what the answer states and the model repeats."""
+    scope = (f" at {figure['shop']!r}" if figure.get("shop") else "") + \
+        (f" with {describe_filters(figure['conditions'])}" if figure.get("conditions") else "")
+    lines = [_stated(figure, scope or " in the collection")]
+    ranked = sorted(figure["groups"], key=lambda group: (group["value"] is not None, group["value"] or 0), reverse=True)
+    for rank, group in enumerate(ranked[:MAX_GROUPS], start=1):
+        counted = _many(len(group["ids"]), "record")
+        lines.append(f"{rank}. {group['key'] or '(none)'}: {_value(group, figure['measure'])} ({counted})")
+    if len(figure["groups"]) > MAX_GROUPS:
+        lines.append(f"... and {len(figure['groups']) - MAX_GROUPS} more {figure['group_by']}s")
+    if figure["left_out"]:
+        lines.append("Left out: " + "; ".join(figure["left_out"]) + ".")
+    return "\n".join(lines)
+
+
+def _stated(figure: dict[str, Any], scope: str) -> str:
+    measure, selected = figure["measure"], figure["selected"]
+    if figure["groups"] and not figure["top"]:
+        mixed = sum(bool(group["per_currency"]) for group in figure["groups"])
+        return (f"{measure} per {figure['group_by']}{scope}, over {_many(selected, 'record')}: no {figure['group_by']} "
+                f"comes first, because {_many(mixed, figure['group_by'])} mix amounts in two currencies.")
+    if figure["top"]:
+        top = figure["top"]
+        first = {"min": "the smallest", "earliest": "the earliest"}.get(measure, "the most")
+        return (f"{measure} per {figure['group_by']}{scope}, over {_many(selected, 'record')}: {first} is "
+                f"{top['key']} with {_value(top, measure)}.")
+    if measure == "count":
+        return f"{_many(figure['value'], 'record')}{scope}."
+    if figure["value"] is None and not figure["per_currency"]:
+        return f"No record{scope} shows a readable {figure['column']} ({_many(selected, 'record')} selected)."
+    what = {"sum": f"The sum of the {figure['column']}s", "max": f"The largest {figure['column']}",
+            "min": f"The smallest {figure['column']}", "latest": f"The latest {figure['column']}",
+            "earliest": f"The earliest {figure['column']}"}[measure]
+    return f"{what}{scope} is {_value(figure, measure)}, from {_many(len(figure['ids']), 'record')}."
+
+
+def _value(figure: dict[str, Any], measure: str) -> str:
+    """The figure exactly: a count, an amount to the cent with its currency, a date; one per currency if several."""
+    def one(value: Any, currency: str | None) -> str:
+        if isinstance(value, float) or (measure in ("sum", "min", "max") and isinstance(value, int)):
+            return f"{value:.2f}" + (f" {currency}" if currency else "")
+        return str(value)
+    if figure["value"] is None and figure["per_currency"]:
+        return " and ".join(one(value, currency) for currency, value in figure["per_currency"].items())
+    return "no value" if figure["value"] is None else one(figure["value"], figure.get("currency"))
+
+
+def _top(groups: list[dict[str, Any]], measure: str) -> dict[str, Any] | None:
+    """The group with the largest figure, the smallest for min and earliest (shops come largest first, months
+    and years in time order); none when a group's amounts are in two currencies, which no figure of one
+    currency can be ranked against."""
+    if any(group["per_currency"] for group in groups):
+        return None
+    known = [group for group in groups if group["value"] is not None]
+    pick = min if measure in ("min", "earliest") else max
+    return pick(known, key=lambda group: group["value"]) if known else None
+
+
+def _figure_records(toolbox: Toolbox, figure: dict[str, Any]) -> list[Any]:
+    """The records the figure came from (the top group's, for groups) as matched records, in date order."""
+    ids = (figure["top"] or figure)["ids"]
+    rows = sorted(toolbox.table.get(ids[:MAX_FIGURE_RECORDS * 10], columns=RECORD_COLUMNS),
+                  key=lambda row: (row.get("date") or "", row["file_name"]))[:MAX_FIGURE_RECORDS]
+    records = [record_from_row(row, 1.0, MatchLabel.TEXT_MATCH, _why(row, figure["measure"])) for row in rows]
+    attach_thumbnails(toolbox.table, records)
+    return records
+
+
+def _why(row: dict[str, Any], measure: str) -> str:
+    """What Loupe read from the record that put it in the figure."""
+    read = [f"shop {row['shop']}"] if row.get("shop") else []
+    read += [f"date {row['date']}"] if row.get("date") else []
+    read += [f"total {row['total']:.2f}"] if row.get("total") is not None else []
+    return f"counted in the {measure}: " + ", ".join(read or ["no shop, date or total read"])
+
+
+def _check_day(name: str, day: str) -> None:
+    """since / until are days as YYYY-MM-DD: "March 2018" compared as text would select the wrong records."""
+    try:
+        if day:
+            date.fromisoformat(day)
+    except ValueError:
+        raise LoupeError(f"{name} must be a day as YYYY-MM-DD, got {day[:40]!r}") from None
+
+
+def _many(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _ordered_summary(result: SearchResult, order_by: str | None, descending: bool) -> tuple[str, dict[str, Any]]:

@@ -18,6 +18,16 @@ judged:
 * grounded: the model's words name no record that no tool returned;
 * all right: tool choice, first record and facts together.
 
+A set whose header names another collection (collection_questions.jsonl: SROIE's receipts alone) gets its
+own index of those folders, with no metadata: every shop, date and total is read from the receipt. Its
+questions carry an ``expected_value`` (and for groups an ``expected_group``) computed from SROIE's keys
+(evals/querysets/build.py), or ``expect_cannot_answer``; they are also scored as
+
+* exact answers: the aggregate's figure is the expected one (a number within 0.005, the date; for "which
+  shop / month ...?" the group that comes first) and the answer states it;
+* "cannot answer" precision and recall: the answer says it cannot (and ran no aggregate) exactly where
+  the fields cannot answer.
+
 Each backend of ``--compare`` runs the same conversations in its own threads.
 A local LLM takes seconds per turn on two cores, so ``--sample N`` asks N
 conversations spread evenly over the file (every kind keeps its share) for
@@ -29,6 +39,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 import time
 from collections import defaultdict
@@ -36,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.assistant import Assistant
+from agent.conversation import read_turn
 from agent.llm import backend_names
 from evals.metrics import percentile
 from evals.paths import DATASETS, QUERY_SETS, RESULTS
@@ -51,6 +63,9 @@ from tools.toolbox import Toolbox
 
 QUERIES = QUERY_SETS / "agent.jsonl"
 HOLIDAYS_IMAGES = 100
+AGENT_COLLECTION = ["sroie/images", "smvs_dvd/reference", "holidays/images"]  # agent.jsonl's, with metadata
+EXACT_TOLERANCE = 0.005
+_CANNOT = re.compile(r"\bcannot\b|\bcan't\b|\bcan not\b", re.I)
 
 
 def check_queries(entries: list[dict], path: Path) -> list[dict]:
@@ -71,9 +86,16 @@ def sample(entries: list[dict], size: int | None) -> list[dict]:
     return [entries[i * len(entries) // size] for i in range(size)]
 
 
-def build_index(settings: Settings, datasets: Path, index_dir: Path) -> Toolbox:
+def build_index(settings: Settings, datasets: Path, index_dir: Path, collection: list[str] | None = None) -> Toolbox:
+    """The agent collection with the receipts' dates as metadata, or (``collection``) those folders alone, bare."""
     settings = dataclasses.replace(settings, index_dir=index_dir)
     models = Models(settings)
+    if collection is not None:
+        table = ImageTable.open_or_create(settings.index_dir, models.index_info())
+        report = Indexer(settings, models, table).run([datasets / folder for folder in collection])
+        if report.indexed:
+            print(f"indexed {report.indexed} images for the agent eval", file=sys.stderr)
+        return Toolbox(settings, models)
     metadata_file = index_dir.with_name(f"{index_dir.name}-metadata.jsonl")
     metadata_file.parent.mkdir(parents=True, exist_ok=True)
     with metadata_file.open("w", encoding="utf-8") as handle:
@@ -104,6 +126,43 @@ class Verdict:
         return self.tools and self.records and self.facts
 
 
+@dataclass(frozen=True)
+class Exact:
+    """How a collection question was answered: the figure, or that it cannot be answered."""
+
+    right: bool  # the expected figure (or group) was computed and stated; for a "cannot", it said so
+    said_cannot: bool  # the answer says it cannot answer, and no aggregate ran
+    got: str  # what the aggregate computed, for the list of wrong answers
+
+
+def judge_exact(query: dict, answer) -> Exact:
+    """An answer to a collection question against its expected value, group or "cannot answer"."""
+    runs = [run for run in read_turn(answer.messages).runs if run.name == "aggregate" and run.result]
+    figure = (runs[-1].result.get("figure") or {}) if runs else {}
+    said_cannot = not runs and bool(_CANNOT.search(answer.words))
+    if query.get("expect_cannot_answer"):
+        return Exact(right=said_cannot, said_cannot=said_cannot, got="(said it cannot)" if said_cannot else
+                     f"tools {[step['tool'] for step in answer.trace]}")
+    top = figure.get("top") if query.get("expected_group") else figure
+    if not top:
+        missing = figure.get("left_out") or "no aggregate"
+        return Exact(right=False, said_cannot=said_cannot, got=f"no figure ({missing})")
+    value, expected = top.get("value"), query["expected_value"]
+    got = f"{top.get('key', '')} {value}".strip() + (f" per currency {top['per_currency']}" if top.get("per_currency")
+                                                     else "")
+    if isinstance(expected, str):
+        same, stated = value == expected, expected
+    else:
+        same = isinstance(value, int | float) and abs(value - expected) <= EXACT_TOLERANCE
+        stated = f"{value:.2f}" if same and figure.get("measure") != "count" else str(value)
+    if query.get("expected_group"):  # "which shop / month ...?" asks for the group; its figure may differ
+        fold = lambda name: re.sub(r"[^A-Z0-9]", "", str(name).upper())  # noqa: E731
+        key, wanted = fold(top.get("key")), fold(query["expected_group"])
+        same, stated = bool(key) and (key in wanted or wanted in key), str(top.get("key"))
+    states = re.search(rf"(?<![\d.]){re.escape(stated)}(?!\d|\.\d)", answer.text) is not None
+    return Exact(right=same and states, said_cannot=said_cannot, got=got)
+
+
 def judge(query: dict, answer) -> Verdict:
     records = True
     if query.get("expect_nothing"):
@@ -127,21 +186,26 @@ def run_query_file(path: Path, header: dict, entries: list[dict], specs: list[st
                    datasets: Path, index_root: Path) -> dict:
     """The agent task's runner (see evals/tasks.py): each backend of ``specs`` (default: the configured one)."""
     entries = check_queries(entries, path)
-    index_dir = index_root / "agent"  # one collection for every agent query set
+    collection = header.get("collection") or AGENT_COLLECTION
+    own = None if collection == AGENT_COLLECTION else collection
+    # one index for every agent query set over the agent collection, one per other collection
+    index_dir = index_root / ("agent" if own is None else "agent-" + "-".join(c.replace("/", "_") for c in own))
     backends = {}
     for backend in specs or [settings.llm.backend]:
         chosen = dataclasses.replace(settings, llm=dataclasses.replace(settings.llm, backend=backend))
-        backends[backend] = run_query_set(entries, chosen, datasets, index_dir)
+        backends[backend] = run_query_set(entries, chosen, datasets, index_dir, own)
     return {"task": "agent", "queries": len(entries), "backends": backends}
 
 
-def run_query_set(entries: list[dict], settings: Settings, datasets: Path, index_dir: Path) -> dict:
+def run_query_set(entries: list[dict], settings: Settings, datasets: Path, index_dir: Path,
+                  collection: list[str] | None = None) -> dict:
     """Ask every conversation with one backend, judge its last turn, and sum up per kind of request."""
-    toolbox = build_index(settings, datasets, index_dir)
+    toolbox = build_index(settings, datasets, index_dir, collection)
     assistant = Assistant(toolbox.settings, toolbox=toolbox)
     by_kind: dict[str, list[Verdict]] = defaultdict(list)
     asked_facts: list[Verdict] = []  # verdicts of the conversations whose answer must state a fact
     seconds, failures, fallbacks = [], [], 0
+    exact: list[tuple[dict, Exact]] = []  # collection questions: (query, how it was answered)
     run = time.strftime("%Y%m%d%H%M%S")
     try:
         for query in entries:
@@ -152,6 +216,9 @@ def run_query_set(entries: list[dict], settings: Settings, datasets: Path, index
             seconds.append(answer.seconds)
             fallbacks += bool(answer.fallback)
             verdict = judge(query, answer)
+            if "expected_value" in query or query.get("expect_cannot_answer"):
+                exact.append((query, judge_exact(query, answer)))
+                verdict = dataclasses.replace(verdict, facts=verdict.facts and exact[-1][1].right)
             by_kind[query.get("kind", "other")].append(verdict)
             if query.get("expected_answer_contains"):
                 asked_facts.append(verdict)
@@ -171,7 +238,21 @@ def run_query_set(entries: list[dict], settings: Settings, datasets: Path, index
             "grounded": share(every, lambda v: v.grounded), "both_right": share(every, lambda v: v.right),
             "fallbacks": fallbacks, "answer_p50_s": percentile(seconds, 50), "answer_p95_s": percentile(seconds, 95),
             "per_kind": {kind: share(verdicts, lambda v: v.right) for kind, verdicts in sorted(by_kind.items())},
-            "wrong": failures}
+            "wrong": failures, **(exact_summary(exact) if exact else {})}
+
+
+def exact_summary(exact: list[tuple[dict, Exact]]) -> dict:
+    """Exact-answer accuracy over the answerable questions, and how well "cannot answer" is said."""
+    answerable = [e for q, e in exact if not q.get("expect_cannot_answer")]
+    cannot = [e for q, e in exact if q.get("expect_cannot_answer")]
+    said = [(q, e) for q, e in exact if e.said_cannot]
+    return {"exact_answers": sum(e.right for e in answerable) / len(answerable) if answerable else None,
+            "exact_counts": f"{sum(e.right for e in answerable)}/{len(answerable)}",
+            "cannot_precision": sum(bool(q.get("expect_cannot_answer")) for q, _ in said) / len(said) if said else None,
+            "cannot_recall": sum(e.said_cannot for e in cannot) / len(cannot) if cannot else None,
+            "exact_wrong": [f"{q['id']} {q['turns'][-1]['text']!r}: expected "
+                            f"{q.get('expected_group', '')} {q.get('expected_value', 'cannot answer')}, got {e.got}"
+                            for q, e in exact if not e.right]}
 
 
 def markdown(results: dict) -> str:
@@ -187,6 +268,12 @@ def markdown(results: dict) -> str:
                      f"| {s['both_right']:.3f} | " + " | ".join(f"{s['per_kind'].get(k, 0):.2f}" for k in kinds)
                      + f" | {s['answer_p50_s']:.2f} | {s['answer_p95_s']:.2f} |")
     for name, s in backends.items():
+        if "exact_answers" in s:
+            share = lambda value: "-" if value is None else f"{value:.3f}"  # noqa: E731
+            lines += ["", f"{name}: exact answers {share(s['exact_answers'])} ({s['exact_counts']}), \"cannot answer\" "
+                      f"precision {share(s['cannot_precision'])} recall {share(s['cannot_recall'])}, time to answer "
+                      f"p50 {s['answer_p50_s']:.2f} s p95 {s['answer_p95_s']:.2f} s",
+                      *[f"- not exact: {line}" for line in s["exact_wrong"]]]
         lines += ["", f"{name}: {s['fallbacks']} turns handed to the rule-based planner after invalid calls",
                   *[f"- wrong: {line}" for line in s["wrong"]]]
     return "\n".join(lines) + "\n"

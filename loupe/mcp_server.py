@@ -83,8 +83,9 @@ class LoupeTools:
     def image_search(self, path: PathArg = "", upload_base64: UploadArg = "", record_id: RecordArg = "",
                      k: CountArg = 10, year: YearArg = None) -> CallToolResult:
         """Find the records that show a picture: the same image (identical), a copy of it that was resized,
-        recompressed, cropped or re-photographed (near-duplicate), or a similar picture, each with the reason
-        and its stored metadata. Give exactly one of path, upload_base64 or record_id."""
+        recompressed, cropped or re-photographed (near-duplicate), a possible match (not confident: say so),
+        or a similar picture, each with the reason and its stored metadata. Give exactly one of path,
+        upload_base64 or record_id."""
         image, record = self._image(path, upload_base64, record_id)
         found = self._run(lambda: self.collection.search_results(image=image, record_id=record, k=k,
                                                                  where=_year_filter(year)))

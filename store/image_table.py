@@ -300,6 +300,27 @@ class ImageTable:
             query = query.nprobes(20).refine_factor(5)
         return _run(query, where)
 
+    def nearest_to_any(self, column: str, vectors: np.ndarray, limit: int, where: str | None = None,
+                       extra_columns: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """The ``limit`` nearest rows of each of several vectors in one batched query, by id; a row that several
+        vectors find keeps its smallest ``_distance``. (Image search's second look: one query per crop.)"""
+        query = (
+            self._table.search([v.astype(np.float32) for v in vectors], vector_column_name=column)
+            .distance_type("cosine")
+            .select([*RECORD_COLUMNS, *(extra_columns or []), "_distance"])
+            .limit(limit)
+        )
+        if where:
+            query = query.where(where, prefilter=True)
+        if column in self.indexes():
+            query = query.nprobes(20).refine_factor(5)
+        nearest: dict[str, dict[str, Any]] = {}
+        for row in _run(query, where):
+            row.pop("query_index", None)
+            if row["id"] not in nearest or row["_distance"] < nearest[row["id"]]["_distance"]:
+                nearest[row["id"]] = row
+        return nearest
+
     def indexes(self) -> dict[str, str]:
         """Indexed column -> index type (e.g. ``image_vector`` -> ``IvfPq``)."""
         return {index.columns[0]: index.index_type for index in self._table.list_indices()}

@@ -114,7 +114,8 @@ def test_openai_client_against_a_local_chat_completions_server(indexed: Toolbox)
         helper.close()
     first, second = (r["body"] for r in server.requests)
     assert all(r["path"] == "/v1/chat/completions" for r in server.requests)
-    assert {t["function"]["name"] for t in first["tools"]} == {"image_search", "text_search", "ocr", "caption"}
+    assert {t["function"]["name"] for t in first["tools"]} == {"image_search", "text_search", "ocr", "caption",
+                                                                "aggregate"}
     assert first["messages"][0]["role"] == "system" and first["model"] == "scripted-model"
     tool_reply = [m for m in second["messages"] if m["role"] == "tool"]
     assert tool_reply and tool_reply[0]["tool_call_id"] == "call_abc" and "receipt_002.jpg" in tool_reply[0]["content"]

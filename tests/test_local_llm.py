@@ -168,10 +168,10 @@ def test_the_grammar_offers_only_what_the_conversation_holds() -> None:
                     for variant in properties["arguments"].get("anyOf", [])]
         return options
 
-    assert offered([HumanMessage("find the receipt from ACME")]) == {"text_search": []}
+    assert offered([HumanMessage("find the receipt from ACME")]) == {"text_search": [], "aggregate": []}
     attached = offered([HumanMessage("where else is this?\n\n[attached image: 0123456789abcdef]")], answer=True)
     assert attached == {"image_search": [{"const": "attached"}], "text_search": [], "ocr": [{"const": "attached"}],
-                        "caption": [{"const": "attached"}], "answer": []}
+                        "caption": [{"const": "attached"}], "aggregate": [], "answer": []}
     call = {"name": "text_search", "args": {"query": "ACME"}, "id": "call_1"}
     later = [HumanMessage("find ACME"), AIMessage("", tool_calls=[call]),
              ToolMessage("1 result", tool_call_id="call_1", artifact={"records": [{"id": "0c1d2e3f4a5b6c7d"}]}),

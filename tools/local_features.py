@@ -30,6 +30,12 @@ RANSAC_REPROJECTION_PX = 8.0
 SAME_OBJECT_INLIERS = 25
 # Between the two, the object may be the same: shown as "similar" with the count.
 SOME_OBJECT_INLIERS = 15
+# The second look (tools/image_search.py) extracts more keypoints from the query at its full size, so that an
+# object filling a tenth of a phone photo still carries enough of them; stored rows keep their 500 at 640 px.
+# More query keypoints also line up more by chance with a wrong picture, so its thresholds are its own
+# (chosen on hard_photos' half A, checked on half B: evals/hard_photos.py).
+SECOND_LOOK_MAX_SIDE = 800
+SECOND_LOOK_KEYPOINTS = 1000
 # ORB finds no keypoint within edgeThreshold pixels of the border (31, as its patch size), so a grey copy
 # with a side under two of those has none; below a few pixels cv2.resize even asserts on its pyramid.
 _ORB_EDGE = 31
@@ -53,14 +59,15 @@ class LocalFeatures:
         return cls(points, described)
 
 
-def extract_features(image: Image.Image) -> LocalFeatures:
-    """ORB keypoints of a grey copy at most FEATURE_MAX_SIDE pixels on its long side; none for a sliver."""
+def extract_features(image: Image.Image, max_side: int = FEATURE_MAX_SIDE,
+                     keypoints: int = MAX_KEYPOINTS) -> LocalFeatures:
+    """ORB keypoints of a grey copy at most ``max_side`` pixels on its long side; none for a sliver."""
     grey = image.convert("L")
-    grey.thumbnail((FEATURE_MAX_SIDE, FEATURE_MAX_SIDE), Image.Resampling.BILINEAR)
+    grey.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
     none = LocalFeatures(np.zeros((0, 2), np.int16), np.zeros((0, 32), np.uint8))
     if min(grey.size) < _MIN_SIDE:
         return none
-    detector = cv2.ORB_create(nfeatures=MAX_KEYPOINTS, fastThreshold=10, edgeThreshold=_ORB_EDGE)
+    detector = cv2.ORB_create(nfeatures=keypoints, fastThreshold=10, edgeThreshold=_ORB_EDGE)
     keypoints, descriptors = detector.detectAndCompute(np.asarray(grey), None)
     if descriptors is None or not keypoints:
         return none
@@ -68,22 +75,22 @@ def extract_features(image: Image.Image) -> LocalFeatures:
     return LocalFeatures(points, descriptors)
 
 
-def count_inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:
+def count_inliers(query: LocalFeatures, candidate: LocalFeatures, least: int = SOME_OBJECT_INLIERS) -> int:
     """Matches (ratio test) that one RANSAC homography explains, when they are evidence; else 0.
 
     Fewer than SOME_OBJECT_INLIERS inliers is what unrelated pictures reach, so such a count is 0 here, and
     RANSAC, about half the cost of a pair, is not tried when the ratio test leaves fewer matches than that
     (inliers are a subset of them): on SMVS, 84% of a query's wrong candidates stop there.
     """
-    if min(len(query.descriptors), len(candidate.descriptors)) < SOME_OBJECT_INLIERS:
+    if min(len(query.descriptors), len(candidate.descriptors)) < least:
         return 0
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
     pairs = matcher.knnMatch(query.descriptors, candidate.descriptors, k=2)
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO_TEST * p[1].distance]
-    if len(good) < SOME_OBJECT_INLIERS:
+    if len(good) < least:
         return 0
     source = query.keypoints[[m.queryIdx for m in good]].astype(np.float32)
     target = candidate.keypoints[[m.trainIdx for m in good]].astype(np.float32)
     _, mask = cv2.findHomography(source, target, cv2.RANSAC, RANSAC_REPROJECTION_PX)
     inliers = int(mask.sum()) if mask is not None else 0
-    return inliers if inliers >= SOME_OBJECT_INLIERS else 0
+    return inliers if inliers >= least else 0

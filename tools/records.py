@@ -22,17 +22,19 @@ class MatchLabel(StrEnum):
 
     IDENTICAL = "identical"
     NEAR_DUPLICATE = "near-duplicate"
+    POSSIBLE = "possible match"  # nothing passed the bars above, but this one is clearly ahead: not confident
     SIMILAR = "similar"
     TEXT_MATCH = "text match"
 
 
 class ToolName(StrEnum):
-    """The four tools, as the agent's model calls them and as results name them."""
+    """The agent's tools, as its model calls them and as results name them."""
 
     IMAGE_SEARCH = "image_search"
     TEXT_SEARCH = "text_search"
     OCR = "ocr"
     CAPTION = "caption"
+    AGGREGATE = "aggregate"  # exact figures over many records (tools/aggregate.py)
 
 
 MATCH_ORDER = {label: rank for rank, label in enumerate(MatchLabel)}  # within one image search
@@ -43,7 +45,7 @@ MAX_TEXT_CHARS = 2_000
 MAX_FIELD_CHARS = 500
 
 _METADATA_COLUMNS = ("title", "description", "price", "taken_at", "year", "camera", "width", "height",
-                     "format", "file_size", "sha256", "indexed_at", "date", "total")
+                     "format", "file_size", "sha256", "indexed_at", "date", "total", "shop")
 
 
 @dataclass
@@ -84,7 +86,8 @@ class MatchedRecord:
             parts.append(f"   {self.caption_kind or 'caption'}: {self.caption}")
         if facts:
             parts.append("   metadata: " + "; ".join(facts))
-        printed = ([f"total {meta['total']:.2f}"] if meta.get("total") is not None else []) + \
+        printed = ([f"shop {meta['shop']}"] if meta.get("shop") else []) + \
+            ([f"total {meta['total']:.2f}"] if meta.get("total") is not None else []) + \
             ([f"date {meta['date']}"] if meta.get("date") and not meta.get("taken_at") else [])
         if printed:
             parts.append("   printed: " + "; ".join(printed))

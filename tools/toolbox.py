@@ -44,9 +44,9 @@ class Toolbox:
         return self.boundary.resolve(image)
 
     def image_search(self, image: ImageInput = None, record_id: str | None = None, k: int = 10,
-                     where: str | None = None) -> SearchResult:
+                     where: str | None = None, second_look: bool = True) -> SearchResult:
         return image_search(self.table, self.models, image=self.readable(image), record_id=record_id, k=k,
-                            where=where)
+                            where=where, second_look=second_look)
 
     def text_search(self, query: str, k: int = 10, where: str | None = None,
                     matches_only: bool = False) -> SearchResult:

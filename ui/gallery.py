@@ -10,8 +10,8 @@ import streamlit as st
 
 from tools.records import MatchedRecord, MatchLabel
 
-BADGE_COLOURS = {MatchLabel.IDENTICAL: "green", MatchLabel.NEAR_DUPLICATE: "blue", MatchLabel.SIMILAR: "violet",
-                 MatchLabel.TEXT_MATCH: "orange"}
+BADGE_COLOURS = {MatchLabel.IDENTICAL: "green", MatchLabel.NEAR_DUPLICATE: "blue", MatchLabel.POSSIBLE: "gray",
+                 MatchLabel.SIMILAR: "violet", MatchLabel.TEXT_MATCH: "orange"}
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|$~:])")
 _WORD = re.compile(r"\w+", re.UNICODE)
 

@@ -1,0 +1,151 @@
+"""Questions about the whole collection: the planner routes them to aggregate, which states the exact figure.
+
+The tool and the answers run on a real index of seven SROIE receipts, read by the real models (OCR gives
+each its shop, date and total); the expected figures are the receipts' keys, which these seven read right.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import pytest
+from langchain_core.messages import HumanMessage
+
+from agent.assistant import Assistant
+from agent.conversation import read_turn
+from agent.planner import plan
+from agent.tools import make_tools
+from loupe.indexer import Indexer
+from store.image_table import ImageTable
+from tests.conftest import SROIE, sroie_key
+from tools.models import Models
+from tools.records import ToolName
+from tools.toolbox import Toolbox
+
+AEON = ("031", "071", "094")  # AEON CO. (M) BHD, 2018, no currency printed: 75.00 + 17.70 + 5.90
+MR_DIY = ("004", "081", "084")  # MR D.I.Y., 2017 and 2018, in RM
+SHELL = "019"  # SHELL ISNI PETRO TRADING, 2018-03-18, RM 86.00
+
+
+def _call(text: str) -> tuple[ToolName | None, dict]:
+    turn = read_turn([HumanMessage(text)])
+    steps = plan(turn)
+    return (steps[0].tool, steps[0].args(turn)) if steps else (None, {})
+
+
+def _year(year: int) -> dict:
+    return {"column": "year", "op": "=", "value": year}
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(("text", "args"), [
+    ("how much did I spend at AEON in 2018?", {"measure": "sum", "shop": "AEON", "filters": [_year(2018)]}),
+    ("how many receipts do I have from MR D.I.Y.?", {"measure": "count", "shop": "MR D.I.Y", "filters": []}),
+    ("when did I last buy something at a Shell station?", {"measure": "latest", "shop": "Shell", "filters": []}),
+    ("which shop do I spend the most at?", {"measure": "sum", "group_by": "shop", "filters": []}),
+    ("what's the most I paid at one shop", {"measure": "sum", "group_by": "shop", "filters": []}),
+    ("total for march 2018", {"measure": "sum", "filters": [{"column": "date", "op": ">=", "value": "2018-03-01"},
+                                                            {"column": "date", "op": "<=", "value": "2018-03-31"}]}),
+    ("hw much did i blow oct to dec 2017", {"measure": "sum", "filters": [
+        {"column": "date", "op": ">=", "value": "2017-10-01"}, {"column": "date", "op": "<=", "value": "2017-12-31"}]}),
+    ("priciest mr diy receipt?", {"measure": "max", "shop": "mr diy", "filters": []}),
+    ("first time i went to unihakka?", {"measure": "earliest", "shop": "unihakka", "filters": []}),
+    ("how many receipts over 50 in 2018", {"measure": "count", "filters": [
+        _year(2018), {"column": "total", "op": ">", "value": 50.0}]}),  # a receipt's price is its printed total
+])
+def test_collection_questions_go_to_aggregate_with_their_arguments(text: str, args: dict) -> None:
+    assert _call(text) == (ToolName.AGGREGATE, args)
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("text", [
+    "how much did we end up spending at nandos that night?",  # one receipt: text search finds and reads it
+    "pull up all my mr diy receipts, I'm trying to see how much I've blown there",  # asks for the receipts
+    "show me the receipt with total 73.00 from LIGHTROOM GALLERY SDN BHD",
+])
+def test_searches_for_receipts_stay_text_searches(text: str) -> None:
+    assert _call(text)[0] is ToolName.TEXT_SEARCH
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("text", ["what did I buy at the hardware store?", "how many calories did i eat at nandos",
+                                  "how much gst did i pay in march 2018", "which receipts were paid in cash"])
+def test_what_no_field_holds_runs_no_tool(text: str) -> None:
+    assert _call(text) == (None, {})
+
+
+@pytest.fixture(scope="module")
+def receipts(models: Models, tmp_path_factory: pytest.TempPathFactory) -> Toolbox:
+    root = tmp_path_factory.mktemp("collection")
+    folder = root / "receipts"
+    folder.mkdir()
+    for stem in (*AEON, *MR_DIY, SHELL):
+        shutil.copyfile(SROIE / "images" / f"{stem}.jpg", folder / f"{stem}.jpg")
+    settings = dataclasses.replace(models.settings, index_dir=root / "index")
+    table = ImageTable.open_or_create(settings.index_dir, models.index_info())
+    assert Indexer(settings, models, table).run([folder]).problems == []
+    return Toolbox(settings, models)
+
+
+@pytest.fixture(scope="module")
+def assistant(receipts: Toolbox) -> Assistant:
+    helper = Assistant(receipts.settings, toolbox=receipts)
+    yield helper
+    helper.close()
+
+
+def _aggregate(toolbox: Toolbox, **args) -> tuple[str, dict]:
+    tool = next(tool for tool in make_tools(toolbox) if tool.name == ToolName.AGGREGATE)
+    message = tool.invoke({"name": tool.name, "args": args, "id": "call-1", "type": "tool_call"})
+    return message.content, message.artifact
+
+
+def _names(records: list) -> list[str]:
+    return sorted(record["file_name"] if isinstance(record, dict) else record.file_name for record in records)
+
+
+def test_the_tool_sums_and_counts_exactly_and_names_its_records(receipts: Toolbox) -> None:
+    spent = sum(float(sroie_key(stem)["total"]) for stem in AEON)
+    text, result = _aggregate(receipts, measure="sum", shop="aeon", year=2018)
+    assert result["figure"]["value"] == pytest.approx(spent, abs=0.005) and f"{spent:.2f}" in text
+    assert _names(result["records"]) == [f"{stem}.jpg" for stem in AEON]
+    assert result["figure"]["left_out"] == []
+    text, result = _aggregate(receipts, measure="count", shop="Mr DIY")
+    assert result["figure"]["value"] == len(MR_DIY) and text.startswith(f"{len(MR_DIY)} records at 'Mr DIY'")
+    text, result = _aggregate(receipts, measure="count", shop="Mr DIY", since="2018-01-01", until="2018-12-31")
+    assert result["figure"]["value"] == 1 and _names(result["records"]) == ["004.jpg"]
+    _, result = _aggregate(receipts, measure="latest", shop="shell")
+    assert result["figure"]["value"] == "2018-03-18" and _names(result["records"]) == [f"{SHELL}.jpg"]
+    _, result = _aggregate(receipts, measure="count", shop="Starbucks")
+    assert result["figure"]["value"] == 0 and result["records"] == []
+
+
+def test_the_answer_states_the_figure_first_then_its_records(assistant: Assistant) -> None:
+    answer = assistant.ask("how much did I spend at AEON in 2018?", thread_id="aeon")
+    assert [step["tool"] for step in answer.trace] == ["aggregate"]
+    spent = f"{sum(float(sroie_key(stem)['total']) for stem in AEON):.2f}"
+    assert answer.words.startswith(f"The sum of the totals at 'AEON' with year = 2018 is {spent}")
+    assert answer.text.index(spent) < answer.text.index("The records it came from:")
+    assert _names(answer.records) == [f"{stem}.jpg" for stem in AEON]
+    assert all(f"{stem}.jpg" in answer.text for stem in AEON) and "counted in the sum" in answer.text
+
+
+def test_the_shop_spent_at_most_comes_first(assistant: Assistant) -> None:
+    answer = assistant.ask("which shop do I spend the most at?", thread_id="shops")
+    assert "the most is AEON CO. (M) BHD with 98.60" in answer.words
+    assert _names(answer.records) == [f"{stem}.jpg" for stem in AEON]
+
+
+def test_a_question_no_field_answers_says_what_loupe_reads(assistant: Assistant) -> None:
+    answer = assistant.ask("what did I buy at the hardware store?", thread_id="items")
+    assert answer.trace == [] and answer.records == []
+    assert "cannot answer" in answer.words and "the shop, the date and the total" in answer.words
+    assert "the items bought" in answer.words
+
+
+def test_a_follow_up_after_a_figure_searches_the_records_again(assistant: Assistant) -> None:
+    assistant.ask("how many mr diy receipts have I got?", thread_id="follow")
+    answer = assistant.ask("find the shell receipt", thread_id="follow")
+    assert [step["tool"] for step in answer.trace] == ["text_search"]
+    assert answer.records[0].file_name == f"{SHELL}.jpg"

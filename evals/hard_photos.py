@@ -86,7 +86,8 @@ def tilted(photo: Image.Image, background: Path, rng: random.Random) -> Image.Im
     if near_left:
         target = [(0, 0), far[0], far[1], (0, height)]
     else:
-        target = [(width * squeeze, height * shrink), (width, 0), (width, height), (width * squeeze, height * (1 - shrink))]
+        target = [(width * squeeze, height * shrink), (width, 0), (width, height),
+                  (width * squeeze, height * (1 - shrink))]
     source = np.float32([(0, 0), (width, 0), (width, height), (0, height)])
     matrix = cv2.getPerspectiveTransform(source, np.float32(target))
     warped = cv2.warpPerspective(np.asarray(photo), matrix, (width, height))
@@ -182,7 +183,8 @@ def score(runs: list[tuple[HardQuery, list[tuple[str, str]], float]]) -> dict:
     result = {"queries": len(runs), "p50_ms": percentile(seconds, 50) * 1000, "p95_ms": percentile(seconds, 95) * 1000}
     if present:
         result["top1"] = sum(bool(r) and r[0][0] == q.relevant for q, r in present) / len(present)
-        result["mAP"] = sum(average_precision([p for p, _ in r], {q.relevant}) or 0.0 for q, r in present) / len(present)
+        precisions = [average_precision([p for p, _ in r], {q.relevant}) or 0.0 for q, r in present]
+        result["mAP"] = sum(precisions) / len(present)
         result["nothing"] = sum(not r for _, r in present) / len(present)
         possible = [(q, r) for q, r in present if r and r[0][1] == MatchLabel.POSSIBLE]
         result["possible"] = len(possible) / len(present)

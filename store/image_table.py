@@ -284,42 +284,38 @@ class ImageTable:
     ) -> list[dict[str, Any]]:
         """Nearest rows by cosine distance, each with ``_distance`` (0 = same direction) and the record's columns
         (plus ``extra_columns``, read in the same query)."""
-        query = (
-            self._table.search(vector.astype(np.float32), vector_column_name=column)
-            .distance_type("cosine")
-            .select([*RECORD_COLUMNS, *(extra_columns or []), "_distance"])
-            .limit(limit)
-        )
         if column != "image_vector":
             # Rows without text carry a zero vector: keep them out of text search.
             text_filter = "has_text" if column == "ocr_vector" else "caption != ''"
             where = f"({where}) AND {text_filter}" if where else text_filter
-        if where:
-            query = query.where(where, prefilter=True)
-        if column in self.indexes():
-            query = query.nprobes(20).refine_factor(5)
-        return _run(query, where)
+        return _run(self._nearest(column, vector.astype(np.float32), limit, where, extra_columns), where)
 
     def nearest_to_any(self, column: str, vectors: np.ndarray, limit: int, where: str | None = None,
                        extra_columns: list[str] | None = None) -> dict[str, dict[str, Any]]:
         """The ``limit`` nearest rows of each of several vectors in one batched query, by id; a row that several
         vectors find keeps its smallest ``_distance``. (Image search's second look: one query per crop.)"""
-        query = (
-            self._table.search([v.astype(np.float32) for v in vectors], vector_column_name=column)
-            .distance_type("cosine")
-            .select([*RECORD_COLUMNS, *(extra_columns or []), "_distance"])
-            .limit(limit)
-        )
-        if where:
-            query = query.where(where, prefilter=True)
-        if column in self.indexes():
-            query = query.nprobes(20).refine_factor(5)
+        query = self._nearest(column, [v.astype(np.float32) for v in vectors], limit, where, extra_columns)
         nearest: dict[str, dict[str, Any]] = {}
         for row in _run(query, where):
             row.pop("query_index", None)
             if row["id"] not in nearest or row["_distance"] < nearest[row["id"]]["_distance"]:
                 nearest[row["id"]] = row
         return nearest
+
+    def _nearest(self, column: str, vectors: np.ndarray | list[np.ndarray], limit: int, where: str | None,
+                 extra_columns: list[str] | None) -> Any:
+        """The cosine k-NN query for one vector or a batch, with the record's columns, filtered before the search."""
+        query = (
+            self._table.search(vectors, vector_column_name=column)
+            .distance_type("cosine")
+            .select([*RECORD_COLUMNS, *(extra_columns or []), "_distance"])
+            .limit(limit)
+        )
+        if where:
+            query = query.where(where, prefilter=True)
+        if column in self.indexes():
+            query = query.nprobes(20).refine_factor(5)
+        return query
 
     def indexes(self) -> dict[str, str]:
         """Indexed column -> index type (e.g. ``image_vector`` -> ``IvfPq``)."""

@@ -200,8 +200,7 @@ def run(toolbox, queries: list[HardQuery], datasets: Path, second_look: bool) ->
     runs = []
     for query in queries:
         result = toolbox.image_search(image=ChosenFile(query.image), k=10, second_look=second_look)
-        ranked = [(Path(r.path).resolve().relative_to(datasets.resolve()).as_posix(), r.match)
-                  for r in result.records if second_look or r.match != MatchLabel.POSSIBLE]
+        ranked = [(Path(r.path).resolve().relative_to(datasets.resolve()).as_posix(), r.match) for r in result.records]
         runs.append((query, ranked, result.seconds))
     return runs
 

@@ -100,7 +100,7 @@ def query_from_record(table: ImageTable, record_id: str) -> QueryImage:
     row = table.record(record_id, ["file_name", "sha256", "pixel_sha256", "phash", "rotated_phashes",
                                    "image_vector", "orb_keypoints", "orb_descriptors"])
     return QueryImage(label=row["file_name"], vector=np.asarray(row["image_vector"], np.float32),
-                      features=LocalFeatures.from_bytes(row["orb_keypoints"], row["orb_descriptors"]),
+                      features=_stored_features(row),
                       sha256=row["sha256"], pixel_sha256=row["pixel_sha256"], phash=row["phash"],
                       rotated_phashes=tuple(row["rotated_phashes"] or ()), record_id=record_id)
 
@@ -177,10 +177,11 @@ def _second_look(table: ImageTable, models: Models, query: QueryImage, candidate
             continue
         if row_id not in candidates:
             row["cosine"] = float(np.asarray(row["image_vector"], np.float32) @ query.vector)
-            row["phash_bits"], row["turned"] = 64, 0  # not close by hash, or the first look would have it
+            bits, turns = query.hash_distances(np.array([row["phash"]], np.int64))
+            row["phash_bits"], row["turned"] = int(bits[0]), int(turns[0])
             candidates[row_id] = row
-            labels[row_id] = copy_label(64, 0, 0, row["cosine"], models.image_encoder.similar_cosine,
-                                        models.image_encoder.near_duplicate_cosine)
+            labels[row_id] = _label(query, row, 0, models.image_encoder.similar_cosine,
+                                    models.image_encoder.near_duplicate_cosine)
         candidates[row_id]["crop_cosine"] = 1.0 - float(row["_distance"])
     best = sorted(candidates.values(), key=lambda r: -max(r["cosine"], r.get("crop_cosine", -1.0)))
     features = extract_features(query.image, SECOND_LOOK_MAX_SIDE, SECOND_LOOK_KEYPOINTS)

@@ -18,16 +18,16 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from agent.conversation import attachment_key, with_image
-from agent.graph import build_graph
-from agent.llm import make_chat_model
-from agent.tools import make_tools
-from agent.validation import make_call_check
-from loupe.config import Settings
-from loupe.errors import ImageRejected
-from tools.image_file import decode_image_bytes
-from tools.records import MatchedRecord
-from tools.toolbox import Toolbox
+from loupe.agent.conversation import attachment_key, with_image
+from loupe.agent.graph import build_graph
+from loupe.agent.llm import make_chat_model
+from loupe.agent.tools import make_tools
+from loupe.agent.validation import make_call_check
+from loupe.base.config import Settings
+from loupe.base.errors import ImageRejected
+from loupe.tools.image_file import decode_image_bytes
+from loupe.tools.records import MatchedRecord
+from loupe.tools.toolbox import Toolbox
 
 CONVERSATIONS_FILE = "conversations.sqlite"
 

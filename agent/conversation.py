@@ -18,7 +18,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 
-from tools.records import ToolName
+from loupe.tools.records import ToolName
 
 IMAGE_MARKER = re.compile(r"\[attached image: (?P<key>[0-9a-f]{16})\]")
 SEARCH_TOOLS = (ToolName.IMAGE_SEARCH, ToolName.TEXT_SEARCH)

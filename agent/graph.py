@@ -29,10 +29,10 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph, add_messages
 from langgraph.prebuilt import ToolNode
 
-from agent.conversation import RECORD_TOOLS, SEARCH_TOOLS, read_turn
-from agent.planner import CALL_PREFIX, LABEL, RuleBasedPlanner
-from agent.validation import CallCheck, ungrounded
-from tools.records import MatchedRecord, MatchLabel, ToolName
+from loupe.agent.conversation import RECORD_TOOLS, SEARCH_TOOLS, read_turn
+from loupe.agent.planner import CALL_PREFIX, LABEL, RuleBasedPlanner
+from loupe.agent.validation import CallCheck, ungrounded
+from loupe.tools.records import MatchedRecord, MatchLabel, ToolName
 
 SYSTEM_PROMPT = """You are Loupe, an image search assistant over the user's photo collection.
 Tools: image_search (same/near-duplicate/similar pictures; give image or record_id), text_search

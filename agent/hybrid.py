@@ -16,8 +16,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from agent.conversation import read_turn
-from agent.planner import RuleBasedPlanner
+from loupe.agent.conversation import read_turn
+from loupe.agent.planner import RuleBasedPlanner
 
 WRITER_PROMPT = """You answer a person who searches their own photo collection. You are given their request
 and what the search tools found. Answer in one to three plain sentences, using only what the tools found:

@@ -16,10 +16,10 @@ import os
 
 from langchain_core.language_models import BaseChatModel
 
-from agent.planner import RuleBasedPlanner
-from loupe.config import LLMSettings, Settings
-from loupe.errors import ConfigError
-from tools.models.registry import ModelKind, ModelSpec, families, load, parse, register
+from loupe.agent.planner import RuleBasedPlanner
+from loupe.base.config import LLMSettings, Settings
+from loupe.base.errors import ConfigError
+from loupe.tools.models.registry import ModelKind, ModelSpec, families, load, parse, register
 
 
 def make_chat_model(llm: LLMSettings) -> BaseChatModel:
@@ -55,16 +55,16 @@ def _openai_compatible(spec: ModelSpec, settings: Settings) -> BaseChatModel:
 
 @register(ModelKind.LLM, "local", extra="llm")
 def _local(spec: ModelSpec, settings: Settings) -> BaseChatModel:
-    from agent.local_llm import LocalChatModel, local_model
-    from tools.models.gguf import gguf_path
-    from tools.models.resolver import default_cache_dir
+    from loupe.agent.local_llm import LocalChatModel, local_model
+    from loupe.tools.models.gguf import gguf_path
+    from loupe.tools.models.resolver import default_cache_dir
 
     return LocalChatModel(model_path=str(gguf_path(local_model(settings.llm), default_cache_dir())))
 
 
 @register(ModelKind.LLM, "hybrid", extra="llm")
 def _hybrid(spec: ModelSpec, settings: Settings) -> BaseChatModel:
-    from agent.hybrid import HybridModel
+    from loupe.agent.hybrid import HybridModel
 
     return HybridModel(writer=_local(spec, settings))
 
@@ -78,11 +78,11 @@ def backend_label(llm: LLMSettings) -> str:
     if llm.backend == "rule-based":
         return "rule-based planner (offline, no LLM)"
     if llm.backend == "hybrid":
-        from agent.local_llm import local_model
+        from loupe.agent.local_llm import local_model
 
         return f"rule-based planner's tools, words by local model {local_model(llm)}"
     if llm.backend == "local":
-        from agent.local_llm import local_model
+        from loupe.agent.local_llm import local_model
 
         return f"local model {local_model(llm)} (llama.cpp, in process)"
     return f"{llm.backend} model {llm.model}" + (f" at {llm.base_url}" if llm.base_url else "")

@@ -1,6 +1,6 @@
 """A GGUF chat model run in this process by llama.cpp (``xllamacpp``): the ``local`` LLM backend.
 
-A 0.5-1.5B model picks tools well only with help (measured by ``python -m evals.llm_runtimes``):
+A 0.5-1.5B model picks tools well only with help (measured by ``python -m loupe.evals.llm_runtimes``):
 
 * a compact block before the system prompt: the tools in a line each, a few rules, and one correct
   call per situation (attached image, "read this", words, "#2" after results);
@@ -32,11 +32,11 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from agent.conversation import ATTACHED, conversation_records, last_image
-from loupe.config import LLMSettings
-from loupe.errors import LoupeError
+from loupe.agent.conversation import ATTACHED, conversation_records, last_image
+from loupe.base.config import LLMSettings
+from loupe.base.errors import LoupeError
 
-DEFAULT_MODEL = "qwen2.5-coder-1.5b"  # the right tool and argument 8 times of 8 (python -m evals.llm_runtimes)
+DEFAULT_MODEL = "qwen2.5-coder-1.5b"  # the right tool and argument 8 times of 8 (python -m loupe.evals.llm_runtimes)
 MAX_CALLS = 4  # in one turn; the rule-based planner's longest turn makes 3
 
 # Correct calls for this tool set, in the request shapes Loupe sees; ids are shaped like Loupe's.

@@ -35,10 +35,10 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from agent import intents
-from agent.conversation import ATTACHED, SEARCH_TOOLS, Turn, read_turn
-from tools.document_fields import printed_date, printed_total
-from tools.records import MatchLabel, ToolName
+from loupe.agent import intents
+from loupe.agent.conversation import ATTACHED, SEARCH_TOOLS, Turn, read_turn
+from loupe.tools.document_fields import printed_date, printed_total
+from loupe.tools.records import MatchLabel, ToolName
 
 LABEL = "rule-based planner"
 CALL_PREFIX = "plan_"  # the planner's own call ids: after a fallback from an LLM it counts only its own steps

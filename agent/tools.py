@@ -25,14 +25,22 @@ from langchain_core.tools import BaseTool, tool
 from langgraph.prebuilt import InjectedState
 from pydantic import BaseModel, Field
 
-from agent.conversation import ATTACHED, conversation_records, last_image, read_turn
-from agent.intents import describe_filters
-from loupe.errors import LoupeError
-from store.filters import FILTER_COLUMNS, Op, where_clause
-from store.schema import RECORD_COLUMNS
-from tools.aggregate import GROUPS, MEASURES, aggregate
-from tools.records import ORDER_COLUMNS, MatchLabel, SearchResult, ToolName, attach_thumbnails, ordered, record_from_row
-from tools.toolbox import Toolbox
+from loupe.agent.conversation import ATTACHED, conversation_records, last_image, read_turn
+from loupe.agent.intents import describe_filters
+from loupe.base.errors import LoupeError
+from loupe.store.filters import FILTER_COLUMNS, Op, where_clause
+from loupe.store.schema import RECORD_COLUMNS
+from loupe.tools.aggregate import GROUPS, MEASURES, aggregate
+from loupe.tools.records import (
+    ORDER_COLUMNS,
+    MatchLabel,
+    SearchResult,
+    ToolName,
+    attach_thumbnails,
+    ordered,
+    record_from_row,
+)
+from loupe.tools.toolbox import Toolbox
 
 MAX_LISTED = 10
 MAX_FIGURE_RECORDS = 20  # records an aggregate's answer lists; the figure itself counts every one

@@ -18,11 +18,11 @@ from typing import Any
 from langchain_core.tools import BaseTool
 from pydantic import ValidationError
 
-from agent.conversation import conversation_records, read_turn
-from agent.tools import CallRefused, check_image
-from loupe.errors import LoupeError
-from store.filters import where_clause
-from tools.toolbox import Toolbox
+from loupe.agent.conversation import conversation_records, read_turn
+from loupe.agent.tools import CallRefused, check_image
+from loupe.base.errors import LoupeError
+from loupe.store.filters import where_clause
+from loupe.tools.toolbox import Toolbox
 
 CallCheck = Callable[[dict[str, Any], dict[str, Any]], str | None]  # (tool call, graph state) -> problem or None
 

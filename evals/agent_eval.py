@@ -1,6 +1,6 @@
 """The agent's tool choice and answers on a query set of requests and follow-ups.
 
-    python -m evals.agent_eval [--queries evals/querysets/agent.jsonl] [--compare rule-based,local,hybrid]
+    python -m loupe.evals.agent_eval [--queries evals/querysets/agent.jsonl] [--compare rule-based,local,hybrid]
                                [--sample 40]
     loupe eval evals/querysets/agent_paraphrase.jsonl --compare rule-based,local
 
@@ -46,20 +46,20 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.assistant import Assistant
-from agent.conversation import read_turn
-from agent.llm import backend_names
-from evals.metrics import percentile
-from evals.paths import DATASETS, QUERY_SETS, RESULTS
-from evals.query_files import read_query_file
-from loupe.config import Settings, load_settings
-from loupe.errors import LoupeError
+from loupe.agent.assistant import Assistant
+from loupe.agent.conversation import read_turn
+from loupe.agent.llm import backend_names
+from loupe.evals.metrics import percentile
+from loupe.evals.paths import DATASETS, QUERY_SETS, RESULTS
+from loupe.evals.query_files import read_query_file
+from loupe.base.config import Settings, load_settings
+from loupe.base.errors import LoupeError
 from loupe.indexer import Indexer
 from loupe.metadata import load_metadata
-from store.image_table import ImageTable
-from tools.models import Models
-from tools.process import configure_process
-from tools.toolbox import Toolbox
+from loupe.store.image_table import ImageTable
+from loupe.tools.models import Models
+from loupe.tools.process import configure_process
+from loupe.tools.toolbox import Toolbox
 
 QUERIES = QUERY_SETS / "agent.jsonl"
 HOLIDAYS_IMAGES = 100

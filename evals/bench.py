@@ -1,6 +1,6 @@
 """Speed and size: indexing throughput per stage, and store query latency at scale.
 
-    python -m evals.bench [--rows 1000,10000,100000,1000000] [--images 100] [--growth 100,1000,10000]
+    python -m loupe.evals.bench [--rows 1000,10000,100000,1000000] [--images 100] [--growth 100,1000,10000]
 
 * indexing: the same real images from ../shared/datasets (Flickr8k and
   Holidays photos, SROIE receipts) through the pipeline as it was before the
@@ -37,16 +37,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from evals.metrics import percentile
-from evals.paths import DATASETS
-from loupe.config import Settings, load_settings
+from loupe.evals.metrics import percentile
+from loupe.evals.paths import DATASETS
+from loupe.base.config import Settings, load_settings
 from loupe.indexer import Indexer, IndexReport, record_id
-from store.image_table import ImageTable
-from store.schema import IndexInfo
-from tools.boundary import ChosenFile
-from tools.models import Models
-from tools.process import configure_process
-from tools.toolbox import Toolbox
+from loupe.store.image_table import ImageTable
+from loupe.store.schema import IndexInfo
+from loupe.tools.boundary import ChosenFile
+from loupe.tools.models import Models
+from loupe.tools.process import configure_process
+from loupe.tools.toolbox import Toolbox
 
 WORDS = ("total receipt cash change coffee book hardware tax invoice sale price apple bus street lake "
          "mountain beach dog cat sign platform train station road cafe bread milk rice").split()

@@ -1,6 +1,6 @@
 """Peak memory of reading hostile and huge image files: is the decode memory budget kept?
 
-    python -m evals.decode_memory [--max-pixels N] [--quick]
+    python -m loupe.evals.decode_memory [--max-pixels N] [--quick]
 
 Each file is written to a temporary folder (deleted at the end; the 2 GB and
 500 MB files of zeros are sparse and take no disk), then read by
@@ -26,7 +26,7 @@ import time
 import zlib
 from pathlib import Path
 
-from tools.process import configure_process
+from loupe.tools.process import configure_process
 
 # (name, width, height, PNG colour type, bit depth, one pixel's bytes, PLTE, tRNS)
 _PngSpec = tuple[str, int, int, int, int, bytes, bytes | None, bytes | None]
@@ -64,14 +64,14 @@ def _write_jpeg(path: Path, width: int, height: int, progressive: bool) -> None:
 
 def _measure(paths: list[Path], max_pixels: int) -> dict:
     """Read ``paths`` in a fresh process; its outcomes and peak RSS."""
-    command = [sys.executable, "-m", "evals.decode_memory", "--child", str(max_pixels), *map(str, paths)]
+    command = [sys.executable, "-m", "loupe.evals.decode_memory", "--child", str(max_pixels), *map(str, paths)]
     result = subprocess.run(command, check=True, capture_output=True, text=True, timeout=600)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def _child(max_pixels: int, paths: list[str]) -> None:
-    from loupe.errors import ImageRejected
-    from tools.image_file import read_image
+    from loupe.base.errors import ImageRejected
+    from loupe.tools.image_file import read_image
 
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     outcomes = []
@@ -89,7 +89,7 @@ def _child(max_pixels: int, paths: list[str]) -> None:
 
 def main() -> None:
     configure_process()
-    from loupe.config import Settings
+    from loupe.base.config import Settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-pixels", type=int, default=Settings().max_pixels)

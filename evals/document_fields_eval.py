@@ -1,6 +1,6 @@
 """SROIE's key-information task for the fields Loupe reads from OCR (tools/document_fields.py): company, date, total.
 
-    python -m evals.document_fields_eval [--datasets ../shared/datasets]
+    python -m loupe.evals.document_fields_eval [--datasets ../shared/datasets]
 
 Reads the OCR lines stored in the agent eval's index (built by evals/agent_eval.py; this builds it if
 needed, and back-fills any derived column it lacks) and, side by side, the ground-truth lines of
@@ -22,13 +22,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from evals.agent_eval import build_index
-from evals.paths import DATASETS, RESULTS
-from loupe.config import load_settings
+from loupe.evals.agent_eval import build_index
+from loupe.evals.paths import DATASETS, RESULTS
+from loupe.base.config import load_settings
 from loupe.metadata import parse_price
-from tools.document_fields import iso_date, printed_date, printed_shop, printed_total
-from tools.process import configure_process
-from tools.training.text_boxes import read_text_boxes
+from loupe.tools.document_fields import iso_date, printed_date, printed_shop, printed_total
+from loupe.tools.process import configure_process
+from loupe.tools.training.text_boxes import read_text_boxes
 
 FIELDS = ("company", "date", "total")
 SOURCES = ("ocr", "truth")  # Loupe's own OCR as indexed; the dataset's ground-truth lines

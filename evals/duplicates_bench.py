@@ -1,6 +1,6 @@
 """How well and how fast `loupe duplicates` finds copies: pair precision and recall per kind of copy.
 
-    python -m evals.duplicates_bench [--originals 60] [--rows 10000,100000]
+    python -m loupe.evals.duplicates_bench [--originals 60] [--rows 10000,100000]
 
 The collection is built from ../shared/datasets: Flickr8k photos and SROIE receipts, each with one copy of every kind
 (exact bytes, metadata changed, resized to 50%, JPEG quality 30, a 10% crop, turned 90 degrees, a
@@ -31,13 +31,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from evals.hostile_corpus import exif_block
-from evals.paths import DATASETS
+from loupe.evals.hostile_corpus import exif_block
+from loupe.evals.paths import DATASETS
 from loupe.api import Collection
-from loupe.config import load_settings
-from store.image_table import ImageTable
-from store.schema import IndexInfo
-from tools.image_file import hamming_distances
+from loupe.base.config import load_settings
+from loupe.store.image_table import ImageTable
+from loupe.store.schema import IndexInfo
+from loupe.tools.image_file import hamming_distances
 
 COPY_KINDS = ("exact", "metadata", "resized", "quality30", "crop10", "turned90", "border")
 BASELINE_BITS = 10
@@ -188,8 +188,8 @@ def baseline_pairs(table: ImageTable) -> set[frozenset[str]]:
 def store_timing(index_dir: Path, rows: int, similar_cosine: float,
                  near_duplicate_cosine: float) -> tuple[float, int, int]:
     """Seconds to group ``rows`` synthetic rows, the groups found and the planted copies (1% of rows)."""
-    from evals.bench import synthetic_rows
-    from tools.duplicates import find_duplicates
+    from loupe.evals.bench import synthetic_rows
+    from loupe.tools.duplicates import find_duplicates
 
     info = IndexInfo("synthetic", 1280, "synthetic", 384, "none", "none")
     table = ImageTable.open_or_create(index_dir, info)

@@ -1,6 +1,6 @@
 """Hard phone photos: the SMVS DVD-cover photos made small, tilted, glared and covered, scored per condition.
 
-    python -m evals.hard_photos [--datasets ../shared/datasets] [--cameras canon,droid,e63,palm] [--fresh]
+    python -m loupe.evals.hard_photos [--datasets ../shared/datasets] [--cameras canon,droid,e63,palm] [--fresh]
 
 The README's SMVS figure is measured on covers the pipeline was tuned on, in photos where the cover fills
 most of the frame. Photos people take are harder, so this builds, from each SMVS phone photo, one query per
@@ -35,14 +35,14 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from evals.harness import indexed_toolbox
-from evals.metrics import average_precision, percentile
-from evals.paths import DATASETS, RESULTS
-from loupe.config import load_settings
-from tools.boundary import ChosenFile
-from tools.models import Models
-from tools.process import configure_process
-from tools.records import MatchLabel
+from loupe.evals.harness import indexed_toolbox
+from loupe.evals.metrics import average_precision, percentile
+from loupe.evals.paths import DATASETS, RESULTS
+from loupe.base.config import load_settings
+from loupe.tools.boundary import ChosenFile
+from loupe.tools.models import Models
+from loupe.tools.process import configure_process
+from loupe.tools.records import MatchLabel
 
 CONDITIONS = ("photo", "small", "tilted", "glare", "covered", "all")
 FRAME_SIDE = 800  # the SMVS photos' own long side

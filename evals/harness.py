@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evals.metrics import (
+from loupe.evals.metrics import (
     average_precision,
     f1_at,
     mean_average_precision,
@@ -39,16 +39,16 @@ from evals.metrics import (
     reciprocal_rank,
     top1,
 )
-from evals.query_files import read_query_file
-from loupe.config import Settings
-from loupe.errors import ConfigError, LoupeError
+from loupe.evals.query_files import read_query_file
+from loupe.base.config import Settings
+from loupe.base.errors import ConfigError, LoupeError
 from loupe.indexer import Indexer
-from store.image_table import ImageTable
-from tools.boundary import ChosenFile
-from tools.image_file import hamming_distances, read_image
-from tools.models import Models
-from tools.models.registry import ModelKind, parse
-from tools.toolbox import Toolbox
+from loupe.store.image_table import ImageTable
+from loupe.tools.boundary import ChosenFile
+from loupe.tools.image_file import hamming_distances, read_image
+from loupe.tools.models import Models
+from loupe.tools.models.registry import ModelKind, parse
+from loupe.tools.toolbox import Toolbox
 
 RECALL_POINTS = np.linspace(0, 1, 11)
 

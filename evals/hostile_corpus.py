@@ -3,7 +3,7 @@
 ``build_hostile_corpus`` writes it (the tests use it too); run as a benchmark it indexes the corpus in a
 fresh process and prints what happened to each file and the run's peak resident memory:
 
-    python -m evals.hostile_corpus [--keep FOLDER]
+    python -m loupe.evals.hostile_corpus [--keep FOLDER]
 
 Every good or merely unusual image must be indexed exactly once, every bad file must cost one line, and
 the run must stay under 1.5 GB of RSS, including a 2 GB non-image, an over-limit PNG and a 20000 x 20000
@@ -29,9 +29,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from evals.decode_memory import png_chunk
-from evals.paths import DATASETS
-from tools.process import configure_process
+from loupe.evals.decode_memory import png_chunk
+from loupe.evals.paths import DATASETS
+from loupe.tools.process import configure_process
 
 PEAK_RSS_LIMIT_MB = 1536
 
@@ -173,10 +173,10 @@ def exif_block(*entries: tuple[int, int, bytes]) -> bytes:
 
 def _index_in_this_process(root: Path, index_dir: Path) -> dict:
     """Run by the benchmark in a fresh interpreter, so ru_maxrss is this run's peak alone."""
-    from loupe.config import load_settings
+    from loupe.base.config import load_settings
     from loupe.indexer import Indexer
-    from store.image_table import ImageTable
-    from tools.models import Models
+    from loupe.store.image_table import ImageTable
+    from loupe.tools.models import Models
 
     settings = load_settings().with_index_dir(index_dir)
     models = Models(settings)
@@ -202,7 +202,7 @@ def main() -> None:
     base = args.keep or Path(tempfile.mkdtemp(prefix="loupe-hostile-"))
     photos = sorted((DATASETS / "holidays" / "images").iterdir())[:3]
     corpus = build_hostile_corpus(base, photos, huge=True)
-    result = subprocess.run([sys.executable, "-m", "evals.hostile_corpus", "--child", str(corpus.root),
+    result = subprocess.run([sys.executable, "-m", "loupe.evals.hostile_corpus", "--child", str(corpus.root),
                              str(base / "index")], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         sys.exit(f"the indexing run failed:\n{result.stderr[-3000:]}")

@@ -1,6 +1,6 @@
 """What an install costs: the default one and ``[train]``, each in a fresh virtualenv, side by side.
 
-    python -m evals.install_size [--extras ,train] [--keep DIR]
+    python -m loupe.evals.install_size [--extras ,train] [--keep DIR]
 
 For each install (an empty name is the default one): the size of its
 site-packages, the number of distributions, the seconds ``pip install`` took

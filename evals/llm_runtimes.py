@@ -6,7 +6,7 @@ llama.cpp in process (``xllamacpp``, what the ``local`` backend runs) and transf
 empty prompt cache and with the system prompt cached, output tokens per second, and how many of eight
 everyday requests get the right tool and argument with the ``local`` backend's prompt and parser.
 
-    python -m evals.llm_runtimes [--models qwen2.5-coder-0.5b] [--runtimes xllamacpp]
+    python -m loupe.evals.llm_runtimes [--models qwen2.5-coder-0.5b] [--runtimes xllamacpp]
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
-from agent.graph import SYSTEM_PROMPT
-from agent.local_llm import LocalChatModel, parse_reply, server_for, to_openai, tool_prompt
-from agent.tools import make_tools
-from tools.models.gguf import MODELS, gguf_path
-from tools.models.resolver import default_cache_dir
+from loupe.agent.graph import SYSTEM_PROMPT
+from loupe.agent.local_llm import LocalChatModel, parse_reply, server_for, to_openai, tool_prompt
+from loupe.agent.tools import make_tools
+from loupe.tools.models.gguf import MODELS, gguf_path
+from loupe.tools.models.resolver import default_cache_dir
 
 IMAGE = "\n\n[attached image: 5d41402abc4b2a76]"
 FIRST, SECOND = "a3f9c1d27b604e18", "0e7d5b9f2c8a4613"

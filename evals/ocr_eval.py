@@ -1,6 +1,6 @@
 """OCR quality against ground-truth boxes.
 
-    python -m evals.ocr_eval [--datasets ../shared/datasets] [--detector-weights text-detector.pt]
+    python -m loupe.evals.ocr_eval [--datasets ../shared/datasets] [--detector-weights text-detector.pt]
     loupe eval evals/querysets/icdar2015.jsonl --compare rapidocr,yolo+rapidocr@text-detector.pt
 
 * icdar2015 (blurry phone-camera scene text, word-level boxes, '###' = illegible,
@@ -32,16 +32,16 @@ from pathlib import Path
 
 from PIL import Image
 
-from evals.metrics import character_error_rate, edit_distance, percentile
-from evals.paths import DATASETS, QUERY_SETS, RESULTS
-from evals.query_files import read_query_file
-from loupe.config import Settings, load_settings
-from loupe.errors import LoupeError
-from tools.image_file import read_image
-from tools.models.ocr_backends import OcrBackend, OcrLine
-from tools.models.registry import ModelKind, load, parse
-from tools.process import configure_process
-from tools.training.text_boxes import DONT_CARE, iou, read_text_boxes, share_inside
+from loupe.evals.metrics import character_error_rate, edit_distance, percentile
+from loupe.evals.paths import DATASETS, QUERY_SETS, RESULTS
+from loupe.evals.query_files import read_query_file
+from loupe.base.config import Settings, load_settings
+from loupe.base.errors import LoupeError
+from loupe.tools.image_file import read_image
+from loupe.tools.models.ocr_backends import OcrBackend, OcrLine
+from loupe.tools.models.registry import ModelKind, load, parse
+from loupe.tools.process import configure_process
+from loupe.tools.training.text_boxes import DONT_CARE, iou, read_text_boxes, share_inside
 
 LINE_MATCH_EDITS = 0.10
 

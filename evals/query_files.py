@@ -10,7 +10,7 @@ import json
 from enum import StrEnum
 from pathlib import Path
 
-from loupe.errors import LoupeError
+from loupe.base.errors import LoupeError
 
 
 class EvalTask(StrEnum):

@@ -1,6 +1,6 @@
 """Retrieval quality on the public benchmarks in ../shared/datasets, for README's table.
 
-    python -m evals.retrieval [--datasets ../shared/datasets] [--only holidays,smvs_dvd,sroie]
+    python -m loupe.evals.retrieval [--datasets ../shared/datasets] [--only holidays,smvs_dvd,sroie]
 
 Runs the shipped query sets (evals/querysets/) through the same code as
 ``loupe eval`` (evals/harness.py), Loupe's pipeline only, and adds:
@@ -21,11 +21,11 @@ import json
 import shutil
 from pathlib import Path
 
-from evals.harness import Pipeline, evaluate, indexed_toolbox, load_query_set
-from evals.paths import DATASETS, QUERY_SETS, RESULTS
-from loupe.config import Settings, load_settings
-from tools.models import Models
-from tools.process import configure_process
+from loupe.evals.harness import Pipeline, evaluate, indexed_toolbox, load_query_set
+from loupe.evals.paths import DATASETS, QUERY_SETS, RESULTS
+from loupe.base.config import Settings, load_settings
+from loupe.tools.models import Models
+from loupe.tools.process import configure_process
 
 EVALS = ("holidays", "smvs_dvd", "sroie")
 

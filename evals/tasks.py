@@ -11,11 +11,11 @@ import json
 from pathlib import Path
 from typing import Protocol
 
-from evals import agent_eval, harness, ocr_eval
-from evals.paths import QUERY_SETS
-from evals.query_files import EvalTask, read_query_file
-from loupe.config import Settings
-from loupe.errors import LoupeError
+from loupe.evals import agent_eval, harness, ocr_eval
+from loupe.evals.paths import QUERY_SETS
+from loupe.evals.query_files import EvalTask, read_query_file
+from loupe.base.config import Settings
+from loupe.base.errors import LoupeError
 
 
 class TaskRunner(Protocol):

@@ -1,6 +1,6 @@
 """Choosing the level below which a text-search candidate is not a match ("nothing here"), by cross-validation.
 
-    python -m evals.text_match_calibration [--datasets ../shared/datasets]
+    python -m loupe.evals.text_match_calibration [--datasets ../shared/datasets]
 
 A text search always ranks something; the agent must say when nothing in the
 collection is what was asked for. :func:`tools.text_search.is_match` keeps a
@@ -24,13 +24,13 @@ import hashlib
 import json
 from pathlib import Path
 
-from agent.intents import search_words
-from evals.agent_eval import build_index
-from evals.paths import DATASETS, QUERY_SETS, RESULTS
-from evals.query_files import read_query_file
-from loupe.config import load_settings
-from tools import text_search as search
-from tools.process import configure_process
+from loupe.agent.intents import search_words
+from loupe.evals.agent_eval import build_index
+from loupe.evals.paths import DATASETS, QUERY_SETS, RESULTS
+from loupe.evals.query_files import read_query_file
+from loupe.base.config import load_settings
+from loupe.tools import text_search as search
+from loupe.tools.process import configure_process
 
 QUERY_FILES = [QUERY_SETS / "agent.jsonl", QUERY_SETS / "agent_paraphrase.jsonl"]
 SCORE_LEVELS = [round(0.40 + 0.01 * i, 2) for i in range(46)]

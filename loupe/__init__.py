@@ -7,7 +7,7 @@ LanceDB table), ``tools/`` (models and the four retrieval tools), ``agent/``,
 ``ui/`` and ``evals/``.
 
 ``loupe.open(index)`` is the Python API (:mod:`loupe.api`); it is imported on
-first use, so ``import loupe.config`` stays cheap.
+first use, so ``import loupe.base.config`` stays cheap.
 """
 
 from __future__ import annotations

@@ -25,20 +25,20 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from loupe.config import Settings, load_settings
-from loupe.errors import LoupeError
-from tools.boundary import ChosenFile, ImageInput
-from tools.caption import CaptionToolResult
-from tools.ocr import OcrToolResult
-from tools.records import MatchedRecord, SearchResult
-from tools.toolbox import Toolbox
+from loupe.base.config import Settings, load_settings
+from loupe.base.errors import LoupeError
+from loupe.tools.boundary import ChosenFile, ImageInput
+from loupe.tools.caption import CaptionToolResult
+from loupe.tools.ocr import OcrToolResult
+from loupe.tools.records import MatchedRecord, SearchResult
+from loupe.tools.toolbox import Toolbox
 
 if TYPE_CHECKING:
-    from agent.assistant import Answer, Assistant
+    from loupe.agent.assistant import Answer, Assistant
     from loupe.indexer import IndexReport, ProgressCallback
-    from store.filters import Condition
-    from tools.aggregate import Aggregate
-    from tools.duplicates import DuplicateReport, KeeperRule
+    from loupe.store.filters import Condition
+    from loupe.tools.aggregate import Aggregate
+    from loupe.tools.duplicates import DuplicateReport, KeeperRule
 
 
 def open(index: str | Path | None = None, config: str | Path | None = None,  # noqa: A001 - loupe.open reads well
@@ -63,7 +63,7 @@ class Collection:
 
     @cached_property
     def assistant(self) -> Assistant:
-        from agent.assistant import Assistant
+        from loupe.agent.assistant import Assistant
 
         return Assistant(self.settings, toolbox=self.toolbox)
 
@@ -108,7 +108,7 @@ class Collection:
 
     def record(self, record_id: str) -> MatchedRecord:
         """One record by id, with its metadata and OCR text (``LoupeError`` when there is none)."""
-        from tools.records import record_by_id
+        from loupe.tools.records import record_by_id
 
         return record_by_id(self.toolbox.table, record_id)
 
@@ -126,7 +126,7 @@ class Collection:
         are in ``report.problems``, one line each; they never stop the run."""
         from loupe.indexer import Indexer
         from loupe.metadata import load_metadata
-        from store.image_table import ImageTable
+        from loupe.store.image_table import ImageTable
 
         entries = load_metadata(Path(metadata).expanduser()) if metadata is not None else None
         table = ImageTable.open_or_create(self.settings.index_dir, self.toolbox.models.index_info())
@@ -146,14 +146,14 @@ class Collection:
         latest or earliest of ``column``, optionally per shop, month or year (tools/aggregate.py), with the ids
         it came from and what was left out. ``aggregate("sum", shop="aeon", conditions=[Condition("year", "=",
         2018)])`` is what was spent at AEON in 2018; amounts in two currencies are never added together."""
-        from tools.aggregate import aggregate
+        from loupe.tools.aggregate import aggregate
 
         return aggregate(self.toolbox.table, measure, column, conditions, shop, group_by)
 
     def duplicates(self, keep: KeeperRule | None = None, where: str | None = None) -> DuplicateReport:
         """Every group of identical and near-identical images, each with a suggested keeper and, per copy,
         why it is one. Nothing is moved or deleted: see :meth:`move_duplicates`."""
-        from tools.duplicates import find_duplicates
+        from loupe.tools.duplicates import find_duplicates
 
         encoder = self.toolbox.models.image_encoder
         return find_duplicates(self.toolbox.table, encoder.similar_cosine, encoder.near_duplicate_cosine, keep=keep,
@@ -163,7 +163,7 @@ class Collection:
                         dry_run: bool = True) -> tuple[list[tuple[str, str]], Path | None]:
         """Move every group's copies into ``folder`` (their rows leave the index) and write an undo file there;
         with ``dry_run`` only list the moves. Returns the (from, to) moves and the undo file."""
-        from tools.duplicates import move_copies
+        from loupe.tools.duplicates import move_copies
 
         return move_copies(self.toolbox.table, self.toolbox.boundary, report, Path(folder).expanduser(), dry_run)
 

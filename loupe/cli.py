@@ -1,6 +1,6 @@
 """The ``loupe`` command: index, search, demo (and the agent, UI and evals).
 
-Errors meant for the user (:class:`~loupe.errors.LoupeError`) print one line
+Errors meant for the user (:class:`~loupe.base.errors.LoupeError`) print one line
 and exit with status 1; anything else is a bug and keeps its traceback.
 ``loupe index`` exits with status 3 when it finished but skipped files (each
 named on its own line), so a script can tell a clean run from a partial one.
@@ -19,10 +19,10 @@ from typing import Annotated, Literal, Optional
 import typer
 from tqdm import tqdm
 
-from evals.paths import DATASETS
-from loupe.config import Settings, load_settings
-from loupe.errors import LoupeError
-from tools.models.registry import require_extra
+from loupe.evals.paths import DATASETS
+from loupe.base.config import Settings, load_settings
+from loupe.base.errors import LoupeError
+from loupe.tools.models.registry import require_extra
 
 SKIPPED_FILES_EXIT = 3
 
@@ -42,7 +42,7 @@ def main(
     index: Annotated[Optional[Path], typer.Option(help="Index folder (default: $LOUPE_INDEX or ~/.loupe/index).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML config file (default: $LOUPE_CONFIG or ./loupe.toml).")] = None,
 ) -> None:
-    from tools.process import configure_process
+    from loupe.tools.process import configure_process
 
     configure_process()
     settings = _user_errors(lambda: load_settings(config))
@@ -73,8 +73,8 @@ def run_index(settings: Settings, paths: list[Path], metadata: Path | None, prun
     from loupe.display import console, print_report
     from loupe.indexer import Indexer
     from loupe.metadata import load_metadata
-    from store.image_table import ImageTable
-    from tools.models import Models
+    from loupe.store.image_table import ImageTable
+    from loupe.tools.models import Models
 
     entries = None
     if metadata is not None:
@@ -113,8 +113,8 @@ def search(
     """Search by image (--image) or by words (TEXT); both together run both searches."""
     if not text and not image:
         _fail("give words to search for, or --image FILE")
-    from tools.boundary import ChosenFile
-    from tools.toolbox import Toolbox
+    from loupe.tools.boundary import ChosenFile
+    from loupe.tools.toolbox import Toolbox
 
     toolbox = Toolbox(state.settings)
     results = []
@@ -139,8 +139,8 @@ def demo(
     """Build a small sample collection, index it, and run a few searches."""
     from loupe.display import console, print_result
     from loupe.sample import build_sample
-    from tools.boundary import ChosenFile
-    from tools.toolbox import Toolbox
+    from loupe.tools.boundary import ChosenFile
+    from loupe.tools.toolbox import Toolbox
 
     folder = folder.expanduser()
     collection, metadata, queries = build_sample(folder)
@@ -173,7 +173,7 @@ def ask(
                                                     "openai, openai-compatible (default: [llm] backend).")] = None,
 ) -> None:
     """Ask the agent; it picks the tools, answers with the matched records and explains why."""
-    from agent.assistant import Assistant
+    from loupe.agent.assistant import Assistant
 
     settings = state.settings
     if llm:
@@ -197,8 +197,8 @@ def chat(
     new conversation, /quit leaves."""
     import uuid
 
-    from agent.assistant import Assistant
-    from agent.llm import backend_label
+    from loupe.agent.assistant import Assistant
+    from loupe.agent.llm import backend_label
 
     assistant = _user_errors(lambda: Assistant(state.settings))
     thread = thread or uuid.uuid4().hex[:8]
@@ -242,7 +242,7 @@ def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8501) -> 
     go to this terminal's log, not to the page; uploads are capped at Loupe's attachment limit."""
     import os
 
-    import ui as ui_package
+    import loupe.ui as ui_package
 
     settings = state.settings
     app_file = Path(ui_package.__file__).parent / "app.py"
@@ -294,7 +294,7 @@ def duplicates(
     from loupe import duplicate_output
     from loupe.api import Collection
     from loupe.display import console
-    from tools.duplicates import parse_keeper_rule, undo_moves
+    from loupe.tools.duplicates import parse_keeper_rule, undo_moves
 
     if undo is not None:
         restored = _user_errors(lambda: undo_moves(undo.expanduser()))
@@ -344,8 +344,8 @@ def stats(
     """An exact figure over the index, computed from its columns: e.g. `loupe stats --sum total --shop aeon
     --year 2018`, `loupe stats --count --group-by shop`. Prints the figure, its records and what was left out."""
     from loupe.api import Collection
-    from store.filters import Condition
-    from tools.document_fields import iso_date
+    from loupe.store.filters import Condition
+    from loupe.tools.document_fields import iso_date
 
     asked = [(measure, column) for measure, column, given in (
         ("count", None, count), ("sum", sum_of, sum_of), ("min", min_of, min_of), ("max", max_of, max_of),
@@ -400,8 +400,8 @@ def _value_text(value) -> str:
 @app.command("models")
 def list_models() -> None:
     """The model backends of each kind, how to name them in loupe.toml, and the pip extra each needs."""
-    import agent.llm  # noqa: F401 - registers the LLM backends
-    import tools.models  # noqa: F401 - registers the image, text, OCR and caption backends
+    import loupe.agent.llm  # noqa: F401 - registers the LLM backends
+    import loupe.tools.models  # noqa: F401 - registers the image, text, OCR and caption backends
     from loupe.display import print_models
 
     print_models()
@@ -420,7 +420,7 @@ def evaluate(
     index: Annotated[Optional[Path], typer.Option("--index-dir", help="Folder for the indexes (default: <out>/index).")] = None,
 ) -> None:
     """Run query sets (retrieval, OCR or agent) and print their tables; `all` runs every shipped set."""
-    from evals.tasks import query_set_files, report, run_query_file, write_outputs
+    from loupe.evals.tasks import query_set_files, report, run_query_file, write_outputs
 
     specs = [p.strip() for p in compare.split(",") if p.strip()] if compare else None
     datasets = datasets.expanduser().resolve()
@@ -441,7 +441,7 @@ def evaluate(
 
 
 def _is_retrieval(path: Path) -> bool:
-    from evals.query_files import read_query_file
+    from loupe.evals.query_files import read_query_file
 
     return _user_errors(lambda: read_query_file(path))[0]["task"] == "retrieval"
 
@@ -458,7 +458,7 @@ def train_encoder(
 ) -> None:
     """Fine-tune the CNN image encoder (focal loss over augmented pairs) and write a checkpoint."""
     _user_errors(lambda: require_extra("train", "loupe train-encoder"))
-    from tools.training.encoder_training import train_encoder as run_training
+    from loupe.tools.training.encoder_training import train_encoder as run_training
 
     report = _user_errors(lambda: run_training(folder, out, epochs=epochs, batch_size=batch_size,
                                                image_size=image_size, learning_rate=learning_rate, device=device,
@@ -488,7 +488,7 @@ def train_detector(
 ) -> None:
     """Train a YOLO text detector for the yolo+rapidocr and yolo+textract OCR backends."""
     _user_errors(lambda: require_extra("train", "loupe train-detector"))
-    from tools.training.text_detector_training import train_text_detector
+    from loupe.tools.training.text_detector_training import train_text_detector
 
     report = _user_errors(lambda: train_text_detector(
         labelled, out, work.expanduser(), model=model, synthetic=synthetic, backgrounds=backgrounds, epochs=epochs,
@@ -497,7 +497,7 @@ def train_detector(
           f"validated on {report.val_images}: "
           + ", ".join(f"{k} {v}" for k, v in report.metrics.items()))
     print(f"wrote {out}. Use it with ocr = \"yolo+rapidocr\" and ocr_detector_weights = \"{out.resolve()}\" "
-          "under [models] in loupe.toml; measure it with python -m evals.ocr_eval --detector-weights " + str(out))
+          "under [models] in loupe.toml; measure it with python -m loupe.evals.ocr_eval --detector-weights " + str(out))
 
 
 @app.command("train-clip")
@@ -515,7 +515,7 @@ def train_clip(
 ) -> None:
     """Fine-tune an open_clip model on image-caption pairs with the contrastive loss."""
     _user_errors(lambda: (require_extra("train", "loupe train-clip"), require_extra("clip", "loupe train-clip")))
-    from tools.training.clip_training import train_clip as run_training
+    from loupe.tools.training.clip_training import train_clip as run_training
 
     report = _user_errors(lambda: run_training(
         captions, images, out, architecture=model, weights=weights, config=config, epochs=epochs,

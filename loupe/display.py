@@ -7,8 +7,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from loupe.indexer import IndexReport
-from tools.models.registry import ModelKind, families, missing_modules
-from tools.records import SearchResult
+from loupe.tools.models.registry import ModelKind, families, missing_modules
+from loupe.tools.records import SearchResult
 
 console = Console()
 

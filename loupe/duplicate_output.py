@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from rich.table import Table
 
-from tools.duplicates import DuplicateReport
+from loupe.tools.duplicates import DuplicateReport
 
 FORMATS = ("table", "json", "csv", "html")
 

@@ -18,10 +18,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from loupe.errors import ImageRejected
-from tools.analysis import StageTimer
-from tools.image_file import ImageFile, read_image
-from tools.local_features import LocalFeatures, extract_features
+from loupe.base.errors import ImageRejected
+from loupe.tools.analysis import StageTimer
+from loupe.tools.image_file import ImageFile, read_image
+from loupe.tools.local_features import LocalFeatures, extract_features
 
 
 @dataclass(frozen=True)

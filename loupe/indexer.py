@@ -21,17 +21,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loupe.config import Settings
+from loupe.base.config import Settings
 from loupe.file_reader import PreparedImage, default_workers, prepare_for_index, read_batches
 from loupe.metadata import Metadata, MetadataIndex
-from store.image_table import ImageTable
-from store.roots import add_roots
-from store.schema import RECORD_COLUMNS
-from tools.analysis import ImageAnalysis, StageTimer, analyse_images
-from tools.boundary import CollectionBoundary
-from tools.document_fields import fold_lines, iso_date, printed_date, printed_shop, printed_total
-from tools.image_file import SUPPORTED_SUFFIXES, rotated_hashes_of_thumbnail
-from tools.models import Models
+from loupe.store.image_table import ImageTable
+from loupe.store.roots import add_roots
+from loupe.store.schema import RECORD_COLUMNS
+from loupe.tools.analysis import ImageAnalysis, StageTimer, analyse_images
+from loupe.tools.boundary import CollectionBoundary
+from loupe.tools.document_fields import fold_lines, iso_date, printed_date, printed_shop, printed_total
+from loupe.tools.image_file import SUPPORTED_SUFFIXES, rotated_hashes_of_thumbnail
+from loupe.tools.models import Models
 
 ProgressCallback = Callable[[int, int, str], None]  # (files done, files to do, stage)
 

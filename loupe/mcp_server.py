@@ -28,11 +28,11 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from loupe.api import Collection
-from loupe.config import Settings
-from loupe.errors import LoupeError
-from store.filters import Condition, where_clause
-from tools.boundary import ImageInput
-from tools.records import MAX_TEXT_CHARS, SearchResult, bounded
+from loupe.base.config import Settings
+from loupe.base.errors import LoupeError
+from loupe.store.filters import Condition, where_clause
+from loupe.tools.boundary import ImageInput
+from loupe.tools.records import MAX_TEXT_CHARS, SearchResult, bounded
 
 Transport = Literal["stdio", "http"]
 T = TypeVar("T")

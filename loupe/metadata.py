@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loupe.errors import LoupeError
+from loupe.base.errors import LoupeError
 
 KEY_FIELDS = ("sha256", "path", "file", "file_name", "filename")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from loupe.errors import LoupeError
+from loupe.base.errors import LoupeError
 
 
 class Op(StrEnum):

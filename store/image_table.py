@@ -23,8 +23,8 @@ import numpy as np
 import pyarrow as pa
 from lancedb.index import FTS, BTree, IvfPq
 
-from loupe.errors import IndexMismatchError, LoupeError
-from store.schema import RECORD_COLUMNS, TABLE_NAME, IndexInfo, image_table_schema
+from loupe.base.errors import IndexMismatchError, LoupeError
+from loupe.store.schema import RECORD_COLUMNS, TABLE_NAME, IndexInfo, image_table_schema
 
 # Below this many rows an exact (flat) scan is fast enough (measured by
 # evals/bench_store.py) and always exact; above it an IVF-PQ index with

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from evals import paths
-from loupe.config import ModelSettings, Settings
+from loupe.evals import paths
+from loupe.base.config import ModelSettings, Settings
 from loupe.indexer import Indexer
 from loupe.metadata import load_metadata
-from store.image_table import ImageTable
-from tools.models import Models
-from tools.models.registry import ModelKind, load, parse
-from tools.process import configure_process
-from tools.toolbox import Toolbox
+from loupe.store.image_table import ImageTable
+from loupe.tools.models import Models
+from loupe.tools.models.registry import ModelKind, load, parse
+from loupe.tools.process import configure_process
+from loupe.tools.toolbox import Toolbox
 
 DATASETS = paths.DATASETS
 HOLIDAYS = DATASETS / "holidays"

@@ -13,11 +13,11 @@ import re
 import numpy as np
 from PIL import Image
 
-from loupe.config import Settings
-from tools.models import Models
-from tools.models.captioners import Caption
-from tools.models.image_embeddings import ImageEmbeddings
-from tools.models.ocr_backends import OcrLine, OcrResult
+from loupe.base.config import Settings
+from loupe.tools.models import Models
+from loupe.tools.models.captioners import Caption
+from loupe.tools.models.image_embeddings import ImageEmbeddings
+from loupe.tools.models.ocr_backends import OcrLine, OcrResult
 
 
 class PixelEncoder:

@@ -14,15 +14,15 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 from PIL import Image
 
-from agent.assistant import Assistant
-from agent.llm import make_chat_model
-from loupe.config import LLMSettings, Settings
-from loupe.errors import ConfigError
+from loupe.agent.assistant import Assistant
+from loupe.agent.llm import make_chat_model
+from loupe.base.config import LLMSettings, Settings
+from loupe.base.errors import ConfigError
 from tests.conftest import SROIE, holidays_files, sroie_key
 from tests.scripted_openai import ScriptedOpenAI
-from tools.document_fields import iso_date
-from tools.models import Models
-from tools.toolbox import Toolbox
+from loupe.tools.document_fields import iso_date
+from loupe.tools.models import Models
+from loupe.tools.toolbox import Toolbox
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,16 +12,16 @@ import shutil
 import pytest
 from langchain_core.messages import HumanMessage
 
-from agent.assistant import Assistant
-from agent.conversation import read_turn
-from agent.planner import plan
-from agent.tools import make_tools
+from loupe.agent.assistant import Assistant
+from loupe.agent.conversation import read_turn
+from loupe.agent.planner import plan
+from loupe.agent.tools import make_tools
 from loupe.indexer import Indexer
-from store.image_table import ImageTable
+from loupe.store.image_table import ImageTable
 from tests.conftest import SROIE, sroie_key
-from tools.models import Models
-from tools.records import ToolName
-from tools.toolbox import Toolbox
+from loupe.tools.models import Models
+from loupe.tools.records import ToolName
+from loupe.tools.toolbox import Toolbox
 
 AEON = ("031", "071", "094")  # AEON CO. (M) BHD, 2018, no currency printed: 75.00 + 17.70 + 5.90
 MR_DIY = ("004", "081", "084")  # MR D.I.Y., 2017 and 2018, in RM

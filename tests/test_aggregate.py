@@ -14,17 +14,17 @@ import lancedb
 import pyarrow as pa
 
 import loupe
-from evals.bench import synthetic_rows
-from evals.document_fields_eval import truth_lines
+from loupe.evals.bench import synthetic_rows
+from loupe.evals.document_fields_eval import truth_lines
 from loupe.cli import app
-from loupe.config import Settings
-from loupe.errors import LoupeError
+from loupe.base.config import Settings
+from loupe.base.errors import LoupeError
 from loupe.indexer import Indexer, derived_columns, record_id, search_text
-from store.filters import Condition
-from store.image_table import ImageTable
-from store.schema import TABLE_NAME, IndexInfo, image_table_schema
+from loupe.store.filters import Condition
+from loupe.store.image_table import ImageTable
+from loupe.store.schema import TABLE_NAME, IndexInfo, image_table_schema
 from tests.conftest import SROIE
-from tools.aggregate import aggregate
+from loupe.tools.aggregate import aggregate
 
 pytestmark = pytest.mark.fast  # no model is loaded: part of the fast tier
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 import loupe
-from loupe.errors import LoupeError
+from loupe.base.errors import LoupeError
 from loupe.sample import build_sample
 from tests.test_boundary import recording
-from tools.boundary import PathRefused
-from tools.records import MatchedRecord, MatchLabel
+from loupe.tools.boundary import PathRefused
+from loupe.tools.records import MatchedRecord, MatchLabel
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

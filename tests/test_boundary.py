@@ -20,18 +20,18 @@ from PIL import Image, ImageDraw, ImageFont
 from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
-from agent.assistant import Assistant
-from agent.llm import make_chat_model
+from loupe.agent.assistant import Assistant
+from loupe.agent.llm import make_chat_model
 from loupe.cli import app as cli_app
-from loupe.config import LLMSettings, Settings
+from loupe.base.config import LLMSettings, Settings
 from loupe.indexer import Indexer
-from store.image_table import ImageTable
+from loupe.store.image_table import ImageTable
 from tests.conftest import SROIE, holidays_files, sroie_ids
 from tests.scripted_openai import ScriptedOpenAI
 from tests.test_agent import ToolCallingFake
-from tools.boundary import PathRefused
-from tools.models import Models
-from tools.toolbox import Toolbox
+from loupe.tools.boundary import PathRefused
+from loupe.tools.models import Models
+from loupe.tools.toolbox import Toolbox
 
 APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"

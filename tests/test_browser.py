@@ -22,7 +22,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from loupe.config import Settings
+from loupe.base.config import Settings
 from tests.conftest import SROIE
 
 REPO = Path(__file__).resolve().parents[1]

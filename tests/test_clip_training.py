@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from loupe.cli import app
-from loupe.errors import LoupeError
+from loupe.base.errors import LoupeError
 from tests.conftest import DATASETS, load_model
 from tests.test_models import TINY_CLIP
-from tools.models.registry import ModelKind
-from tools.training.clip_training import read_pairs, train_clip
+from loupe.tools.models.registry import ModelKind
+from loupe.tools.training.clip_training import read_pairs, train_clip
 
 FLICKR = DATASETS / "flickr8k"
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from evals.document_fields_eval import truth_lines
+from loupe.evals.document_fields_eval import truth_lines
 from loupe.metadata import parse_price
 from tests.conftest import SROIE
-from tools.document_fields import (fold, fold_lines, iso_date, name_pattern, printed_currency, printed_date,
+from loupe.tools.document_fields import (fold, fold_lines, iso_date, name_pattern, printed_currency, printed_date,
                                    printed_shop, printed_total)
-from tools.records import MatchedRecord, MatchLabel, ordered
-from tools.text_search import name_runs, spelled_as_stored
+from loupe.tools.records import MatchedRecord, MatchLabel, ordered
+from loupe.tools.text_search import name_runs, spelled_as_stored
 
 pytestmark = pytest.mark.fast  # no model is loaded: part of the fast tier
 

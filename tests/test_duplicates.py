@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evals.duplicates_bench import COPY_KINDS, write_with_copies
+from loupe.evals.duplicates_bench import COPY_KINDS, write_with_copies
 from loupe.api import Collection
-from loupe.config import Settings
-from loupe.errors import LoupeError
+from loupe.base.config import Settings
+from loupe.base.errors import LoupeError
 from tests.conftest import holidays_files
 from tests.test_cli import loupe
-from tools import duplicates
-from tools.duplicates import parse_keeper_rule
+from loupe.tools import duplicates
+from loupe.tools.duplicates import parse_keeper_rule
 
 ORIGINALS = [holidays_files()[i] for i in (0, 5, 12)]
 UNRELATED = [holidays_files()[i] for i in (20, 23)]

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agent.assistant import Assistant
-from loupe.config import Settings
+from loupe.agent.assistant import Assistant
+from loupe.base.config import Settings
 from loupe.indexer import Indexer
 from loupe.metadata import load_metadata
-from store.image_table import ImageTable
+from loupe.store.image_table import ImageTable
 from tests.fakes import fake_models
-from tools.boundary import ChosenFile, PathRefused
-from tools.toolbox import Toolbox
+from loupe.tools.boundary import ChosenFile, PathRefused
+from loupe.tools.toolbox import Toolbox
 
 pytestmark = pytest.mark.fast
 RECEIPT_SIZE = (300, 500)

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from agent.assistant import Assistant
-from evals.hard_photos import CONDITIONS, make
+from loupe.agent.assistant import Assistant
+from loupe.evals.hard_photos import CONDITIONS, make
 from tests.conftest import DATASETS, SMVS, SMVS_SAMPLE
-from tools.image_search import crops
-from tools.records import MatchLabel
-from tools.toolbox import Toolbox
+from loupe.tools.image_search import crops
+from loupe.tools.records import MatchLabel
+from loupe.tools.toolbox import Toolbox
 
 FRAMES = sorted((DATASETS / "flickr8k" / "images").glob("*.jpg"))[:40]
 TWO_COVERS = {"queries/palm/004.jpg"}  # Bee Movie in front of The Bourne Identity (cover 005), both in view

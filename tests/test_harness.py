@@ -9,12 +9,12 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from evals.harness import Pipeline, evaluate, load_query_set, pr_curve
-from evals.tasks import write_outputs
+from loupe.evals.harness import Pipeline, evaluate, load_query_set, pr_curve
+from loupe.evals.tasks import write_outputs
 from loupe.cli import app
-from loupe.errors import LoupeError
+from loupe.base.errors import LoupeError
 from tests.conftest import sroie_key
-from tools.toolbox import Toolbox
+from loupe.tools.toolbox import Toolbox
 
 
 def _write(path: Path, lines: list) -> Path:

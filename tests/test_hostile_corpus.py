@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from evals.hostile_corpus import build_hostile_corpus
+from loupe.evals.hostile_corpus import build_hostile_corpus
 from loupe.indexer import Indexer
-from store.image_table import ImageTable
+from loupe.store.image_table import ImageTable
 from tests.conftest import holidays_files
-from tools.models import Models
+from loupe.tools.models import Models
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from agent.assistant import Assistant
-from agent.hybrid import HybridModel
+from loupe.agent.assistant import Assistant
+from loupe.agent.hybrid import HybridModel
 from tests.test_fast_pipeline import toolbox  # noqa: F401 - the fixture: a real table, fake models
-from tools.toolbox import Toolbox
+from loupe.tools.toolbox import Toolbox
 
 pytestmark = pytest.mark.fast
 

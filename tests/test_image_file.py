@@ -16,13 +16,13 @@ import PIL.ImageFile
 import pytest
 from PIL import Image
 
-from evals.hostile_corpus import exif_block
-from loupe.config import DECODE_BYTES_PER_PIXEL, DECODE_MEMORY_BUDGET, Settings, load_settings
-from loupe.errors import ImageRejected
+from loupe.evals.hostile_corpus import exif_block
+from loupe.base.config import DECODE_BYTES_PER_PIXEL, DECODE_MEMORY_BUDGET, Settings, load_settings
+from loupe.base.errors import ImageRejected
 from tests.conftest import holidays_files
-from tools import image_file
-from tools.image_file import ImageFile, decode_image_bytes, hamming_distances, open_image, read_image
-from tools.local_features import count_inliers, extract_features
+from loupe.tools import image_file
+from loupe.tools.image_file import ImageFile, decode_image_bytes, hamming_distances, open_image, read_image
+from loupe.tools.local_features import count_inliers, extract_features
 
 pytestmark = pytest.mark.fast  # no model is loaded: part of the fast tier
 

@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from loupe.config import Settings
-from loupe.errors import LoupeError
+from loupe.base.config import Settings
+from loupe.base.errors import LoupeError
 from loupe.indexer import Indexer, IndexReport, pace
 from loupe.metadata import load_metadata
-from store.image_table import ImageTable
-from evals.paths import DATASETS
+from loupe.store.image_table import ImageTable
+from loupe.evals.paths import DATASETS
 from tests.conftest import holidays_files
-from tools.models import Models
-from tools.toolbox import Toolbox
+from loupe.tools.models import Models
+from loupe.tools.toolbox import Toolbox
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,10 +6,10 @@ from datetime import date
 
 import pytest
 
-from agent import intents
-from agent.conversation import Turn, ToolRun
-from agent.planner import plan
-from tools.records import ToolName
+from loupe.agent import intents
+from loupe.agent.conversation import Turn, ToolRun
+from loupe.agent.planner import plan
+from loupe.tools.records import ToolName
 
 pytestmark = pytest.mark.fast  # no model is loaded: part of the fast tier
 

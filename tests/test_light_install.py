@@ -17,14 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from tests.conftest import SROIE, holidays_files
-from tools.models import Models
+from loupe.tools.models import Models
 
 REPO = Path(__file__).resolve().parents[1]
 HIDDEN = ("torch", "torchvision", "ultralytics", "open_clip", "transformers", "sentence_transformers", "mcp")
 # Modules that belong to an extra: they may not import without it, and nothing in the default path imports them.
-EXTRA_ONLY = {"tools.models.efficientnet_torch", "tools.models.open_clip_encoder", "tools.training.encoder_training",
-              "tools.training.clip_training", "tools.training.text_detector_training", "loupe.mcp_server"}
-SCRIPTS = {"ui.app"}  # a Streamlit page: importing it runs it
+EXTRA_ONLY = {"loupe.tools.models.efficientnet_torch", "loupe.tools.models.open_clip_encoder",
+              "loupe.tools.training.encoder_training", "loupe.tools.training.clip_training",
+              "loupe.tools.training.text_detector_training", "loupe.mcp_server"}
+SCRIPTS = {"loupe.ui.app"}  # a Streamlit page: importing it runs it
 
 # Wraps every finder so that the hidden packages are not found, as if not installed: import raises
 # ModuleNotFoundError and importlib.util.find_spec returns None (libraries such as lancedb probe for torch).
@@ -53,21 +54,23 @@ from pathlib import Path
 import numpy as np
 
 failed = []
-for package in ("loupe", "agent", "tools", "store", "ui", "evals"):
-    for info in pkgutil.walk_packages(importlib.import_module(package).__path__, package + "."):
-        if info.name in {EXTRA_ONLY | SCRIPTS!r}:
-            continue
-        try:
-            importlib.import_module(info.name)
-        except Exception as exc:
-            failed.append(f"{{info.name}}: {{exc!r}}")
+seen = set()
+for info in pkgutil.walk_packages(importlib.import_module("loupe").__path__, "loupe."):
+    seen.add(info.name)
+    if info.name in {EXTRA_ONLY | SCRIPTS!r}:
+        continue
+    try:
+        importlib.import_module(info.name)
+    except Exception as exc:
+        failed.append(f"{{info.name}}: {{exc!r}}")
 assert not failed, failed
+assert {{"loupe.store.image_table", "loupe.agent.graph", "loupe.ui.gallery", "loupe.evals.harness"}} <= seen, seen
 
-from loupe.config import load_settings
+from loupe.base.config import load_settings
 from loupe.indexer import Indexer
-from store.image_table import ImageTable
-from tools.models import Models
-from tools.toolbox import Toolbox
+from loupe.store.image_table import ImageTable
+from loupe.tools.models import Models
+from loupe.tools.toolbox import Toolbox
 
 folder, index = Path(sys.argv[1]), Path(sys.argv[2])
 settings = load_settings().with_index_dir(index)

@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
-from agent.assistant import Assistant
-from agent.llm import backend_label, make_chat_model
-from agent.local_llm import LocalChatModel, parse_reply, reply_schema, to_openai
-from agent.tools import make_tools
-from loupe.config import LLMSettings, Settings
-from loupe.errors import LoupeError, MissingExtraError, ModelNotFoundError
+from loupe.agent.assistant import Assistant
+from loupe.agent.llm import backend_label, make_chat_model
+from loupe.agent.local_llm import LocalChatModel, parse_reply, reply_schema, to_openai
+from loupe.agent.tools import make_tools
+from loupe.base.config import LLMSettings, Settings
+from loupe.base.errors import LoupeError, MissingExtraError, ModelNotFoundError
 from tests.conftest import sroie_key
-from tools.models import Models, gguf
-from tools.models.gguf import MODELS, GgufModel, gguf_path
-from tools.toolbox import Toolbox
+from loupe.tools.models import Models, gguf
+from loupe.tools.models.gguf import MODELS, GgufModel, gguf_path
+from loupe.tools.toolbox import Toolbox
 
 SMALL = "qwen2.5-coder-0.5b"
 TOOLS = LocalChatModel(model_path="unused.gguf").bind_tools(make_tools(None)).tools

@@ -36,8 +36,8 @@ from loupe.api import Collection
 from loupe.mcp_server import build_server, encoded_size
 from tests.conftest import HOLIDAYS, SROIE
 from tests.test_boundary import recording
-from tools.models import Models
-from tools.toolbox import Toolbox
+from loupe.tools.models import Models
+from loupe.tools.toolbox import Toolbox
 
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = {"image_search", "text_search", "ocr", "caption", "ask"}

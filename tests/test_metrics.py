@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evals.metrics import (
+from loupe.evals.metrics import (
     average_precision,
     f1_at,
     mean_average_precision,
@@ -58,7 +58,7 @@ def test_percentile_matches_numpy_including_ties() -> None:
 
 
 def test_edit_distance_and_cer_by_hand() -> None:
-    from evals.metrics import character_error_rate, edit_distance
+    from loupe.evals.metrics import character_error_rate, edit_distance
 
     assert edit_distance("kitten", "sitting") == 3
     assert edit_distance("", "abc") == 3 and edit_distance("abc", "") == 3

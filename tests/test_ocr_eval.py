@@ -7,11 +7,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from evals.ocr_eval import TruthBox, evaluate, read_truth, score_lines, score_words
+from loupe.evals.ocr_eval import TruthBox, evaluate, read_truth, score_lines, score_words
 from loupe.cli import app
 from tests.conftest import DATASETS
-from tools.models import Models
-from tools.models.ocr_backends import OcrLine
+from loupe.tools.models import Models
+from loupe.tools.models.ocr_backends import OcrLine
 
 
 def _line(text: str, x0: float, y0: float, x1: float, y1: float) -> OcrLine:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from PIL import Image
 
 from tests.conftest import DATASETS, HOLIDAYS, SROIE
-from tools.models import Models
-from tools.models.ocr_backends import RapidOcrBackend
+from loupe.tools.models import Models
+from loupe.tools.models.ocr_backends import RapidOcrBackend
 
 
 def test_a_photo_without_text_skips_reading_and_a_receipt_is_read_as_before(models: Models) -> None:

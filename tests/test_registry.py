@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-import agent.llm  # noqa: F401 - registers the LLM backends
-from loupe.errors import ConfigError
-from tools.models.registry import ModelKind, ModelSpec, families, parse
+import loupe.agent.llm  # noqa: F401 - registers the LLM backends
+from loupe.base.errors import ConfigError
+from loupe.tools.models.registry import ModelKind, ModelSpec, families, parse
 
 pytestmark = pytest.mark.fast  # no model is loaded: part of the fast tier
 

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from tests.conftest import SMVS, SMVS_SAMPLE, holidays_files, sroie_ids, sroie_key
-from tools.boundary import ChosenFile
-from tools.records import MatchLabel
-from tools.toolbox import Toolbox
+from loupe.tools.boundary import ChosenFile
+from loupe.tools.records import MatchLabel
+from loupe.tools.toolbox import Toolbox
 
 
 def _jpeg_bytes(image: Image.Image, quality: int) -> bytes:

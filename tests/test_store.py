@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evals.bench import synthetic_rows
-from store.filters import InvalidConditionError, where_clause
-from store.image_table import ImageTable, InvalidFilterError
-from store.schema import IndexInfo
+from loupe.evals.bench import synthetic_rows
+from loupe.store.filters import InvalidConditionError, where_clause
+from loupe.store.image_table import ImageTable, InvalidFilterError
+from loupe.store.schema import IndexInfo
 from tests.conftest import holidays_files
-from tools.image_file import hamming_distances, read_image
+from loupe.tools.image_file import hamming_distances, read_image
 
 pytestmark = pytest.mark.fast  # no model is loaded: part of the fast tier
 
@@ -105,9 +105,9 @@ def test_an_index_built_before_the_derived_columns_gets_them_and_keeps_its_rows(
     import lancedb
     import pyarrow as pa
 
-    from loupe.config import Settings
+    from loupe.base.config import Settings
     from loupe.indexer import Indexer
-    from store.schema import DERIVED_COLUMNS, TABLE_NAME, image_table_schema
+    from loupe.store.schema import DERIVED_COLUMNS, TABLE_NAME, image_table_schema
 
     index = tmp_path / "index"
     index.mkdir()
@@ -135,9 +135,9 @@ def test_an_index_built_before_the_derived_columns_gets_them_and_keeps_its_rows(
 
 
 def test_a_second_writer_on_one_index_stops_with_one_line_and_readers_go_on(tmp_path: Path) -> None:
-    from loupe.config import Settings
+    from loupe.base.config import Settings
     from loupe.indexer import Indexer
-    from store.image_table import IndexBusyError
+    from loupe.store.image_table import IndexBusyError
 
     table = ImageTable.open_or_create(tmp_path / "index", INFO)
     table.append(synthetic_rows(0, 5, INFO, np.random.default_rng(0)))

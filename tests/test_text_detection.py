@@ -11,20 +11,20 @@ from moto.textract.models import TextractBackend as MockedTextract
 from PIL import Image
 from typer.testing import CliRunner
 
-from evals.ocr_eval import TruthBox, score_detection
+from loupe.evals.ocr_eval import TruthBox, score_detection
 from loupe.cli import app
-from loupe.errors import ConfigError, ModelNotFoundError
+from loupe.base.errors import ConfigError, ModelNotFoundError
 from tests.conftest import DATASETS, SROIE, load_model
-from tools.models.ocr_backends import (
+from loupe.tools.models.ocr_backends import (
     DetectThenRecognise,
     OcrResult,
     RapidOcrBackend,
     TextractBackend,
 )
-from tools.models.registry import ModelKind
-from tools.models.text_detection import YoloTextDetector
-from tools.training.text_boxes import held_out, read_text_boxes
-from tools.training.text_detector_training import boxes_in_window, square_windows, yolo_label
+from loupe.tools.models.registry import ModelKind
+from loupe.tools.models.text_detection import YoloTextDetector
+from loupe.tools.training.text_boxes import held_out, read_text_boxes
+from loupe.tools.training.text_detector_training import boxes_in_window, square_windows, yolo_label
 
 
 class GroundTruthDetector:
@@ -134,9 +134,9 @@ def test_tiny_training_run_writes_weights_the_backend_loads(tmp_path: Path) -> N
 
 
 def test_loading_ultralytics_keeps_corrupt_images_a_clear_error(tmp_path: Path) -> None:
-    from loupe.errors import ImageRejected
-    from tools.image_file import read_image
-    from tools.models.text_detection import load_yolo_class
+    from loupe.base.errors import ImageRejected
+    from loupe.tools.image_file import read_image
+    from loupe.tools.models.text_detection import load_yolo_class
 
     load_yolo_class()
     broken = tmp_path / "broken.jpg"

@@ -7,10 +7,10 @@ from moto import mock_aws
 from moto.textract.models import TextractBackend as MockedTextract
 from PIL import Image
 
-from loupe.errors import ModelNotFoundError
+from loupe.base.errors import ModelNotFoundError
 from tests.conftest import SROIE, load_model
-from tools.models.ocr_backends import TextractBackend
-from tools.models.registry import ModelKind
+from loupe.tools.models.ocr_backends import TextractBackend
+from loupe.tools.models.registry import ModelKind
 
 
 def _line(text: str, x: float, y: float, confidence: float) -> dict:

@@ -14,10 +14,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from loupe.cli import app
-from loupe.errors import LoupeError, ModelNotFoundError
+from loupe.base.errors import LoupeError, ModelNotFoundError
 from tests.conftest import HOLIDAYS, holidays_files, load_model
-from tools.models.registry import ModelKind
-from tools.training.encoder_training import focal_loss, labelled_images, train_encoder
+from loupe.tools.models.registry import ModelKind
+from loupe.tools.training.encoder_training import focal_loss, labelled_images, train_encoder
 
 
 def test_focal_loss_by_hand() -> None:

@@ -12,13 +12,13 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Button
 
-from evals.duplicates_bench import write_with_copies
+from loupe.evals.duplicates_bench import write_with_copies
 from loupe.api import Collection
-from loupe.config import Settings
+from loupe.base.config import Settings
 from tests.conftest import holidays_files, sroie_key
-from tools.models import Models
-from tools.toolbox import Toolbox
-from ui.gallery import escape
+from loupe.tools.models import Models
+from loupe.tools.toolbox import Toolbox
+from loupe.ui.gallery import escape
 
 COPIED = [holidays_files()[i] for i in (0, 5)]  # each with the copies below; Holidays 0, 5 and 20 are unrelated
 KINDS = ("exact", "resized", "turned90")
@@ -183,7 +183,7 @@ def test_duplicates_page_shows_the_groups_and_lists_the_moves_for_the_keepers_pi
 
 def test_duplicates_page_keeps_a_pick_across_pages(copies_library: tuple[Settings, Path], tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from ui import duplicates_page
+    from loupe.ui import duplicates_page
 
     monkeypatch.setattr(duplicates_page, "GROUPS_PER_PAGE", 1)
     app = _app(copies_library[0].index_dir, monkeypatch)

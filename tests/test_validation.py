@@ -6,11 +6,11 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
-from agent.assistant import Assistant
-from agent.tools import make_tools
-from agent.validation import call_problem, ungrounded
+from loupe.agent.assistant import Assistant
+from loupe.agent.tools import make_tools
+from loupe.agent.validation import call_problem, ungrounded
 from tests.test_fast_pipeline import toolbox  # noqa: F401 - the fixture: a real table, fake models
-from tools.toolbox import Toolbox
+from loupe.tools.toolbox import Toolbox
 
 pytestmark = pytest.mark.fast
 
@@ -94,7 +94,7 @@ def test_quoting_what_a_tool_read_is_not_naming_a_record() -> None:
 def test_the_agent_eval_judges_tools_records_facts_and_grounding() -> None:
     from types import SimpleNamespace
 
-    from evals.agent_eval import judge
+    from loupe.evals.agent_eval import judge
 
     record = SimpleNamespace(path="/data/sroie/images/001.jpg", file_name="001.jpg")
     answer = SimpleNamespace(trace=[{"tool": "web_search", "refused": True}, {"tool": "text_search"}],
@@ -108,7 +108,7 @@ def test_the_agent_eval_judges_tools_records_facts_and_grounding() -> None:
 
 
 def test_an_eval_sample_spreads_over_every_kind() -> None:
-    from evals.agent_eval import sample
+    from loupe.evals.agent_eval import sample
 
     entries = [{"id": f"{kind}-{n}", "kind": kind} for kind in ("image", "text", "follow-up") for n in range(10)]
     chosen = sample(entries, 6)

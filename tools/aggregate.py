@@ -22,10 +22,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from loupe.errors import LoupeError
-from store.filters import Condition, where_clause
-from store.image_table import ImageTable
-from tools.document_fields import fold, name_pattern, printed_currency
+from loupe.base.errors import LoupeError
+from loupe.store.filters import Condition, where_clause
+from loupe.store.image_table import ImageTable
+from loupe.tools.document_fields import fold, name_pattern, printed_currency
 
 MEASURES = ("count", "sum", "min", "max", "latest", "earliest")
 AMOUNT_COLUMNS = ("total", "price", "file_size")  # what sum, min and max add up or compare

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from tools.local_features import LocalFeatures, extract_features
-from tools.models import Models
-from tools.models.captioners import Caption
-from tools.models.ocr_backends import OcrResult
+from loupe.tools.local_features import LocalFeatures, extract_features
+from loupe.tools.models import Models
+from loupe.tools.models.captioners import Caption
+from loupe.tools.models.ocr_backends import OcrResult
 
 
 class StageTimer:

@@ -17,8 +17,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from loupe.errors import LoupeError
-from store.roots import load_roots
+from loupe.base.errors import LoupeError
+from loupe.store.roots import load_roots
 
 
 class PathRefused(LoupeError):

@@ -34,12 +34,12 @@ from typing import Any
 
 import numpy as np
 
-from loupe.errors import LoupeError
-from store.image_table import ImageTable, vector_matrix
-from tools.boundary import CollectionBoundary
-from tools.image_search import NEAR_DUPLICATE_PHASH_BITS, copy_label
-from tools.local_features import LocalFeatures, count_inliers
-from tools.records import MATCH_ORDER, MatchLabel
+from loupe.base.errors import LoupeError
+from loupe.store.image_table import ImageTable, vector_matrix
+from loupe.tools.boundary import CollectionBoundary
+from loupe.tools.image_search import NEAR_DUPLICATE_PHASH_BITS, copy_label
+from loupe.tools.local_features import LocalFeatures, count_inliers
+from loupe.tools.records import MATCH_ORDER, MatchLabel
 
 NEIGHBOURS = 10  # nearest rows by embedding that each row is checked against
 NEIGHBOUR_FLOOR = 0.5  # below this cosine no copy kind was seen (a 90-degree turn is found by its hash)

@@ -2,7 +2,7 @@
 
 Indexing and every query image go through :func:`read_image` (or
 :func:`decode_image_bytes` for an upload), so a hostile or broken file fails
-the same way everywhere: with an :class:`~loupe.errors.ImageRejected` whose
+the same way everywhere: with an :class:`~loupe.base.errors.ImageRejected` whose
 one-line message names the file and the reason, and never with another
 exception. The order of the checks keeps a bad file cheap: the file's type
 and byte size first, then the format and pixel size from its header (Pillow's
@@ -31,7 +31,7 @@ import scipy.fftpack
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from loupe.errors import ImageRejected
+from loupe.base.errors import ImageRejected
 
 SUPPORTED_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 # The formats Pillow may identify a file as, whatever its name: not every format Pillow knows, so that a

@@ -34,10 +34,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from store.image_table import ImageTable, sql_string
-from store.schema import RECORD_COLUMNS
-from tools.image_file import ImageFile, hamming_distances, open_image
-from tools.local_features import (
+from loupe.store.image_table import ImageTable, sql_string
+from loupe.store.schema import RECORD_COLUMNS
+from loupe.tools.image_file import ImageFile, hamming_distances, open_image
+from loupe.tools.local_features import (
     SAME_OBJECT_INLIERS,
     SECOND_LOOK_KEYPOINTS,
     SECOND_LOOK_MAX_SIDE,
@@ -46,8 +46,8 @@ from tools.local_features import (
     count_inliers,
     extract_features,
 )
-from tools.models import Models
-from tools.records import MATCH_ORDER, MatchLabel, SearchResult, ToolName, attach_thumbnails, record_from_row
+from loupe.tools.models import Models
+from loupe.tools.records import MATCH_ORDER, MatchLabel, SearchResult, ToolName, attach_thumbnails, record_from_row
 
 NEAR_DUPLICATE_PHASH_BITS = 6  # resized/recompressed copies measured at most 4 of 64 bits apart
 VECTOR_CANDIDATES = 50  # nearest rows by embedding that are considered at all

@@ -11,12 +11,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from loupe.errors import LoupeError
-from store.image_table import ImageTable
-from tools.image_file import open_image
-from tools.models import Models
-from tools.models.ocr_backends import OcrLine
-from tools.records import ToolName
+from loupe.base.errors import LoupeError
+from loupe.store.image_table import ImageTable
+from loupe.tools.image_file import open_image
+from loupe.tools.models import Models
+from loupe.tools.models.ocr_backends import OcrLine
+from loupe.tools.records import ToolName
 
 
 @dataclass

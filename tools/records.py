@@ -13,8 +13,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from store.image_table import ImageTable
-from store.schema import RECORD_COLUMNS
+from loupe.store.image_table import ImageTable
+from loupe.store.schema import RECORD_COLUMNS
 
 
 class MatchLabel(StrEnum):

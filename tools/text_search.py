@@ -26,10 +26,10 @@ import re
 import time
 from collections import defaultdict
 
-from store.image_table import ImageTable
-from tools.document_fields import fold, name_pattern
-from tools.models import Models
-from tools.records import MatchedRecord, MatchLabel, SearchResult, ToolName, attach_thumbnails, record_from_row
+from loupe.store.image_table import ImageTable
+from loupe.tools.document_fields import fold, name_pattern
+from loupe.tools.models import Models
+from loupe.tools.records import MatchedRecord, MatchLabel, SearchResult, ToolName, attach_thumbnails, record_from_row
 
 RRF_K = 60
 PER_RETRIEVER = 50

@@ -10,15 +10,15 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from loupe.config import Settings
-from store.image_table import ImageTable
-from tools.boundary import ChosenFile, CollectionBoundary, ImageInput
-from tools.caption import CaptionToolResult, describe_image
-from tools.image_search import image_search
-from tools.models import Models
-from tools.ocr import OcrToolResult, read_text
-from tools.records import SearchResult
-from tools.text_search import text_search
+from loupe.base.config import Settings
+from loupe.store.image_table import ImageTable
+from loupe.tools.boundary import ChosenFile, CollectionBoundary, ImageInput
+from loupe.tools.caption import CaptionToolResult, describe_image
+from loupe.tools.image_search import image_search
+from loupe.tools.models import Models
+from loupe.tools.ocr import OcrToolResult, read_text
+from loupe.tools.records import SearchResult
+from loupe.tools.text_search import text_search
 
 
 class Toolbox:

@@ -16,16 +16,16 @@ import uuid
 
 import streamlit as st
 
-from agent.llm import backend_label, backend_names
+from loupe.agent.llm import backend_label, backend_names
 from loupe.api import Collection
-from loupe.config import LLMSettings, Settings, load_settings
-from loupe.errors import LoupeError
-from tools.models import Models
-from tools.process import configure_process
-from tools.toolbox import Toolbox
-from ui.collection_page import collection_page
-from ui.duplicates_page import duplicates_page
-from ui.gallery import show_records
+from loupe.base.config import LLMSettings, Settings, load_settings
+from loupe.base.errors import LoupeError
+from loupe.tools.models import Models
+from loupe.tools.process import configure_process
+from loupe.tools.toolbox import Toolbox
+from loupe.ui.collection_page import collection_page
+from loupe.ui.duplicates_page import duplicates_page
+from loupe.ui.gallery import show_records
 
 log = logging.getLogger("loupe.ui")
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import streamlit as st
 
 from loupe.api import Collection
-from loupe.errors import LoupeError
+from loupe.base.errors import LoupeError
 from loupe.indexer import pace
-from store.image_table import IndexNotFoundError
+from loupe.store.image_table import IndexNotFoundError
 
 
 def collection_page(collection: Collection, on_indexed: Callable[[], None]) -> None:

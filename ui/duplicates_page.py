@@ -16,11 +16,11 @@ from pathlib import Path
 import streamlit as st
 
 from loupe.api import Collection
-from loupe.errors import LoupeError
-from store.image_table import IndexNotFoundError
-from tools.duplicates import (DEFAULT_KEEPER, KEEPER_CRITERIA, DuplicateGroup, DuplicateReport, Member,
+from loupe.base.errors import LoupeError
+from loupe.store.image_table import IndexNotFoundError
+from loupe.tools.duplicates import (DEFAULT_KEEPER, KEEPER_CRITERIA, DuplicateGroup, DuplicateReport, Member,
                               parse_keeper_rule)
-from ui.gallery import escape
+from loupe.ui.gallery import escape
 
 GROUPS_PER_PAGE = 30  # a 100,000-photo library can have thousands of groups; a page draws this many
 COLUMNS = 4  # thumbnails per row: a group with more members wraps

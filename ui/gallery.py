@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from tools.records import MatchedRecord, MatchLabel
+from loupe.tools.records import MatchedRecord, MatchLabel
 
 BADGE_COLOURS = {MatchLabel.IDENTICAL: "green", MatchLabel.NEAR_DUPLICATE: "blue", MatchLabel.POSSIBLE: "gray",
                  MatchLabel.SIMILAR: "violet", MatchLabel.TEXT_MATCH: "orange"}

@@ -1,6 +1,6 @@
 """Writes the query sets of this folder from ../shared/datasets (run again if the data changes).
 
-    python -m evals.querysets.build [--datasets ../shared/datasets]
+    python -m loupe.evals.querysets.build [--datasets ../shared/datasets]
 
 Each file is JSONL; paths are relative to the datasets folder. The first line is a header, with "task":
 
@@ -24,8 +24,8 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from evals.paths import DATASETS, QUERY_SETS
-from tools.training.text_boxes import HELD_OUT_SHARE, held_out, natural_key
+from loupe.evals.paths import DATASETS, QUERY_SETS
+from loupe.tools.training.text_boxes import HELD_OUT_SHARE, held_out, natural_key
 
 
 def write(name: str, header: list[str] | dict, queries: list[dict]) -> None:

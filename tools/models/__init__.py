@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from loupe.config import Settings
-from store.schema import IndexInfo
-from tools.models.captioners import Captioner
-from tools.models.image_encoders import ImageEncoder
-from tools.models.ocr_backends import OcrBackend
-from tools.models.registry import ModelKind, load, parse
-from tools.models.text_embedders import TextEmbedder
+from loupe.base.config import Settings
+from loupe.store.schema import IndexInfo
+from loupe.tools.models.captioners import Captioner
+from loupe.tools.models.image_encoders import ImageEncoder
+from loupe.tools.models.ocr_backends import OcrBackend
+from loupe.tools.models.registry import ModelKind, load, parse
+from loupe.tools.models.text_embedders import TextEmbedder
 
 
 class Models:

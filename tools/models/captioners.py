@@ -20,11 +20,11 @@ from typing import Protocol
 
 from PIL import Image
 
-from loupe.config import Settings
-from tools.models.image_encoders import ImageEncoder
-from tools.models.openai_client import openai_client
-from tools.models.registry import ModelKind, ModelSpec, register
-from tools.models.resolver import ModelSource, resolve
+from loupe.base.config import Settings
+from loupe.tools.models.image_encoders import ImageEncoder
+from loupe.tools.models.openai_client import openai_client
+from loupe.tools.models.registry import ModelKind, ModelSpec, register
+from loupe.tools.models.resolver import ModelSource, resolve
 
 MIN_TAG_PROBABILITY = 0.08
 MAX_TAGS = 3

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tools.models.resolver import ModelSource, resolve
+from loupe.tools.models.resolver import ModelSource, resolve
 
 TUNED_FORMAT = "loupe-efficientnet-lite0-tuned/1"
 

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tools.models.onnx_files import INPUT_NAME
-from tools.models.onnx_graph import FLOAT, GraphBuilder
+from loupe.tools.models.onnx_files import INPUT_NAME
+from loupe.tools.models.onnx_graph import FLOAT, GraphBuilder
 
 if TYPE_CHECKING:
     import onnx

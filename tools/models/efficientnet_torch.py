@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from loupe.errors import ModelNotFoundError
-from tools.models.efficientnet_inputs import (
+from loupe.base.errors import ModelNotFoundError
+from loupe.tools.models.efficientnet_inputs import (
     PIXEL_CENTRE,
     PIXEL_SCALE,
     TUNED_FORMAT,

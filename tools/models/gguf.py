@@ -16,8 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from loupe.errors import LoupeError, ModelNotFoundError
-from tools.models.resolver import ModelSource, resolve
+from loupe.base.errors import LoupeError, ModelNotFoundError
+from loupe.tools.models.resolver import ModelSource, resolve
 
 INSTALL = 'pip install -e ".[llm]"'
 GGUF_MAGIC = b"GGUF"

@@ -26,15 +26,15 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 from PIL import Image
 
-from loupe.config import Settings
-from loupe.errors import ConfigError, ModelNotFoundError
-from tools.models.efficientnet_inputs import TUNED_FORMAT, efficientnet_pixels, efficientnet_weights
-from tools.models.efficientnet_onnx import build_efficientnet_graph
-from tools.models.image_embeddings import ImageEmbeddings
-from tools.models.onnx_files import OnnxModel, cached_onnx, cosines, file_digest, parity_batch
-from tools.models.registry import ModelKind, ModelSpec, register
-from tools.models.resolver import default_cache_dir
-from tools.models.torch_files import load_state
+from loupe.base.config import Settings
+from loupe.base.errors import ConfigError, ModelNotFoundError
+from loupe.tools.models.efficientnet_inputs import TUNED_FORMAT, efficientnet_pixels, efficientnet_weights
+from loupe.tools.models.efficientnet_onnx import build_efficientnet_graph
+from loupe.tools.models.image_embeddings import ImageEmbeddings
+from loupe.tools.models.onnx_files import OnnxModel, cached_onnx, cosines, file_digest, parity_batch
+from loupe.tools.models.registry import ModelKind, ModelSpec, register
+from loupe.tools.models.resolver import default_cache_dir
+from loupe.tools.models.torch_files import load_state
 
 if TYPE_CHECKING:
     import onnx
@@ -70,7 +70,7 @@ def _efficientnet(spec: ModelSpec, settings: Settings) -> ImageEncoder:
 @register(ModelKind.IMAGE_ENCODER, "open_clip", "open_clip:<architecture>[@weights]", takes_name=True,
           extra="clip")
 def _open_clip(spec: ModelSpec, settings: Settings) -> ImageEncoder:
-    from tools.models.open_clip_encoder import OpenClipEncoder
+    from loupe.tools.models.open_clip_encoder import OpenClipEncoder
 
     return OpenClipEncoder(spec.name, spec.weights, settings.models.image_encoder_config, settings.offline)
 
@@ -83,7 +83,7 @@ def use_onnx(runtime: str) -> bool:
         return runtime == "onnx"
     if importlib.util.find_spec("torch") is None or not _may_have_cuda():
         return True
-    from tools.models.efficientnet_torch import cuda_available
+    from loupe.tools.models.efficientnet_torch import cuda_available
 
     return not cuda_available()
 
@@ -136,7 +136,7 @@ class EfficientNetEncoder:
                                                                     self.input_size), default_cache_dir())
             self._model, self.runtime = OnnxModel(built), "onnx"
         else:
-            from tools.models.efficientnet_torch import TorchEfficientNet
+            from loupe.tools.models.efficientnet_torch import TorchEfficientNet
 
             self._model, self.runtime = TorchEfficientNet(weights, offline, self.gem_power), "torch"
         self._categories = imagenet_classes()
@@ -171,7 +171,7 @@ def _check_against_pytorch(onnx_file: Path, weights: str, offline: bool, gem_pow
     """
     if importlib.util.find_spec("torch") is None:
         return None
-    from tools.models.efficientnet_torch import TorchEfficientNet
+    from loupe.tools.models.efficientnet_torch import TorchEfficientNet
 
     batch = parity_batch(size)
     expected = TorchEfficientNet(weights, offline, gem_power).run(batch)

@@ -25,9 +25,9 @@ from typing import Protocol
 
 from PIL import Image
 
-from loupe.config import Settings
-from loupe.errors import ModelNotFoundError
-from tools.models.registry import Factory, ModelKind, ModelSpec, register, require_extra
+from loupe.base.config import Settings
+from loupe.base.errors import ModelNotFoundError
+from loupe.tools.models.registry import Factory, ModelKind, ModelSpec, register, require_extra
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def _textract(spec: ModelSpec, settings: Settings) -> OcrBackend:
 def _detect_then(recogniser: Callable[[], Recogniser]) -> Factory:
     """A YOLO text detector (weights from the spec) whose boxes ``recogniser`` reads."""
     def factory(spec: ModelSpec, settings: Settings) -> OcrBackend:
-        from tools.models.text_detection import YoloTextDetector
+        from loupe.tools.models.text_detection import YoloTextDetector
 
         return DetectThenRecognise(spec.family, YoloTextDetector(spec.weights, settings.offline), recogniser())
     return factory
@@ -263,7 +263,7 @@ class DetectThenRecognise:
         return self._detector.detect(image)
 
     def read(self, image: Image.Image) -> OcrResult:
-        from tools.models.text_detection import crop_boxes
+        from loupe.tools.models.text_detection import crop_boxes
 
         boxes = self._detector.detect(image)
         texts = self._recogniser.recognise(crop_boxes(image, boxes)) if boxes else []

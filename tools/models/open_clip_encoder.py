@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from tools.models.image_embeddings import ImageEmbeddings
-from tools.models.resolver import ModelSource, resolve
+from loupe.tools.models.image_embeddings import ImageEmbeddings
+from loupe.tools.models.resolver import ModelSource, resolve
 
 
 def _normalise(vectors: torch.Tensor) -> np.ndarray:
@@ -42,7 +42,7 @@ class OpenClipEncoder:
             open_clip.add_model_config(config_path)
             architecture = architecture or Path(config_path).stem
         if architecture not in open_clip.list_models():
-            from loupe.errors import ConfigError
+            from loupe.base.errors import ConfigError
 
             raise ConfigError(
                 f"open_clip has no architecture {architecture!r}; give its JSON with image_encoder_config"

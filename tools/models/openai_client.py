@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from loupe.errors import ModelNotFoundError
+from loupe.base.errors import ModelNotFoundError
 
 
 def openai_client(what: str, alternative: str):

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from loupe.config import Settings
-from loupe.errors import ConfigError, MissingExtraError
+from loupe.base.config import Settings
+from loupe.base.errors import ConfigError, MissingExtraError
 
 # What each pip extra of pyproject.toml installs that a backend imports: the default install has none of it.
 EXTRA_MODULES = {

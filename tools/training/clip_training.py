@@ -21,10 +21,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from loupe.errors import LoupeError
-from tools.image_file import read_image
-from tools.models.open_clip_encoder import OpenClipEncoder
-from tools.training.encoder_training import pick_device
+from loupe.base.errors import LoupeError
+from loupe.tools.image_file import read_image
+from loupe.tools.models.open_clip_encoder import OpenClipEncoder
+from loupe.tools.training.encoder_training import pick_device
 
 
 @dataclass

@@ -32,11 +32,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms import v2
 
-from loupe.errors import LoupeError
-from tools.image_file import SUPPORTED_SUFFIXES, read_image
-from tools.models.efficientnet_torch import efficientnet_batch, efficientnet_input, gem_pool, load_efficientnet
-from tools.models.efficientnet_inputs import TUNED_FORMAT
-from tools.models.image_encoders import EfficientNetEncoder
+from loupe.base.errors import LoupeError
+from loupe.tools.image_file import SUPPORTED_SUFFIXES, read_image
+from loupe.tools.models.efficientnet_torch import efficientnet_batch, efficientnet_input, gem_pool, load_efficientnet
+from loupe.tools.models.efficientnet_inputs import TUNED_FORMAT
+from loupe.tools.models.image_encoders import EfficientNetEncoder
 
 FOCAL_GAMMA = 2.0
 COSINE_SCALE = 16.0  # softmax temperature of the cosine classifier

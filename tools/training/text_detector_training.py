@@ -31,10 +31,10 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from loupe.errors import LoupeError
-from tools.image_file import SUPPORTED_SUFFIXES, read_image
-from tools.models.text_detection import load_yolo_class
-from tools.training.text_boxes import HELD_OUT_SHARE, held_out, label_file_for, read_text_boxes, share_inside
+from loupe.base.errors import LoupeError
+from loupe.tools.image_file import SUPPORTED_SUFFIXES, read_image
+from loupe.tools.models.text_detection import load_yolo_class
+from loupe.tools.training.text_boxes import HELD_OUT_SHARE, held_out, label_file_for, read_text_boxes, share_inside
 
 TILES_PER_PICTURE = 4  # squares with text kept per labelled picture: enough variety, a bounded epoch
 MIN_SHARE_INSIDE = 0.5  # a box cut by a square's edge is kept (clipped) when at least this much is inside

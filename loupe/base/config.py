@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loupe.errors import ConfigError
+from loupe.base.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class LLMSettings:
 # The memory one image's decoding may take, and what it takes per pixel at its peak. Pillow holds RGB,
 # RGBA, LA, CMYK, I and F images at 4 bytes a pixel; the conversion to 8-bit RGB (on white where there
 # is transparency) is a second 4-byte image, and a palette, 16-bit or 32-bit source adds up to 1 more
-# while both live. Measured (python -m evals.decode_memory; ru_maxrss less the RSS after imports):
+# while both live. Measured (python -m loupe.evals.decode_memory; ru_maxrss less the RSS after imports):
 # RGB PNG 5.3 bytes a pixel, 16-bit grey 6.7, RGBA 7.7, LA 8.1, CMYK TIFF 8.2, palette with
 # transparency 8.6, F and I TIFF 9.2. With a margin: 10, so 1 GiB / 10 bytes = 107 megapixels.
 DECODE_MEMORY_BUDGET = 2**30

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from loupe.errors import ModelNotFoundError
+from loupe.base.errors import ModelNotFoundError
 
 if TYPE_CHECKING:
     import onnx

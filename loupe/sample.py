@@ -11,16 +11,26 @@ collection.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import shutil
 from pathlib import Path
 
-import matplotlib
 import numpy as np
-import sklearn.datasets
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+
+def _package_dir(name: str) -> Path:
+    """Where an installed package's files lie, found without importing it: importing scikit-learn alone costs
+    the demo's process 175 MB for good, and only its two sample photos are wanted."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"the demo collection reads files that {name} ships: `pip install {name}`")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+MATPLOTLIB_DATA = _package_dir("matplotlib") / "mpl-data"
+FONT_DIR = MATPLOTLIB_DATA / "fonts" / "ttf"
 
 RECEIPTS = [
     ("receipt_bookshop.png", "CORNER BOOKSHOP", "12 Harbour Street", [("Paperback novel", "12.90"), ("Notebook", "4.50"), ("Bookmark", "1.20")], "18.60", "2019-03-14"),
@@ -31,11 +41,11 @@ RECEIPTS = [
 
 def package_photos() -> dict[str, Path]:
     """Real photos that ship inside installed packages (scikit-learn's sample images, matplotlib's portrait)."""
-    images = Path(sklearn.datasets.__file__).parent / "images"
+    images = _package_dir("sklearn") / "datasets" / "images"
     return {
         "temple.jpg": images / "china.jpg",
         "daisy.jpg": images / "flower.jpg",
-        "grace_hopper.jpg": Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg",
+        "grace_hopper.jpg": MATPLOTLIB_DATA / "sample_data" / "grace_hopper.jpg",
     }
 
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 PARITY_COSINE = 0.999
 INPUT_NAME = "pixels"
+CHUNK = 4  # images per run of the graph (OnnxModel.run says why)
 
 
 def file_digest(path: Path) -> str:
@@ -92,4 +93,12 @@ class OnnxModel:
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def run(self, pixels: np.ndarray) -> list[np.ndarray]:
-        return self._session.run(None, {INPUT_NAME: np.ascontiguousarray(pixels, dtype=np.float32)})
+        """The outputs for every row of ``pixels``, run CHUNK rows at a time (each output row is its input row's).
+
+        ONNX Runtime's memory arena keeps the largest run's buffers for the session's life: at 320 px, runs of
+        16 images kept 286 MB and were no faster per image than runs of 4, which keep 84 MB.
+        """
+        pixels = np.ascontiguousarray(pixels, dtype=np.float32)
+        parts = [self._session.run(None, {INPUT_NAME: pixels[start:start + CHUNK]})
+                 for start in range(0, max(len(pixels), 1), CHUNK)]  # an empty batch runs once, as before
+        return [np.concatenate(outputs) for outputs in zip(*parts)]

@@ -15,7 +15,12 @@ Several retrievers each rank the collection, and reciprocal-rank fusion
   ``D.I.Y.`` into three letters. A run found in more than a fifth of the
   collection ("sdn bhd") says nothing about any one record and is skipped;
 * ``image-text``: the image encoder's text tower against the pixels, when the
-  encoder has one (open_clip).
+  encoder has one (open_clip);
+* ``text-bridge``: for an encoder without one (EfficientNet-Lite0), the query's
+  text embedding carried into the image vectors' space by the packaged map
+  (tools/models/text_bridge.py) and searched against the pixels' vectors. It is
+  left out when the query is about printed words (a number, or a name found in
+  a record's text): there the pixels say nothing, and would only reorder receipts.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ import math
 import re
 import time
 from collections import defaultdict
+from typing import Literal
 
 from loupe.store.image_table import ImageTable
 from loupe.tools.document_fields import fold, name_pattern
 from loupe.tools.models import Models
+from loupe.tools.models.text_bridge import TextBridge, bridge_for
 from loupe.tools.records import MatchedRecord, MatchLabel, SearchResult, ToolName, attach_thumbnails, record_from_row
 
 RRF_K = 60
@@ -37,6 +44,11 @@ PER_RETRIEVER = 50
 # 0.0-0.2. Below the floor a semantic hit is noise, not a match. Tags are a few
 # words, so chance similarity runs higher there ("receipt" vs "minibus" 0.34).
 SEMANTIC_FLOORS = {"ocr-semantic": 0.30, "caption-semantic": 0.45}
+# A retriever's share of the fusion (1 unless named). The bridge's: two-fold cross-validation over the Flickr8k
+# and COCO-mini queries (evals/bridge_eval.py, maps refitted without the query's photo) chose 3 on both halves,
+# of 0.5-6; it costs SROIE's printed-name queries one R@5 hit in 200.
+BRIDGE = "text-bridge"
+RETRIEVER_WEIGHTS = {BRIDGE: 3.0}
 MAX_RUN_WORDS = 6  # the longest run of query words tried as one name
 MIN_RUN_LETTERS = 3  # shorter runs ("mr", "99") match by chance
 MATCH_SCORE, MATCH_NAME_COVERAGE = 0.73, 0.5  # see is_match; set by evals/text_match_calibration.py
@@ -62,22 +74,28 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def text_search(table: ImageTable, models: Models, query: str, k: int = 10,
-                where: str | None = None, matches_only: bool = False) -> SearchResult:
+                where: str | None = None, matches_only: bool = False,
+                bridge: TextBridge | None | Literal["packaged"] = "packaged") -> SearchResult:
     """Ranked records matching ``query`` by printed text, caption, tags or metadata.
 
     ``matches_only`` keeps only records that pass :func:`is_match` (what the agent shows); rankings for
-    retrieval metrics keep every candidate.
+    retrieval metrics keep every candidate. ``bridge``: the packaged map where it fits the models, another
+    map (the evals' held-out folds), or None for none.
     """
     start = time.perf_counter()
     query = query.strip()
     if not query:
         return SearchResult(ToolName.TEXT_SEARCH, {"text": query}, [], 0.0, note="empty query")
-    rankings, coverage = _rankings(table, models, query, where)
+    rankings, coverage = _rankings(table, models, query, where, bridge)
     scores, evidence, rows = fuse(rankings)
+    # Whether a record is a match is judged without the bridge: it ranks every picture for any words, so by
+    # itself it would make a match of the nearest picture to a request the collection cannot answer (the
+    # agent's held-out "nothing" requests: 1.00 -> 0.07 right when it counted). It only reorders.
+    calibrated = fuse({name: ranked for name, ranked in rankings.items() if name != BRIDGE})[0]
     if not subject_words(query):  # "receipts" with a year filter: the words name a kind, the filter chooses
         matches_only = False
     ranked_ids = [i for i in sorted(scores, key=lambda i: _rank_key(scores[i], coverage.get(i, 0.0)))
-                  if not matches_only or is_match(scores[i], coverage.get(i, 0.0))][:k]
+                  if not matches_only or is_match(calibrated.get(i, 0.0), coverage.get(i, 0.0))][:k]
     records = [_record(rows[i], scores[i], evidence[i], query) for i in ranked_ids]
     attach_thumbnails(table, records)
     note = ""
@@ -108,24 +126,30 @@ def _rank_key(score: float, name_coverage: float) -> tuple[float, float]:
     return (-name_coverage if name_coverage >= MATCH_NAME_COVERAGE else 0.0, -score)
 
 
-def fuse(rankings: dict[str, list[tuple[dict, str]]]) -> tuple[dict[str, float], dict[str, list[str]], dict[str, dict]]:
-    """Reciprocal-rank fusion: each record's score in 0..1, the evidence for it, and its row."""
+def fuse(rankings: dict[str, list[tuple[dict, str]]], weights: dict[str, float] | None = None,
+         ) -> tuple[dict[str, float], dict[str, list[str]], dict[str, dict]]:
+    """Reciprocal-rank fusion, each retriever at its weight (RETRIEVER_WEIGHTS): each record's score in 0..1,
+    the evidence for it, and its row."""
+    weights = RETRIEVER_WEIGHTS if weights is None else weights
     fused: dict[str, float] = defaultdict(float)
     evidence: dict[str, list[str]] = defaultdict(list)
     rows: dict[str, dict] = {}
     for retriever, ranked in rankings.items():
         for rank, (row, detail) in enumerate(ranked):
-            fused[row["id"]] += 1.0 / (RRF_K + rank + 1)
+            fused[row["id"]] += weights.get(retriever, 1.0) / (RRF_K + rank + 1)
             evidence[row["id"]].append(f"{retriever} #{rank + 1}{detail}")
             rows.setdefault(row["id"], row)
     # Normalised by what a record ranked first by every retriever that ran would get, so a record
-    # found by one weak retriever scores low even when no other retriever found anything.
-    best_possible = max(len(rankings), 1) / (RRF_K + 1)
-    return {i: score / best_possible for i, score in fused.items()}, evidence, rows
+    # found by one weak retriever scores low even when no other retriever found anything. The bridge is
+    # left out of that: it ranks every picture for any words, and counting it would lower every score the
+    # match levels (MATCH_SCORE) were calibrated on; its agreement only adds (capped at 1).
+    best_possible = max(sum(1.0 for retriever in rankings if retriever != BRIDGE), 1.0) / (RRF_K + 1)
+    return {i: min(1.0, score / best_possible) for i, score in fused.items()}, evidence, rows
 
 
-def _rankings(table: ImageTable, models: Models, query: str,
-              where: str | None) -> tuple[dict[str, list[tuple[dict, str]]], dict[str, float]]:
+def _rankings(table: ImageTable, models: Models, query: str, where: str | None,
+              bridge: TextBridge | None | Literal["packaged"] = "packaged",
+              ) -> tuple[dict[str, list[tuple[dict, str]]], dict[str, float]]:
     """Each retriever's ranked (row, detail) list (an empty one where it ran and found nothing), and the
     share of the request each record's found name covers."""
     rankings: dict[str, list[tuple[dict, str]]] = {}
@@ -157,6 +181,14 @@ def _rankings(table: ImageTable, models: Models, query: str,
         vector = encoder.embed_texts([query])[0]
         hits = [(row, 1.0 - row["_distance"]) for row in table.vector_search("image_vector", vector, PER_RETRIEVER, where)]
         rankings["image-text"] = [(row, f" (cosine {c:.2f})") for row, c in hits if c >= encoder.text_match_cosine]
+    elif not numbers and max(coverage.values(), default=0.0) < MATCH_NAME_COVERAGE:
+        if bridge == "packaged":
+            bridge = bridge_for(encoder.name, models.text_embedder.name, encoder.dim, models.text_embedder.dim)
+        if bridge is not None:
+            vector = bridge.to_image_space(query_vector[None])[0]
+            hits = [(row, 1.0 - row["_distance"]) for row in
+                    table.vector_search("image_vector", vector, PER_RETRIEVER, where)]
+            rankings[BRIDGE] = [(row, f" (cosine {c:.2f})") for row, c in hits if c >= bridge.floor]
     return rankings, coverage
 
 

@@ -21,8 +21,12 @@ from loupe.base.errors import ConfigError
 class ModelSettings:
     """Which model runs each pipeline stage.
 
-    image_encoder: ``efficientnet-lite0`` (packaged ImageNet CNN, the offline
-        default) or ``open_clip:<architecture>`` (e.g. ``open_clip:ViT-B-32``).
+    image_encoder: ``auto`` (the best available: an existing index's encoder,
+        else CLIP ViT-B-32 where open_clip is installed and its weights are
+        cached or the hub is reachable, else EfficientNet-Lite0;
+        tools/models/encoder_choice.py), ``efficientnet-lite0`` (packaged
+        ImageNet CNN, offline) or ``open_clip:<architecture>`` (e.g.
+        ``open_clip:ViT-B-32``).
     image_encoder_weights: a weights file, or an open_clip pretrained tag that
         the resolver finds in the cache or, when online, on the hub.
     image_encoder_config: an open_clip model-config JSON for architectures
@@ -45,7 +49,7 @@ class ModelSettings:
         image-to-text model run with transformers, or ``openai:<vision model>``.
     """
 
-    image_encoder: str = "efficientnet-lite0"
+    image_encoder: str = "auto"
     image_encoder_weights: str = ""
     image_encoder_config: str = ""
     text_embedder: str = "all-MiniLM-L6-v2"

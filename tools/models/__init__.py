@@ -11,6 +11,7 @@ from functools import cached_property
 from loupe.base.config import Settings
 from loupe.store.schema import IndexInfo
 from loupe.tools.models.captioners import Captioner
+from loupe.tools.models.encoder_choice import EncoderChoice, choose_image_encoder
 from loupe.tools.models.image_encoders import ImageEncoder
 from loupe.tools.models.ocr_backends import OcrBackend
 from loupe.tools.models.registry import ModelKind, load, parse
@@ -24,9 +25,16 @@ class Models:
         self.settings = settings
 
     @cached_property
-    def image_encoder(self) -> ImageEncoder:
+    def encoder_choice(self) -> EncoderChoice:
+        """Which image encoder the setting means here (``auto``: the best available), and why."""
         m = self.settings.models
-        return load(parse(ModelKind.IMAGE_ENCODER, m.image_encoder, m.image_encoder_weights), self.settings)
+        return choose_image_encoder(m.image_encoder, m.image_encoder_weights, self.settings.index_dir,
+                                    self.settings.offline)
+
+    @cached_property
+    def image_encoder(self) -> ImageEncoder:
+        choice = self.encoder_choice
+        return load(parse(ModelKind.IMAGE_ENCODER, choice.setting, choice.weights), self.settings)
 
     @cached_property
     def text_embedder(self) -> TextEmbedder:

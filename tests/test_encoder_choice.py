@@ -18,12 +18,8 @@ from loupe.store.schema import IndexInfo
 from loupe.tools.models import Models, encoder_choice
 from loupe.tools.models.encoder_choice import BEST_ARCH, BEST_TAG, OFFLINE_ENCODER, choose_image_encoder
 from tests.conftest import holidays_files
+from tests.test_models import TINY_CLIP
 
-TINY_CLIP = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2},
-}
 TINY_REPO = "loupe-test/tiny-clip"
 
 

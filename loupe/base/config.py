@@ -17,6 +17,9 @@ from pathlib import Path
 from loupe.base.errors import ConfigError
 
 
+COSINE_LEVELS = ("similar_cosine", "near_duplicate_cosine", "text_match_cosine")  # ModelSettings' own levels
+
+
 @dataclass(frozen=True)
 class ModelSettings:
     """Which model runs each pipeline stage.
@@ -57,6 +60,11 @@ class ModelSettings:
     ocr_detector_weights: str = ""
     captioner: str = "tags"
     image_runtime: str = "auto"
+    # The image encoder's cosine levels, where `loupe calibrate` measured other ones than the encoder's own
+    # (tools/training/thresholds.py); 0 keeps the encoder's.
+    similar_cosine: float = 0.0
+    near_duplicate_cosine: float = 0.0
+    text_match_cosine: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,10 @@ def load_settings(config_file: str | Path | None = None) -> Settings:
         llm = LLMSettings(**sections["llm"])
     except TypeError as exc:
         raise ConfigError(f"unknown setting in {path}: {exc}") from exc
+    for level in COSINE_LEVELS:
+        value = getattr(models, level)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not -1.0 <= value <= 1.0:
+            raise ConfigError(f"{level} in {path} must be a cosine between -1 and 1, got {value!r}")
 
     top: dict = {}
     index_dir = os.environ.get("LOUPE_INDEX") or raw.get("index_dir")

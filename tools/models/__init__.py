@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from loupe.base.config import Settings
+from loupe.base.config import COSINE_LEVELS, Settings
 from loupe.store.schema import IndexInfo
 from loupe.tools.models.captioners import Captioner
 from loupe.tools.models.encoder_choice import EncoderChoice, choose_image_encoder
@@ -34,7 +34,11 @@ class Models:
     @cached_property
     def image_encoder(self) -> ImageEncoder:
         choice = self.encoder_choice
-        return load(parse(ModelKind.IMAGE_ENCODER, choice.setting, choice.weights), self.settings)
+        encoder = load(parse(ModelKind.IMAGE_ENCODER, choice.setting, choice.weights), self.settings)
+        for level in COSINE_LEVELS:  # levels that `loupe calibrate` measured and the user configured
+            if getattr(self.settings.models, level):
+                setattr(encoder, level, float(getattr(self.settings.models, level)))
+        return encoder
 
     @cached_property
     def text_embedder(self) -> TextEmbedder:

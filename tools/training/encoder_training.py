@@ -19,7 +19,6 @@ match the untuned model's calibration.
 from __future__ import annotations
 
 import hashlib
-import io
 import random
 import time
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from loupe.tools.image_file import SUPPORTED_SUFFIXES, read_image
 from loupe.tools.models.efficientnet_torch import efficientnet_batch, efficientnet_input, gem_pool, load_efficientnet
 from loupe.tools.models.efficientnet_inputs import TUNED_FORMAT
 from loupe.tools.models.image_encoders import EfficientNetEncoder
+from loupe.tools.training.thresholds import image_levels, near_duplicate_copy, unrelated_pairs
 
 FOCAL_GAMMA = 2.0
 COSINE_SCALE = 16.0  # softmax temperature of the cosine classifier
@@ -209,34 +209,14 @@ def embed_pictures(model: torch.nn.Module, pictures: list[Image.Image], batch: i
     return F.normalize(torch.cat(vectors), dim=-1)
 
 
-def _copy_of(picture: Image.Image, rng: random.Random) -> Image.Image:
-    """What a near-duplicate is: resized, cropped by up to 10%, recompressed."""
-    width, height = picture.size
-    dx, dy = int(width * rng.uniform(0, 0.1)), int(height * rng.uniform(0, 0.1))
-    copy = picture.crop((dx, dy, width - int(width * rng.uniform(0, 0.1)), height - int(height * rng.uniform(0, 0.1))))
-    copy = copy.resize((max(1, copy.width // 2), max(1, copy.height // 2)))
-    buffer = io.BytesIO()
-    copy.save(buffer, "JPEG", quality=rng.randint(30, 70))
-    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
-
-
 @torch.inference_mode()
 def calibrate(model: torch.nn.Module, pictures: list[Image.Image], sample: int = 200) -> tuple[float, float]:
-    """(similar, near-duplicate) cosine thresholds, measured the way the untuned ones were.
-
-    near-duplicate: the 10th percentile of cosines between a picture and a
-    copy of it; similar: just above the 99th percentile between unrelated
-    pictures. Unrelated means different files, which undercounts only when
-    the folder holds several photos of one scene.
-    """
+    """(similar, near-duplicate) cosine thresholds by tools/training/thresholds.py's rule. Unrelated means
+    different files here, which undercounts only when the folder holds several photos of one scene."""
     rng = random.Random(0)
     chosen = rng.sample(pictures, min(sample, len(pictures)))
 
     originals = embed_pictures(model, chosen).numpy()
-    copies = embed_pictures(model, [_copy_of(p, rng) for p in chosen]).numpy()
+    copies = embed_pictures(model, [near_duplicate_copy(p, rng) for p in chosen]).numpy()
     copy_cosines = (originals * copies).sum(axis=1)
-    unrelated = originals @ originals.T
-    unrelated = unrelated[~np.eye(len(chosen), dtype=bool)]
-    near_duplicate = float(np.clip(np.percentile(copy_cosines, 10) - 0.02, 0.80, 0.97))
-    similar = float(np.clip(np.percentile(unrelated, 99) + 0.03, 0.40, near_duplicate - 0.05))
-    return round(similar, 3), round(near_duplicate, 3)
+    return image_levels(copy_cosines, unrelated_pairs(originals, [str(i) for i in range(len(chosen))]))

@@ -73,7 +73,7 @@ class AgentState(TypedDict, total=False):
 def build_graph(model: BaseChatModel, tools: list[BaseTool], check: CallCheck,
                 checkpointer: BaseCheckpointSaver | None = None):
     bound = model.bind_tools(tools)
-    planner = RuleBasedPlanner()
+    planner = RuleBasedPlanner().bind_tools(tools)
 
     def call_model(state: AgentState) -> dict:
         chosen = planner if invalid_calls(state["messages"]) >= MAX_INVALID else bound

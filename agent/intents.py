@@ -85,7 +85,8 @@ _MONTH = "|".join(sorted([m for m in MONTHS if m != "may"] + list(_MISSPELT_MONT
 _MONTH_YEAR = re.compile(rf"\b({_MONTH}|may)\.?\s*(?:of\s+|,\s*)?((?:19|20)\d\d)\b", re.I)
 # A span within one year: "oct to dec 2017", "between 1 and 15 march 2018", "from the 3rd to the 9th of May 2018".
 _SPAN = re.compile(rf"\b(?:(?:from|between)\s+)?(?:the\s+)?(?:(\d{{1,2}})(?:st|nd|rd|th)?|({_MONTH}|may))\s*"
-                   rf"(?:to|till|until|through|and|-)\s*(?:the\s+)?(?:(\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+)?({_MONTH}|may)\.?\s*,?\s*"
+                   rf"(?:to|till|until|through|and|-)\s*(?:the\s+)?(?:(\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+)?"
+                   rf"({_MONTH}|may)\.?\s*,?\s*"
                    r"((?:19|20)\d\d)\b", re.I)
 _MONTH_ALONE = re.compile(rf"\b({_MONTH})\b\.?|\b(?:in|from|during|of|the)\s+(may)\b", re.I)
 _YEAR = re.compile(r"(?<![\d.,])((?:19|20)\d\d)(?![\d.,]\d)")
@@ -127,17 +128,20 @@ _FILLER = [re.compile(p, re.I) for p in (
 
 
 # Questions about the whole collection (tools/aggregate.py): how many, how much in all, the most, the last time.
-_COUNT = re.compile(r"\b(?:how|hw)\s+many\b|\bnumber of\b|\bno\.? of\b|\bhow often\b|\bcount (?:my|the|all|of)\b", re.I)
-_MONEY = re.compile(r"\b(how much|spen[dt]|spending|total|sum|paid|pay|blow|blew|blown|money)\b", re.I)
+_COUNT = re.compile(r"\b(?:how|hw)\s+(?:many|mny)\b|\bnumber of\b|\bno\.? of\b|\bhow often\b|"
+                    r"\bcount (?:my|the|all|of)\b", re.I)
+_MONEY = re.compile(r"\b(how much|spen[dt]|spnd|spending|total|sum|paid|pay|blow|blew|blown|money|damage|"
+                    r"add(?:ed|s)? (?:it )?up|c[oa]mes? to)\b", re.I)
 _MANY = re.compile(r"\b(altogether|all together|in total|overall|so far|combined|sum of|all (?:my|the)|in all|"
                    r"every\w*|evrywhere|total (?:spen[dt]|spending|for|of))\b", re.I)
-_TIMES = re.compile(r"\bwhen\b|\bwhat (?:date|day)\b|\bdate of\b|\b(?:last|first) time\b", re.I)
+_TIMES = re.compile(r"\bwhen(?:'?s)?\b|\bwhat (?:date|day)\b|\bdate of\b|\b(?:last|first) time\b", re.I)
 _LATEST = re.compile(r"\b(last|latest|most recent|recent(?:ly)?|newest)\b", re.I)
 _EARLIEST = re.compile(r"\b(first|earliest|oldest)\b", re.I)
 _MOST = re.compile(r"\b(biggest|largest|highest|priciest|dearest|most expensive|most i (?:ever )?(?:paid|spent))\b",
                    re.I)
 _LEAST = re.compile(r"\b(smallest|lowest|cheapest|least expensive|least i (?:ever )?(?:paid|spent))\b", re.I)
-_OF_MANY = re.compile(r"\b(receipts?|bills?|amount|total|paid|ever|i have|i've got|ive got|i got)\b", re.I)
+_OF_MANY = re.compile(r"\b(receipts?|bills?|amount|total|paid|ever|i have|i've got|ive got|i got|trips?|visits?|"
+                      r"purchases?|spen[dt])\b", re.I)
 _GROUP = re.compile(r"\b(?:(?:which|what)\s+(shop|store|place|outlet|merchant|month|year)|(?:per|by|each|every)\s+"
                     r"(shop|store|month|year)|at one (shop|store|place)|where do i|(busiest) month)", re.I)
 _GROUP_NAMES = {"store": "shop", "place": "shop", "outlet": "shop", "merchant": "shop", "busiest": "month"}
@@ -157,6 +161,8 @@ every everywhere evrywhere spend spent spending blow blew blown went go going go
 shop shops shopped shopping store stores place places station outlet merchant trip trips buy bought something
 stuff fill up paid pay money month months year years receipt receipts reciepts recipts resit bills bill have
 has got get i've ive i'd did do does was were is are at from to in on for by per each gets much
+spnd mny cash drop dropped damage add added adds come comes came make made keep kept had r everything grand
+purchase purchases
 """.split())
 _SHOP_WORD = re.compile(r"[\w'&-]+(?:\.[\w&-]+)*\.?")
 
@@ -168,6 +174,7 @@ class Aggregation:
     measure: str  # count, sum, min, max, latest, earliest
     shop: str = ""  # the shop's name as typed ("" for every record)
     group_by: str = ""  # shop, month or year ("" for one figure)
+    maybe_one: bool = False  # "how much did I spend at X?": a sum, or one receipt's total if X has only one
 
     def to_dict(self) -> dict[str, Any]:
         return {"measure": self.measure, **({"shop": self.shop} if self.shop else {}),
@@ -178,8 +185,9 @@ def aggregation(text: str, dated: bool) -> Aggregation | None:
     """The collection question in ``text`` ("how much did I spend at AEON in 2018?", "when did I last go to
     Shell?", "which shop do I spend the most at?"), or None for a search or a question about earlier results.
 
-    ``dated``: the message names a date, month or year. A sum needs a sign that it spans many receipts (a
-    date, "altogether", "in total", "all my"): "how much did I spend at Nando's that night?" asks for one
+    ``dated``: the message names a date, month or year. A sum with a sign that it spans many receipts (a
+    date, "altogether", "in total", "all my") is one; without one, a sum at a shop is ``maybe_one``: "how much
+    did I spend at AEON?" adds up five receipts, "how much did we spend at Nando's that night?" asks for one
     receipt's total, which text search finds and reads. "show me / pull up ..." asks for the receipts.
     """
     words = _REASON.sub("", text)
@@ -198,9 +206,12 @@ def aggregation(text: str, dated: bool) -> Aggregation | None:
         return None
     if (_MOST.search(words) or _LEAST.search(words)) and _OF_MANY.search(words):
         return Aggregation("max" if _MOST.search(words) else "min", shop_words(words))
-    if _MONEY.search(words) and (dated or _MANY.search(words)):
+    if not _MONEY.search(words):
+        return None
+    if dated or _MANY.search(words):
         return Aggregation("sum", shop_words(words))
-    return None
+    shop = shop_words(words)
+    return Aggregation("sum", shop, maybe_one=True) if shop else None
 
 
 def shop_words(text: str) -> str:
@@ -215,12 +226,14 @@ def shop_words(text: str) -> str:
 # What a receipt prints that Loupe does not read into a field: asked about, it says so rather than guess.
 _UNREADABLE = [(re.compile(pattern, re.I), what) for pattern, what in (
     (r"\bwhat (?:did|do|have) (?:i|we) (?:buy|bought|get|order|ordered|purchase)\b|\b(?:items?|products?|"
-     r"things) (?:did|do) i\b|\bwhat items\b", "the items bought"),
+     r"things) (?:did|do) i\b|\bwhat items\b|\bhow many (?:items?|products?|things|pieces|units)\b",
+     "the items bought"),
     (r"\bhow (?:many|much) (?!receipts?\b|reciepts?\b|recipts?\b|times\b|bills?\b|visits?\b|trips?\b|money\b)"
      r"[\w ]{1,30}? did (?:i|we) (?:buy|get|order|eat|drink|use)\b", "quantities"),
     (r"\bcalories\b|\bnutrition", "calories"),
     (r"\b(?:gst|sst|vat|tax(?:es)?)\b", "taxes"),
-    (r"\b(?:by|with|in) (?:card|cash|visa|mastercard|credit|debit)\b|\bpayment method\b", "how it was paid"),
+    (r"\b(?:by|with|in) (?:card|cash|visa|mastercard|credit|debit)\b|\bpayment (?:methods?|cards?|types?)\b|"
+     r"\bwhich card\b", "how it was paid"),
     (r"\bchange (?:did|was|do)\b|\bmy change\b", "the change given"),
     (r"\b(?:cashier|waiter|waitress|served)\b", "who served"),
     (r"\b(?:discounts?|savings?|saved?)\b", "discounts"),

@@ -3,7 +3,8 @@
 A 0.5-1.5B model picks tools well only with help (measured by ``python -m loupe.evals.llm_runtimes``):
 
 * a compact block before the system prompt: the tools in a line each, a few rules, and one correct
-  call per situation (attached image, "read this", words, "#2" after results);
+  call per situation (attached image, "read this", words, "#2" after results, a question about many
+  receipts for the aggregate tool);
 * llama.cpp's grammar, from a JSON schema, holds each reply to one JSON object: a call of a bound tool
   whose ``image``/``record_id`` can only be what the conversation holds, or ``{"answer": ...}``. Given
   Loupe's tools natively, these models wrote the call as fenced JSON text and repeated it until the
@@ -48,10 +49,15 @@ EXAMPLES = [
     ("text_search", "photos of a dog on a beach", {"query": "dog on a beach"}),
     ("ocr", f"read the second one {LISTED}", {"record_id": "7e8f9a0b1c2d3e4f"}),
     ("image_search", f"more like that first one {LISTED}", {"record_id": "0c1d2e3f4a5b6c7d"}),
+    ("aggregate", "how much did I spend at Golden Key Hardware in 2018?",
+     {"measure": "sum", "shop": "Golden Key Hardware", "year": 2018}),
+    ("aggregate", "when did I last go to Shell?", {"measure": "latest", "shop": "Shell"}),
 ]
 RULES = """Rules: image="attached" only when the user's message ends with [attached image: ...]; never put that
 key in record_id. No attached image: search the user's words with text_search (query = the shop, text or
-thing named). "#2", "the second one", "that one": record_id = the id the last results gave that record."""
+thing named), except a question about many receipts (how many, how much in all, the most or least, when
+last or first, which shop or month): aggregate computes it; never add up amounts yourself. "#2", "the second
+one", "that one": record_id = the id the last results gave that record."""
 # An answer shown with the result it reads from: given a sentence alone, the 0.5B model copied it word for
 # word, file name included; given a description in <...>, it answered with a list of tool names.
 ANSWER_EXAMPLE = ('Tool result: text_search: 1 results\n#1 id=5e6f7a8b9c0d1e2f file="IMG_0412.jpg" text match '

@@ -21,6 +21,8 @@ words ask for is read by agent/intents.py. Rules, in order:
 * a question about the whole collection ("how much did I spend at AEON in
   2018?", "when did I last go to Shell?", "which shop do I spend the most
   at?") -> aggregate, which computes the figure: the planner never adds up;
+  "how much did I spend at X?" with no date is a sum when X has several
+  receipts, and a text search for the one receipt otherwise;
 * anything else -> text_search of the words, with any date, price or order.
 """
 
@@ -34,6 +36,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.tools import BaseTool
 
 from loupe.agent import intents
 from loupe.agent.conversation import ATTACHED, SEARCH_TOOLS, Turn, read_turn
@@ -63,12 +66,17 @@ def _name(turn: Turn, record: dict) -> str:
     return f"#{turn.previous_records.index(record) + 1} ({record['file_name']})"
 
 
-def plan(turn: Turn) -> list[Step]:
+def plan(turn: Turn, receipts_at: Callable[[str], int] | None = None) -> list[Step]:
+    """The steps for this turn. ``receipts_at`` counts the records whose printed shop matches a name (the
+    aggregate tool's count): "how much did I spend at X?" adds up X's receipts only when there are several,
+    since with one (or none read as X) text search finds the receipt however its name is printed, and reads it."""
     text = turn.request
     wanted = intents.filters(text)
     ordered = intents.order(text)
     previous = turn.previous_search
     asked = None if turn.image else intents.aggregation(text, any(c["column"] in ("date", "year") for c in wanted))
+    if asked is not None and asked.maybe_one and (receipts_at is None or receipts_at(asked.shop) < 2):
+        asked = None
     about_all = asked is not None and bool(asked.shop or asked.group_by or asked.measure in ("count", "sum"))
     if previous is not None and (ordered or wanted) and not about_all \
             and intents.refines(text, str(previous.args.get("query", ""))):
@@ -177,17 +185,21 @@ def _facts_of(record: dict[str, Any], label: str) -> str:
 class RuleBasedPlanner(BaseChatModel):
     """A chat model whose 'thinking' is :func:`plan`: deterministic, offline, labelled as such."""
 
+    receipts_at: Callable[[str], int] | None = None  # see plan(); set by bind_tools from the aggregate tool
+
     @property
     def _llm_type(self) -> str:
         return "loupe-rule-based-planner"
 
     def bind_tools(self, tools: Any, **kwargs: Any) -> RuleBasedPlanner:
-        return self  # the plan names the tools itself
+        """The plan names the tools itself; the aggregate tool also tells it how many receipts a shop has."""
+        aggregate = next((t for t in tools if isinstance(t, BaseTool) and t.name == ToolName.AGGREGATE), None)
+        return self.model_copy(update={"receipts_at": _receipt_counter(aggregate)}) if aggregate else self
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None,
                   **kwargs: Any) -> ChatResult:
         turn = read_turn(messages)
-        steps = plan(turn)
+        steps = plan(turn, self.receipts_at)
         done = sum(1 for run in turn.runs if run.call_id.startswith(CALL_PREFIX))
         if done < len(steps):
             step = steps[done]
@@ -196,3 +208,11 @@ class RuleBasedPlanner(BaseChatModel):
         else:
             message = AIMessage(content=explain(steps, turn))
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def _receipt_counter(aggregate: BaseTool) -> Callable[[str], int]:
+    """How many records the table's printed shop column matches for a name, by the aggregate tool's own count."""
+    def receipts_at(shop: str) -> int:
+        _, result = aggregate.func(measure="count", shop=shop)
+        return (result.get("figure") or {}).get("value") or 0
+    return receipts_at

@@ -11,7 +11,9 @@ fourth, the address, is not read). The date is compared as an ISO date on both s
 stores ``YYYY-MM-DD`` and the key writes what the receipt printed ("25/12/2018", or "20180304" where the
 receipt printed 04/03/2018); the total as an amount to the cent (the key writes "9.00", "RM 9.00", "$8.20").
 Each half (receipts with an even and an odd number) is reported apart, so a rule that fits only the
-receipts read while writing it shows as a gap between halves.
+receipts read while writing it shows as a gap between halves. Beside the scores, the receipts that print "$"
+and how many of them are read as ringgit: every SROIE receipt is Malaysian, so all of them should be
+(tools/document_fields.py: dollar_for_ringgit).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from loupe.evals.agent_eval import build_index
 from loupe.evals.paths import DATASETS, RESULTS
 from loupe.base.config import load_settings
 from loupe.metadata import parse_price
-from loupe.tools.document_fields import iso_date, printed_date, printed_shop, printed_total
+from loupe.tools.document_fields import iso_date, printed_currency, printed_date, printed_shop, printed_total
 from loupe.tools.process import configure_process
 from loupe.tools.training.text_boxes import read_text_boxes
 
@@ -35,11 +37,13 @@ SOURCES = ("ocr", "truth")  # Loupe's own OCR as indexed; the dataset's ground-t
 
 
 def read_fields(lines: list[dict]) -> dict[str, str | None]:
-    """The three fields as Loupe reads them from OCR lines (text and 0..1 box) in reading order."""
+    """The three fields as Loupe reads them from OCR lines (text and 0..1 box) in reading order, and the
+    currency of the total (not scored as a field: SROIE's key has none)."""
     total = printed_total(lines)
-    return {"company": printed_shop([line["text"] for line in lines]),
-            "date": printed_date("\n".join(line["text"] for line in lines)),
-            "total": f"{total:.2f}" if total is not None else None}
+    text = "\n".join(line["text"] for line in lines)
+    return {"company": printed_shop([line["text"] for line in lines]), "date": printed_date(text),
+            "total": f"{total:.2f}" if total is not None else None,
+            "currency": printed_currency(text), "prints_dollar": "$" in text}
 
 
 def keyed_fields(key: dict) -> dict[str, str | None]:
@@ -105,8 +109,11 @@ def main() -> None:
             result = scores(part, source)
             fields = "  ".join(f"{field} {result[field][2]:.2f}" for field in FIELDS)
             precision, recall, f1 = result["overall"]
+            dollars = [f[source] for f in part if f[source]["prints_dollar"]]
+            ringgit = sum(read["currency"] == "MYR" for read in dollars)
             print(f"{'Loupe OCR' if source == 'ocr' else 'truth lines':11} {name:4} ({len(part)} receipts) F1: "
-                  f"{fields}  overall {f1:.2f} (P {precision:.2f} R {recall:.2f})")
+                  f"{fields}  overall {f1:.2f} (P {precision:.2f} R {recall:.2f}); "
+                  f"printing \"$\": {len(dollars)}, read as ringgit: {ringgit}")
 
 
 if __name__ == "__main__":

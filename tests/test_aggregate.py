@@ -23,8 +23,9 @@ from loupe.indexer import Indexer, derived_columns, record_id, search_text
 from loupe.store.filters import Condition
 from loupe.store.image_table import ImageTable
 from loupe.store.schema import TABLE_NAME, IndexInfo, image_table_schema
-from tests.conftest import SROIE
+from tests.conftest import SROIE, sroie_key
 from loupe.tools.aggregate import aggregate
+from loupe.tools.document_fields import iso_date
 
 pytestmark = pytest.mark.fast  # no model is loaded: part of the fast tier
 
@@ -75,7 +76,8 @@ def test_a_shop_is_found_however_it_is_typed(table: ImageTable) -> None:
     assert latest.value == "2018-03-18" and latest.ids == [_id(table, f"{SHELL}.jpg")]
     assert latest.missing == [_id(table, "shell-torn.jpg")]
     assert latest.left_out == ["1 of 2 records show no readable date"]
-    assert aggregate(table, "earliest", shop="mr diy").value == "2006-04-03"  # 079 prints a warranty date first
+    earliest = aggregate(table, "earliest", shop="mr diy")  # 079's product code "CK 11-22-31" is no date
+    assert earliest.value == min(iso_date(sroie_key(stem)["date"]) for stem in MR_DIY) == "2017-09-19"
 
 
 def test_an_empty_set_is_zero_or_no_value_never_an_error(table: ImageTable) -> None:
@@ -91,14 +93,36 @@ def test_rows_without_a_total_are_left_out_and_said_to_be(table: ImageTable) -> 
     assert result.left_out == ["1 of 2 records show no readable total"]
 
 
-def test_amounts_in_two_currencies_are_not_added_together(table: ImageTable) -> None:
+def test_a_dollar_sign_on_a_malaysian_receipt_is_ringgit(table: ImageTable) -> None:
+    """UNIHAKKA (Johor) prints "$8.20" for RM 8.20: its total is added to the RM receipts', and the answer says so."""
     result = aggregate(table, "sum", conditions=[Condition("date", ">=", "2018-03-01")])
-    assert result.value is None
-    assert result.per_currency == {"$": 8.20, "MYR": pytest.approx(86.00 + 37.10 + 30.90)}  # Shell, MR DIY x2
-    assert any("not added together" in note and "no printed currency left out" in note for note in result.left_out)
-    assert _id(table, "031.jpg") in result.missing  # AEON prints no currency: neither figure takes it
-    biggest = aggregate(table, "max", conditions=[Condition("date", ">=", "2018-03-01")])
-    assert biggest.per_currency == {"$": 8.20, "MYR": 86.00} and len(biggest.ids) == 2
+    march = [stem for stem in (*AEON, *MR_DIY, SHELL, DOLLARS) if iso_date(sroie_key(stem)["date"]) >= "2018-03-01"]
+    spent = sum(float(sroie_key(stem)["total"].lstrip("$")) for stem in march)
+    assert result.value == pytest.approx(spent) and result.currency == "MYR" and result.per_currency == {}
+    assert sorted(result.ids) == sorted(_id(table, f"{stem}.jpg") for stem in march) and result.missing == []
+    assert '1 receipt printing "$" with a Malaysian address or RM counted as MYR' in result.left_out
+    assert "2 receipts with no printed currency counted as MYR" in result.left_out  # AEON prints none
+
+
+def test_amounts_in_two_currencies_are_not_added_together(tmp_path: Path) -> None:
+    """A US receipt's dollars are not ringgit: one figure per currency, and the unsigned receipt in neither."""
+    us = [_line("CORNER BOOKSHOP", 0.05), _line("12 MAIN ST, PORTLAND OR 97201", 0.10),
+          _line("DATE 03/20/2018 10:12", 0.15), _line("TOTAL", 0.30, 0.05, 0.40), _line("$18.60", 0.30, 0.70, 0.90)]
+    table = ImageTable.open_or_create(tmp_path / "index", INFO)
+    table.upsert([receipt_row(stem) for stem in (SHELL, DOLLARS, AEON[0])]
+                 + [receipt_row("501", us, "/receipts/portland.jpg")])
+    result = aggregate(table, "sum")
+    assert result.value is None and result.per_currency == {"$": 18.60, "MYR": pytest.approx(86.00 + 8.20)}
+    assert any("not added together" in note and "1 receipt with no printed currency left out" in note
+               for note in result.left_out)
+    assert result.missing == [_id(table, f"{AEON[0]}.jpg")]  # AEON prints no currency: neither figure takes it
+    biggest = aggregate(table, "max")
+    assert biggest.per_currency == {"$": 18.60, "MYR": 86.00} and len(biggest.ids) == 2
+
+
+def _line(text: str, top: float, left: float = 0.05, right: float = 0.60) -> dict:
+    """One OCR line with its 0..1 box, a line height tall."""
+    return {"text": text, "box": [[left, top], [right, top], [right, top + 0.02], [left, top + 0.02]]}
 
 
 def test_groups_by_shop_fold_the_ways_a_name_is_printed(table: ImageTable) -> None:

@@ -7,8 +7,8 @@ import pytest
 from loupe.evals.document_fields_eval import truth_lines
 from loupe.metadata import parse_price
 from tests.conftest import SROIE
-from loupe.tools.document_fields import (fold, fold_lines, iso_date, name_pattern, printed_currency, printed_date,
-                                   printed_shop, printed_total)
+from loupe.tools.document_fields import (dollar_for_ringgit, fold, fold_lines, iso_date, name_pattern, printed_currency,
+                                         printed_date, printed_shop, printed_total)
 from loupe.tools.records import MatchedRecord, MatchLabel, ordered
 from loupe.tools.text_search import name_runs, spelled_as_stored
 
@@ -54,7 +54,8 @@ def test_folding_forgives_case_accents_punctuation_and_number_words() -> None:
 
 @pytest.mark.parametrize(("typed", "printed", "found"), [
     ("DIY", "MR. D.I.Y. (M) SDN BHD", True), ("D I Y", "MR D.I.Y. (JOHOR)", True), ("Mr DIY", "MR.D.I.Y(M)SDN", True),
-    ("7 Eleven", "7-ELEVEN MALAYSIA", True), ("Seven Eleven", "7-ELEVEN", True), ("99 speedmart", "99 SPEED MART", True),
+    ("7 Eleven", "7-ELEVEN MALAYSIA", True), ("Seven Eleven", "7-ELEVEN", True),
+    ("99 speedmart", "99 SPEED MART", True),
     ("DIY", "KEDAI DIYANA", False), ("711", "TEL 0371123", False),
 ])
 def test_names_match_at_word_boundaries_however_spaced(typed: str, printed: str, found: bool) -> None:
@@ -130,8 +131,10 @@ def test_every_amount_format_of_sroie_keys_is_read(keyed: str, amount: float | N
 
 
 @pytest.mark.parametrize(("stem", "total", "currency"), [
-    ("000", 9.00, "MYR"), ("006", 327.00, None), ("030", 8.20, "$"), ("081", 3.90, "MYR"), ("031", 75.00, None),
-])
+    ("000", 9.00, "MYR"), ("006", 327.00, None), ("030", 8.20, "MYR"), ("081", 3.90, "MYR"), ("031", 75.00, None),
+    ("072", 49.40, "MYR"), ("061", 129.30, "MYR"), ("022", 9.00, None),
+])  # 030: UNIHAKKA prints "$8.20" in Johor; 072: TOTAL INCL. GST 49.39, rounding 0.01, TOTAL 49.40; 061: "Amt Due";
+# 022: a "Tax Code" column heads its items, above the total
 def test_a_receipts_total_and_currency_are_read_from_its_lines(stem: str, total: float, currency: str | None) -> None:
     lines = _receipt(stem)
     assert printed_total(lines) == total
@@ -142,3 +145,50 @@ def test_currency_signs_and_codes_stand_apart_from_words() -> None:
     assert printed_currency("TOTAL RM9.00\nCASH RM 10.00\nPERMAS JAYA, FORM 3") == "MYR"
     assert printed_currency("US$ 4.00") == "USD" and printed_currency("€ 3,50 £1") in ("EUR", "GBP")
     assert printed_currency("PERMAS FORM") is None
+
+
+def test_a_dollar_sign_is_ringgit_only_on_a_receipt_that_says_it_is_malaysian() -> None:
+    assert printed_currency("UNIHAKKA INTERNATIONAL SDN BHD\nTampoi, 81200 Johor Bahru\nTOTAL $8.20") == "MYR"
+    assert printed_currency("SUBTOTAL $7.50\nTAX $0.70\nCASH RM 10.00") == "MYR"  # it prints RM elsewhere
+    assert printed_currency("CORNER BOOKSHOP\n12 MAIN ST, PORTLAND OR\nTOTAL $18.60") == "$"
+    assert printed_currency("Organic apples\n$4.99 / kg") == "$"
+    assert dollar_for_ringgit("KUALA LUMPUR\n$83.00") and not dollar_for_ringgit("KUALA LUMPUR\nRM 83.00")
+
+
+@pytest.mark.parametrize(("text", "iso"), [
+    (":10-03-201823:03:06", "2018-03-10"), ("14/03/20185:57:07PM", "2018-03-14"),  # the time runs into the year
+    ("HD03-04-06 - 5/40/160", None),  # a product code, not 3 April 2006
+    ("27032018", "2018-03-27"), ("20180304", "2018-03-04"), ("10-03-20181", None),
+])
+def test_dates_the_ocr_runs_together_are_read_and_codes_are_not(text: str, iso: str | None) -> None:
+    assert iso_date(text) == iso
+
+
+def test_the_printed_date_prefers_the_tills_timestamp_then_a_date_missing_a_separator() -> None:
+    assert printed_date("\n".join(line["text"] for line in _receipt("079"))) == "2017-09-19"  # not "CK 11-22-31"
+    assert printed_date("13 MAR 2018\nMR. D.I.Y. (M) SDN BHD\n14-03-18 21:49 SH03 ZJ20") == "2018-03-14"
+    assert printed_date("INVOICE NO:18299/102/T0230\n05 02-18\n01:34PM") == "2018-02-05"
+    assert printed_date("Tax Invoice\n2703/2018\nNo.:CS-20242") == "2018-03-27"
+    assert printed_date("05 02-18\nDATE: 12/02/2018") == "2018-02-12"  # a whole date wins over a loose one
+
+
+@pytest.mark.parametrize(("lines", "shop"), [  # as Loupe's OCR read receipts 001, 000, 040, 095
+    (["tan woon yann", "INDAH GIFT & HOME DECO", "27,JALAN DEDAP 13,", "TAMAN JOHOR JAYA,"], "INDAH GIFT & HOME DECO"),
+    (["tan woon yann", "BOOK TA .K (TAMAN DAYA) SDN BHD", "789417-W"], "BOOK TA .K (TAMAN DAYA) SDN BHD"),
+    (["THREE STOOGES", "BISTRO & CAFE", "109, SS21/1A,", "DAMANSARA UTAMA"], "THREE STOOGES"),
+    (["POPULAR BOOK-", "CO.", "AHE NOS (W)", "(Company No. 113825-W)"], "POPULAR BOOK CO."),
+])
+def test_a_handwritten_line_a_kind_of_shop_and_a_hyphen_do_not_hide_the_name(lines: list[str], shop: str) -> None:
+    assert printed_shop(lines) == shop
+
+
+def test_a_rounding_adjustment_is_never_the_total_and_the_rounded_amount_is() -> None:
+    """003 as Loupe's OCR read it: the tax summary below repeats 80.91, which is no rounded total."""
+    lines = [_line("Total Sales (Excluding GST)", 0.05, 0.58, 0.5), _line("80.91", 0.8, 0.58),
+             _line("Rounding", 0.4, 0.67), _line("-0.01", 0.8, 0.67),
+             _line("Total Sales (lnclusive of GST) :", 0.05, 0.70, 0.6), _line("80.90", 0.8, 0.70),
+             _line("GST SUMMARY", 0.1, 0.81), _line("Total:", 0.3, 0.90), _line("80.91", 0.55, 0.90)]
+    assert printed_total(lines) == 80.90
+    paid = [_line("Total Amt Incl. GST", 0.05, 0.60, 0.5), _line("60.31", 0.8, 0.60),
+            _line("ROUNDING ADJ", 0.05, 0.63), _line("-0.01", 0.8, 0.63), _line("60.30", 0.8, 0.70)]
+    assert printed_total(paid) == 60.30  # 001: the rounded amount is printed below the adjustment, unlabelled

@@ -4,7 +4,8 @@
 was shown gets it wrong, or leaves out the receipts it was not shown. So the figure is computed here
 from the table's columns, over every row the filter selects, and comes back with the ids of the rows it
 came from and, in words, what it could not count: rows without a readable total or date, and amounts
-in another currency, which are never added together (each currency gets its own figure instead).
+in another currency, which are never added together (each currency gets its own figure instead; a "$" that a
+Malaysian receipt prints for ringgit is ringgit, and the answer says how many were read so).
 
     aggregate(table, "sum", "total", [Condition("year", "=", 2018)], shop="aeon")
     aggregate(table, "count", group_by="shop")
@@ -12,12 +13,14 @@ in another currency, which are never added together (each currency gets its own 
 
 Filters are the typed conditions of store/filters.py (checked and quoted there), so a model's or a
 remote caller's values never become SQL text. A shop is matched as text search matches names
-(tools/document_fields.py): "Mr Diy" finds "MR. D.I.Y. (M) SDN BHD", "aeon" finds "AEON CO. (M) BHD".
+(tools/document_fields.py): "Mr Diy" finds "MR. D.I.Y. (M) SDN BHD", "aeon" finds "AEON CO. (M) BHD", and
+the words may come in another order ("stationery lian hing").
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +28,7 @@ from typing import Any
 from loupe.base.errors import LoupeError
 from loupe.store.filters import Condition, where_clause
 from loupe.store.image_table import ImageTable
-from loupe.tools.document_fields import fold, name_pattern, printed_currency
+from loupe.tools.document_fields import dollar_for_ringgit, fold, name_pattern, printed_currency
 
 MEASURES = ("count", "sum", "min", "max", "latest", "earliest")
 AMOUNT_COLUMNS = ("total", "price", "file_size")  # what sum, min and max add up or compare
@@ -113,11 +116,18 @@ def _selected(table: ImageTable, where: str, shop: str | None, column: str | Non
     rows = table.scan(columns, where or None).to_pylist()
     if shop is None:
         return rows
-    letters = "".join(fold(shop).split())
-    if not letters:
+    words = fold(shop).split()
+    if not words:
         raise AggregateError(f"the shop {shop[:40]!r} has no letters or digits to match")
-    pattern = name_pattern(letters)
-    return [row for row in rows if row["shop"] and pattern.search(fold(row["shop"]))]
+    whole = name_pattern("".join(words))
+    each = [name_pattern(word) for word in words]
+    return [row for row in rows if row["shop"] and _names(fold(row["shop"]), whole, each)]
+
+
+def _names(printed: str, whole: re.Pattern, each: list[re.Pattern]) -> bool:
+    """The name as typed, spaces anywhere ("mrdiy" in "mr d i y"), or each typed word in any order ("stationery
+    lian hing" is LIAN HING STATIONERY SDN BHD)."""
+    return bool(whole.search(printed)) or all(pattern.search(printed) for pattern in each)
 
 
 def _figure(measure: str, column: str | None, rows: list[dict[str, Any]]) -> Figure:
@@ -131,6 +141,9 @@ def _figure(measure: str, column: str | None, rows: list[dict[str, Any]]) -> Fig
     by_currency: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
     for row in having:
         by_currency[printed_currency(row["ocr_text"] or "")].append(row)
+    dollars = sum(dollar_for_ringgit(row["ocr_text"] or "") for row in by_currency.get("MYR", []))
+    if dollars:
+        left_out.append(f"{_many(dollars, 'receipt')} printing \"$\" with a Malaysian address or RM counted as MYR")
     signed = sorted(currency for currency in by_currency if currency)
     if len(signed) <= 1:  # a receipt that prints no currency is taken to be in the one the others print
         currency = signed[0] if signed else None

@@ -16,6 +16,8 @@ import re
 import unicodedata
 from collections import Counter
 
+# Raised whenever a rule below changes what is read: `loupe index` then reads every stored row's text again.
+FIELDS_VERSION = 1
 MONTHS = {name: number for number, names in enumerate(
     [("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"), ("may",), ("jun", "june"),
      ("jul", "july"), ("aug", "august"), ("sep", "sept", "september"), ("oct", "october"), ("nov", "november"),
@@ -23,28 +25,38 @@ MONTHS = {name: number for number, names in enumerate(
 _NUMBER_WORDS = {"zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
                  "seven": "7", "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12"}
 _MONTH_NAMES = "|".join(sorted(MONTHS, key=len, reverse=True))
-_DAY_FIRST = re.compile(r"(?<!\d)(\d{1,2})[/\-.](\d{1,2})[/\-.](\d{4}|\d{2})(?!\d)")
-_YEAR_FIRST = re.compile(r"(?<!\d)(\d{4})[/\-.:](\d{1,2})[/\-.:](\d{1,2})(?!\d)")
+# A date never follows a letter ("HD03-04-06" is a product code); a four-digit year may run straight into the time
+# ("10-03-201823:03:06", "14/03/20185:57:07PM": the OCR drops the space between them).
+_YEAR_END = r"(?:(?!\d)|(?<=\d{4})(?=\d{1,2}:\d\d))"
+_DAY_FIRST = re.compile(rf"(?<![^\W_])(\d{{1,2}})[/\-.](\d{{1,2}})[/\-.](\d{{4}}|\d{{2}}){_YEAR_END}")
+_TIME = re.compile(r"(?<!\d)\d{1,2}:\d\d(?!\d)")
+_LOOSE_DAY_FIRST = re.compile(r"(?<![^\W_])(\d{2}) ?(\d{2})[/\-.](\d{4}|\d{2})(?!\d)")  # "2703/2018", "05 02-18"
+_YEAR_FIRST = re.compile(r"(?<![^\W_])(\d{4})[/\-.:](\d{1,2})[/\-.:](\d{1,2})(?!\d)")
 _DAY_MONTH_NAME = re.compile(rf"(?<!\d)(\d{{1,2}})[\s\-/.]*({_MONTH_NAMES})[a-z]*\.?[\s\-/.,]*(\d{{4}}|\d{{2}})(?!\d)",
                              re.I)
 _MONTH_NAME_DAY = re.compile(rf"\b({_MONTH_NAMES})[a-z]*\.?\s+(\d{{1,2}}),?\s+(\d{{4}})(?!\d)", re.I)
-_COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})")  # 20180304: only as the whole text, never inside an invoice number
+_COMPACT = re.compile(r"(\d{2})(\d{2})(\d{2})(\d{2})")  # 20180304, 27032018: only as the whole text
 _AMOUNT = re.compile(r"(?<![\d.\-])(\d{1,6}(?:,\d{3})*[.,]\d{2})(?![\d.])")
-_TOTAL_LINE = re.compile(r"t[o0u]t[a4]?l|jumlah|amount due|grand|nett|round", re.I)  # OCR writes TOTL, TUTAL
+_TOTAL_LINE = re.compile(r"t[o0u]t[a4]?l|jumlah|am(?:oun)?t\.? due|grand|nett|round", re.I)  # OCR writes TOTL, TUTAL
 _NOT_TOTAL = re.compile(r"sub\s*-?\s*t[o0u]t[a4]?l|t[o0u]t[a4]?l\s*(qty|quantity|items?|tax|gst|discount|disc|saving)|"
                         r"\bqty\b|tax\b|change|cash|tender|paid|excl|\(ex\)", re.I)
-_FINAL_TOTAL = re.compile(r"incl|grand|nett|net t[o0u]t|round\w* t[o0u]t|amount due|t[o0u]t[a4]?l amount|payable|\(rm\)",
-                          re.I)
+_FINAL_TOTAL = re.compile(r"incl|grand|nett|net t[o0u]t|round\w* t[o0u]t|am(?:oun)?t\.? due|t[o0u]t[a4]?l amount|"
+                          r"payable|\(rm\)", re.I)
+_ROUNDING = re.compile(r"round", re.I)
+_TOTAL_WORD = re.compile(r"t[o0u]t[a4]?l|jumlah|amount|grand|nett", re.I)
+_ADJUSTMENT = re.compile(r"(?<![\d.])-?\s?0[.,]0\d(?!\d)")  # a rounding adjustment: a few cents, either sign
 _SUMMARY = re.compile(r"summary|tax code", re.I)  # a tax summary's "Total:" row repeats the net amount
 FINAL_WEIGHT = 3  # a label that says the total is final (inclusive, grand, rounded) outweighs two plain ones
 ROW_TOLERANCE = 0.6  # an amount whose centre lies within 0.6 line heights of a label's centre is on its row
 
 # The shop's name is printed in a receipt's first lines, often after a cashier's name, a till number or a slogan.
-# 4 lines: chosen among 3, 4, 6 and 8 on SROIE's even receipts as Loupe's OCR reads them (0.80 right; the odd
-# ones then 0.80); chosen on the odd ones, 6 won (0.82; the even ones 0.78). The word lists below were written
-# from the first lines of all 100 receipts, so only the line count was chosen blind to the other half.
+# 5 lines: chosen among 2, 3, 4, 5, 6 and 8 on each half of SROIE's receipts alone, as Loupe's OCR reads them (the
+# even ones: 4 and 5 tie at 0.82 right, the odd ones then 0.84 and 0.86; the odd ones: 5, 6 and 8 tie at 0.86, the
+# even ones then 0.82, 0.80, 0.80): 5 is best on both. Counting only the lines that could be a name, instead of
+# every line, was tried and did no better (0.82 / 0.86 at best). The word lists below were written from the first
+# lines of all 100 receipts, so only the line count was chosen blind to the other half.
 # evals/document_fields_eval.py measures the rule.
-SHOP_LINES = 4
+SHOP_LINES = 5
 _LEGAL_FORM = re.compile(r"\b(?:sdn\.?\s*bhd|bhd|s/b|berhad|ltd|llc|inc|plc|gmbh|pte|limited)\b\.?", re.I)
 _TRADE_WORD = re.compile(r"\b(?:enterprise|trading|restaurant|restoran|hardware|stationery|mart|market|cafe|bistro|"
                          r"grocer|company|pasaraya|perniagaan|kedai|syarikat|store|shop|bakery|pharmacy|station|"
@@ -56,6 +68,8 @@ _LABEL_HEAD = re.compile(r"^[^\W\d_]+\s*:\s*")  # "DIMILIKI: BANH MI CAFE SDN BH
 # Signs and codes, longest first so "US$" is not read as "$"; a code must stand apart from other letters.
 _CURRENCY = re.compile(r"US\$|S\$|A\$|C\$|HK\$|[$€£¥₹]|"
                        r"(?<![^\W\d_])(?:RM|MYR|USD|SGD|AUD|CAD|HKD|EUR|GBP|JPY|CNY|INR|IDR|THB)(?![^\W\d_])")
+_MALAYSIA = re.compile(r"\b(?:malaysia|johor|kedah|kelantan|melaka|malacca|negeri sembilan|pahang|perak|perlis|"
+                       r"pulau pinang|penang|sabah|sarawak|selangor|terengganu|kuala lumpur|putrajaya|labuan)\b", re.I)
 _CURRENCY_CODES = {"RM": "MYR", "US$": "USD", "S$": "SGD", "A$": "AUD", "C$": "CAD", "HK$": "HKD", "€": "EUR",
                    "£": "GBP", "₹": "INR"}
 
@@ -89,15 +103,19 @@ def iso_date(text: str) -> str | None:
     """The first date written in ``text``, as ``YYYY-MM-DD``; day-first where day and month are ambiguous.
 
     Receipts of the public sets (and most of the world) print day first; a first number above 12 is a
-    day, a second above 12 makes the order month-first. Eight digits alone ("20180304") are year first.
+    day, a second above 12 makes the order month-first. Eight digits alone are year first ("20180304"), else
+    day first ("27032018", a date whose slashes the OCR lost); inside other text they are an invoice number.
     """
     for pattern in (_YEAR_FIRST, _DAY_FIRST, _DAY_MONTH_NAME, _MONTH_NAME_DAY):
         for match in pattern.finditer(text):
             date = _date_of(pattern, match.groups())
             if date:
                 return date
-    compact = _COMPACT.fullmatch(text.strip())
-    return _date_of(_YEAR_FIRST, compact.groups()) if compact else None
+    if not (compact := _COMPACT.fullmatch(text.strip())):
+        return None
+    first, second, third, fourth = compact.groups()
+    return _date_of(_YEAR_FIRST, (first + second, third, fourth)) or _date_of(_DAY_FIRST, (first, second,
+                                                                                         third + fourth))
 
 
 def _date_of(pattern: re.Pattern, parts: tuple[str, ...]) -> str | None:
@@ -122,15 +140,22 @@ def _month(name: str) -> str:
 
 
 def printed_date(ocr_text: str) -> str | None:
-    """The document's date: on a line that says "date" if there is one, else the first date printed."""
+    """The document's date: on a line that says "date" if there is one, else on one that prints a time too (a
+    product code such as "CK 11-22-31" can look like a date), else the first date printed; where no
+    date reads whole, one whose first separator the OCR lost or read as a space ("2703/2018", "05 02-18")."""
     lines = ocr_text.splitlines()
     dated = [line for line in lines if re.search(r"date|tarikh", line, re.I)]
     for index, line in enumerate(lines):  # "DATE:" alone on its line, the date on the next
         if line in dated and index + 1 < len(lines):
             dated.append(line + " " + lines[index + 1])
-    for line in (*dated, *lines):
+    timed = [line for line in lines if _TIME.search(line)]  # the till's timestamp: "19-09-17 15:39"
+    for line in (*dated, *timed, *lines):
         if date := iso_date(line):
             return date
+    for line in (*dated, *lines):  # none is printed whole: one the OCR lost a separator of, as a last resort
+        for match in _LOOSE_DAY_FIRST.finditer(line):
+            if date := _date_of(_DAY_FIRST, match.groups()):
+                return date
     return None
 
 
@@ -142,27 +167,46 @@ def printed_shop(lines: list[str]) -> str | None:
     address, phone or tax line), the first with a legal form (SDN BHD, S/B, LTD...) wins, else the first
     with a trade word (TRADING, RESTAURANT, HARDWARE...), else the first. A name split over lines ("POPULAR
     BOOK" / "CO. (M) SDN BHD", "HOME MASTER HARDWARE &" / "ELECTRICAL") is joined, and a registration
-    number after it ("(126926-H)") dropped, as SROIE's key writes the company.
+    number after it ("(126926-H)") dropped, as SROIE's key writes the company. A line in lower case only is
+    left out where another could be the name (a cashier wrote theirs on the slip), and so is, for the legal
+    form or trade word, a line that holds nothing else ("BISTRO & CAFE" under "THREE STOOGES").
     """
     header = [unicodedata.normalize("NFKC", line).strip() for line in lines[:SHOP_LINES]]
     names = [index for index, line in enumerate(header) if _could_be_name(line)]
+    names = [index for index in names if not header[index].islower()] or names  # "tan woon yann": a hand wrote it
     if not names:
         return None
-    first = last = next((index for pattern in (_LEGAL_FORM, _TRADE_WORD) for index in names
+    named = [index for index in names if not _only_trade_words(header[index])]
+    first = last = next((index for pattern in (_LEGAL_FORM, _TRADE_WORD) for index in named
                          if pattern.search(header[index])), names[0])
     text = header[first]
     while first > 0 and _continues_above(text) and _could_be_name(header[first - 1]):
         first -= 1
         text = f"{header[first]} {text}"
-    while last + 1 < len(header) and (text.endswith("&") or text.count("(") > text.count(")")) \
-            and _could_be_name(header[last + 1]):
+    while last + 1 < len(header) and _continues_below(text, header[last + 1]):
         last += 1
-        text = f"{text} {header[last]}"
+        text = f"{text.rstrip(' -')} {header[last]}"
     return _REGISTRATION_TAIL.sub("", _LABEL_HEAD.sub("", text)).strip(" ,") or None
 
 
 def _could_be_name(line: str) -> bool:
-    return len(re.findall(r"[^\W\d_]", line)) >= 3 and not _NOT_A_NAME.search(line)
+    """Three letters or more and no address, phone or tax words, except in brackets: "BOOK TA .K (TAMAN DAYA)
+    SDN BHD" names its branch's district there."""
+    unbracketed = re.sub(r"\([^()]*\)", " ", line)
+    return len(re.findall(r"[^\W\d_]", unbracketed)) >= 3 and not _NOT_A_NAME.search(unbracketed)
+
+
+def _only_trade_words(line: str) -> bool:
+    """A line that says what kind of shop it is and nothing else ("BISTRO & CAFE" under "THREE STOOGES")."""
+    return not re.sub(r"&|\band\b", " ", _TRADE_WORD.sub(" ", line), flags=re.I).strip(" .,-")
+
+
+def _continues_below(text: str, below: str) -> bool:
+    """A name that ends in "&" or "-" goes on on the next line, however short ("POPULAR BOOK-" / "CO."); one with
+    a bracket left open goes on on a line that could be a name."""
+    if text.endswith(("&", "-")):
+        return bool(re.search(r"[^\W\d_]", below)) and not _NOT_A_NAME.search(below)
+    return text.count("(") > text.count(")") and _could_be_name(below)
 
 
 def _continues_above(text: str) -> bool:
@@ -176,11 +220,34 @@ def _continues_above(text: str) -> bool:
 def printed_currency(ocr_text: str) -> str | None:
     """The currency a document's amounts are in: the sign or code it prints most often (None if none).
 
-    "$" stays "$": Malaysian shops print it for ringgit as US ones do for dollars, so it is never taken
-    for either, and an RM receipt's total is never added to a "$" one's as if they were the same money.
+    "$" stays "$" (US, Singapore, Brunei... dollars), except on a receipt that says it is Malaysian
+    (:func:`dollar_for_ringgit`), where it is ringgit: so an RM receipt's total is added to a "$" one's only when
+    both are the same money.
     """
-    counts = Counter(_CURRENCY_CODES.get(found.upper(), found) for found in _CURRENCY.findall(ocr_text))
-    return counts.most_common(1)[0][0] if counts else None
+    counts = _signs(ocr_text)
+    if not counts:
+        return None
+    sign = counts.most_common(1)[0][0]
+    return "MYR" if sign == "$" and dollar_for_ringgit(ocr_text) else sign
+
+
+def dollar_for_ringgit(ocr_text: str) -> bool:
+    """Whether a receipt that prints its amounts with "$" means ringgit: it prints RM or MYR elsewhere, or an
+    address in Malaysia (a state or federal territory, or the country's name).
+
+    Malaysian tills print "$" for RM (UNIHAKKA's food court: "$8.20"); SROIE's 14 receipts that print "$" are
+    all Malaysian, and all 14 name Johor or Kuala Lumpur (evals/document_fields_eval.py counts them per half).
+    A US or Singapore receipt names neither, so its dollars are never added to ringgit.
+    """
+    counts = _signs(ocr_text)
+    return "$" in counts and ("MYR" in counts or bool(_MALAYSIA.search(ocr_text)))
+
+
+def _signs(ocr_text: str) -> Counter[str]:
+    return Counter(_CURRENCY_CODES.get(found.upper(), found) for found in _CURRENCY.findall(ocr_text))
+
+
+Box = tuple[float, float, float, float]  # left, top, right, bottom, 0..1 of the page
 
 
 def printed_total(lines: list[dict]) -> float | None:
@@ -188,34 +255,73 @@ def printed_total(lines: list[dict]) -> float | None:
 
     OCR reads a receipt's label column and amount column as separate lines, so the amount of a
     "TOTAL" label is found by geometry: on the label's own line, else on the nearest line to its right
-    in the same row. Labels that say total, grand, nett or rounded count; subtotal, tax, quantity, cash
-    and change do not. Totals are often printed twice (before and after rounding, or as TOTAL and TOTAL
-    AMOUNT): the amount printed most often wins, and among equals the lowest on the page, which is the
-    rounded figure a customer paid.
+    in the same row. Labels that say total, grand, nett or amount due count; subtotal, tax, quantity, cash,
+    change and a rounding adjustment do not, nor a tax summary's "Total:" below the totals. Totals are often
+    printed twice (before and after rounding, or as TOTAL and TOTAL AMOUNT): the amount printed most often
+    wins, and among equals the lowest on the page; where a rounding adjustment follows it, the rounded
+    figure a customer paid (:func:`_after_rounding`).
     """
     placed = [(line["text"], _bounds(line["box"])) for line in lines if line.get("text") and line.get("box")]
+    found = [(amount, bounds[1], FINAL_WEIGHT if _FINAL_TOTAL.search(text) else 1)
+             for text, bounds in placed if (amount := _labelled_amount(text, bounds, placed))]
     summary_top = min((top for text, (_, top, _, _) in placed if _SUMMARY.search(text)), default=2.0)
+    found = [candidate for candidate in found if candidate[1] <= summary_top] or found  # "Tax Code" may head items
     weight: Counter[float] = Counter()
     lowest: dict[float, float] = {}
-    for text, (left, top, right, bottom) in placed:
-        if not _TOTAL_LINE.search(text) or _NOT_TOTAL.search(text) or top > summary_top:
-            continue
-        middle, half = (top + bottom) / 2, max(bottom - top, 1e-3) * ROW_TOLERANCE
-        beside = [(abs((other_top + other_bottom) / 2 - middle), other_left, amounts[-1])
-                  for other, (other_left, other_top, _, other_bottom) in placed
-                  if other_left >= left and abs((other_top + other_bottom) / 2 - middle) <= half
-                  and (other is text or not _NOT_TOTAL.search(other))
-                  and (amounts := [a for a in map(_number, _AMOUNT.findall(other)) if a > 0])]
-        if beside:
-            amount = min(beside)[2]
-            weight[amount] += FINAL_WEIGHT if _FINAL_TOTAL.search(text) else 1
-            lowest[amount] = max(lowest.get(amount, 0.0), middle)
+    for amount, top, points in found:
+        weight[amount] += points
+        lowest[amount] = max(lowest.get(amount, 0.0), top)
     if not weight:
         return None
-    return max(weight, key=lambda amount: (weight[amount], lowest[amount]))
+    total = max(weight, key=lambda amount: (weight[amount], lowest[amount]))
+    return _after_rounding(total, lowest[total], placed)
 
 
-def _bounds(box: list[list[float]]) -> tuple[float, float, float, float]:
+def _labelled_amount(text: str, bounds: Box, placed: list[tuple[str, Box]]) -> float | None:
+    """The amount a total label shows on its own line or on the nearest line to its right in its row."""
+    if not _TOTAL_LINE.search(text) or _NOT_TOTAL.search(text) or _is_adjustment(text):
+        return None
+    beside = [(distance, other_left, amounts[-1]) for distance, other_left, other in _row(bounds, placed)
+              if (other is text or not _NOT_TOTAL.search(other))
+              and (amounts := [a for a in map(_number, _AMOUNT.findall(other)) if a > 0])]
+    return min(beside)[2] if beside else None
+
+
+def _after_rounding(total: float, total_top: float, placed: list[tuple[str, Box]]) -> float:
+    """The amount paid where a rounding adjustment follows the total: "TOTAL INCL. GST 49.39", "ROUNDING ADJ
+    0.01", "TOTAL 49.40". The total plus or minus the adjustment (OCR often drops the minus) is taken when it
+    is printed below the adjustment's row, labelled or not; otherwise the total stands."""
+    for text, bounds in placed:
+        if not _is_adjustment(text) or bounds[1] <= total_top:
+            continue
+        adjustments = [abs(_number(cents)) for _, _, other in _row(bounds, placed)
+                       for cents in _ADJUSTMENT.findall(other)]
+        row_bottom = (bounds[1] + bounds[3]) / 2 + (bounds[3] - bounds[1]) * ROW_TOLERANCE
+        below = {amount for other, (_, top, _, bottom) in placed if (top + bottom) / 2 > row_bottom
+                 for amount in map(_number, _AMOUNT.findall(other))}
+        for adjustment in filter(None, adjustments):
+            for paid in (round(total - adjustment, 2), round(total + adjustment, 2)):
+                if paid in below:
+                    return paid
+    return total
+
+
+def _is_adjustment(text: str) -> bool:
+    """"ROUNDING ADJ" labels the cents a total is rounded by; "ROUNDED TOTAL" labels the total itself."""
+    return bool(_ROUNDING.search(text)) and not _TOTAL_WORD.search(text)
+
+
+def _row(bounds: Box, placed: list[tuple[str, Box]]) -> list[tuple[float, float, str]]:
+    """The lines in the row of ``bounds`` from its left edge rightwards, as (distance of centres, left, text):
+    a centre within :data:`ROW_TOLERANCE` line heights of this one's is on its row."""
+    left, top, _, bottom = bounds
+    middle, half = (top + bottom) / 2, max(bottom - top, 1e-3) * ROW_TOLERANCE
+    return [(abs((other_top + other_bottom) / 2 - middle), other_left, other)
+            for other, (other_left, other_top, _, other_bottom) in placed
+            if other_left >= left and abs((other_top + other_bottom) / 2 - middle) <= half]
+
+
+def _bounds(box: list[list[float]]) -> Box:
     xs, ys = [point[0] for point in box], [point[1] for point in box]
     return min(xs), min(ys), max(xs), max(ys)
 

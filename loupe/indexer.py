@@ -29,7 +29,7 @@ from loupe.store.roots import add_roots
 from loupe.store.schema import RECORD_COLUMNS
 from loupe.tools.analysis import ImageAnalysis, StageTimer, analyse_images
 from loupe.tools.boundary import CollectionBoundary
-from loupe.tools.document_fields import fold_lines, iso_date, printed_date, printed_shop, printed_total
+from loupe.tools.document_fields import FIELDS_VERSION, fold_lines, iso_date, printed_date, printed_shop, printed_total
 from loupe.tools.image_file import SUPPORTED_SUFFIXES, rotated_hashes_of_thumbnail
 from loupe.tools.models import Models
 
@@ -208,6 +208,27 @@ class Indexer:
         report = IndexReport()
         timer = StageTimer()
         notify = progress or (lambda done, total, stage: None)
+        plan = self.plan(roots, metadata, report)
+        done = 0
+        notify(done, len(plan.to_index), "decode")
+        batches = read_batches(plan.to_index, self.batch_size, self.workers,
+                               lambda path: prepare_for_index(path, self.settings.max_pixels, timer,
+                                                              plan.stored_sha256(path)))
+        for batch in batches:
+            analysed = analyse_batch(self.models, batch, plan.stored_sha256, timer,
+                                     lambda stage: notify(done, len(plan.to_index), stage))
+            self.commit(analysed, plan.known, metadata, report, timer)
+            done += len(batch)
+            notify(done, len(plan.to_index), "write")
+        self.finish(roots, plan, prune, report, timer)
+        return report
+
+    def plan(self, roots: list[Path], metadata: MetadataIndex | None, report: IndexReport) -> RunPlan:
+        """What a run must analyse: the files under ``roots`` whose size or modification time changed.
+
+        Done before any model runs (also by loupe/ray_indexer.py, on the machine that holds the table):
+        the roots are recorded, older rows get new derived columns, and unchanged files get a new metadata file.
+        """
         # The roots mark the collection's boundary for every tool (tools/boundary.py): recorded first.
         add_roots(self.table.index_dir, [r for r in roots if r.exists()])
         files = discover_images(roots, report.problems, self.table.index_dir, self.follow_symlinks)
@@ -231,79 +252,42 @@ class Indexer:
             pending = set(to_index)
             report.metadata_updated = self._refresh_metadata(
                 [p for p in files if p not in pending and str(p) in known], metadata)
+        return RunPlan(files, known, to_index)
 
-        done = 0
-        notify(done, len(to_index), "decode")
-        batches = read_batches(to_index, self.batch_size, self.workers,
-                               lambda path: prepare_for_index(path, self.settings.max_pixels, timer,
-                                                              known.get(str(path), (None,))[0]))
-        for batch in batches:
-            rows = self._index_batch(batch, known, metadata, report, timer,
-                                     lambda stage: notify(done, len(to_index), stage))
-            with timer.stage("write"):  # new files are appended; changed and touched ones replace their rows
-                self.table.append([row for row in rows if row["path"] not in known])
-                self.table.upsert([row for row in rows if row["path"] in known])
-            done += len(batch)
-            notify(done, len(to_index), "write")
+    def commit(self, analysed: AnalysedBatch, known: dict, metadata: MetadataIndex | None, report: IndexReport,
+               timer: StageTimer) -> None:
+        """One analysed batch written with the user's metadata: new files appended, changed and touched ones
+        replacing their rows.
 
+        ``known`` gains the paths written, so a batch delivered twice (a retried Ray task) replaces its rows
+        instead of adding them again.
+        """
+        report.problems.extend(analysed.problems)
+        # Touched but not changed: only the file facts move on, the vectors stay.
+        report.unchanged += len(analysed.touched)
+        stored = self._stored_rows([file.path for file in analysed.touched])
+        rows = [{**with_metadata(stored[str(f.path)], metadata.lookup(f.path, f.sha256) if metadata else None),
+                 "mtime": f.mtime} for f in analysed.touched if str(f.path) in stored]
+        kept = self._kept_metadata([Path(row["path"]) for row in analysed.rows if row["path"] in known])
+        for row in analysed.rows:
+            entry = metadata.lookup(Path(row["path"]), row["sha256"]) if metadata else None
+            rows.append(with_metadata(row, entry or kept.get(row["path"])))
+            if row["path"] in known:
+                report.updated += 1
+            else:
+                report.added += 1
+        with timer.stage("write"):
+            self.table.append([row for row in rows if row["path"] not in known])
+            self.table.upsert([row for row in rows if row["path"] in known])
+        known.update((row["path"], (row["sha256"], row["file_size"], row["mtime"])) for row in rows)
+
+    def finish(self, roots: list[Path], plan: RunPlan, prune: bool, report: IndexReport, timer: StageTimer) -> None:
+        """After the last batch: rows of deleted files dropped (``prune``), the commits compacted, the times kept."""
         if prune:
-            report.pruned = self._prune(roots, set(map(str, files)), known)
+            report.pruned = self._prune(roots, set(map(str, plan.files)), plan.known)
         with timer.stage("optimize"):
             self.table.finish_writes()
         report.stage_seconds = dict(timer.seconds)
-        return report
-
-    def _index_batch(self, batch: list[PreparedImage | str], known: dict, metadata: MetadataIndex | None,
-                     report: IndexReport, timer: StageTimer, on_stage: Callable[[str], None]) -> list[dict]:
-        report.problems.extend(item for item in batch if isinstance(item, str))
-        touched: list[PreparedImage] = []
-        fresh: list[PreparedImage] = []
-        for item in batch:
-            if isinstance(item, PreparedImage):
-                state = known.get(str(item.file.path))
-                (touched if state and state[0] == item.file.sha256 else fresh).append(item)
-        # Touched but not changed: only the file facts move on, the vectors stay.
-        report.unchanged += len(touched)
-        stored = self._stored_rows([item.file.path for item in touched])
-        rows = [{**with_metadata(stored[str(i.path)], metadata.lookup(i.path, i.sha256) if metadata else None),
-                 "mtime": i.mtime} for i in (item.file for item in touched) if str(i.path) in stored]
-        if fresh:
-            fresh, analyses = self._analyse(fresh, report, timer, on_stage)
-            kept = self._kept_metadata([item.file.path for item in fresh if str(item.file.path) in known])
-            for item, analysis in zip(fresh, analyses):
-                path = item.file.path
-                entry = metadata.lookup(path, item.file.sha256) if metadata else None
-                rows.append(build_row(item, analysis, entry or kept.get(str(path))))
-                if str(path) in known:
-                    report.updated += 1
-                else:
-                    report.added += 1
-        return rows
-
-    def _analyse(self, images: list[PreparedImage], report: IndexReport, timer: StageTimer,
-                 on_stage: Callable[[str], None]) -> tuple[list[PreparedImage], list[ImageAnalysis]]:
-        """The batch through the models; if that fails, each image alone, so one bad image costs one line.
-
-        Model code (ONNX, torch, OpenCV, a remote API) can fail in ways no decoder check foresees, e.g. on
-        a 1-pixel-wide image; catching every exception here is what keeps the rest of the batch.
-        """
-        if len(images) > 1:
-            try:
-                return images, analyse_images(self.models, [i.file.image for i in images], timer, on_stage,
-                                              [i.local_features for i in images])
-            except Exception:  # noqa: BLE001 - retried one by one below, where the culprit is named
-                pass
-        analysed: list[PreparedImage] = []
-        analyses: list[ImageAnalysis] = []
-        for image in images:
-            try:
-                analyses.extend(analyse_images(self.models, [image.file.image], timer, on_stage,
-                                               [image.local_features]))
-                analysed.append(image)
-            except Exception as exc:  # noqa: BLE001
-                report.problems.append(f"{image.file.path}: analysis failed ({type(exc).__name__}: "
-                                       f"{str(exc)[:200]}); skipped, the rest of the run goes on")
-        return analysed, analyses
 
     def _kept_metadata(self, paths: list[Path]) -> dict[str, Metadata]:
         """The metadata changed files had, so re-indexing a file never drops its title."""
@@ -318,13 +302,17 @@ class Indexer:
         return {row["path"]: row for row in rows}
 
     def _fill_derived_columns(self) -> int:
-        """Rows of an index built before a derived column existed get it now, from what they store."""
+        """Rows of an index built before a derived column existed get it now, from what they store; every row
+        is read again when the reading rules changed since (FIELDS_VERSION). No model runs."""
+        stale = self.table.info.fields_version < FIELDS_VERSION
         missing = [Path(row["path"]) for row in self.table.find(
-            "folded_text IS NULL OR rotated_phashes IS NULL OR shop IS NULL", limit=max(self.table.count(), 1),
-            columns=["path"])]
+            "true" if stale else "folded_text IS NULL OR rotated_phashes IS NULL OR shop IS NULL",
+            limit=max(self.table.count(), 1), columns=["path"])]
         rows = [{**row, **derived_columns(row), "rotated_phashes": _turned_hashes(row)}
                 for row in self._stored_rows(missing).values()]
         self.table.upsert(rows)
+        if stale:
+            self.table.record_fields_version(FIELDS_VERSION)
         return len(rows)
 
     def _refresh_metadata(self, paths: list[Path], metadata: MetadataIndex) -> int:
@@ -359,6 +347,85 @@ def _turned_hashes(row: dict[str, Any]) -> list[int]:
 _ALL_COLUMNS = [*RECORD_COLUMNS, "mtime", "rotated_phashes", "image_vector", "orb_keypoints", "orb_descriptors",
                 "has_text", "ocr_vector", "caption_vector", "search_text", "thumbnail", "folded_text"]
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The files a run found, the table's file states, and the files it must analyse."""
+
+    files: list[Path]
+    # path -> (sha256, file size, mtime): ImageTable.file_states() at the start, then each commit's rows
+    known: dict[str, tuple[str, int, float]]
+    to_index: list[Path]
+
+    def stored_sha256(self, path: Path | str) -> str | None:
+        """The content hash the file's row has (None for a new file): equal means touched, not changed."""
+        return self.known.get(str(path), (None,))[0]
+
+
+@dataclass(frozen=True)
+class TouchedFile:
+    """A file whose modification time changed but whose content did not: its row keeps its vectors."""
+
+    path: Path
+    sha256: str
+    mtime: float
+
+
+@dataclass
+class AnalysedBatch:
+    """One batch through the models: the rows of new and changed files (no user metadata yet), the touched
+    files, and one line per file that could not be read or analysed.
+
+    It holds no pixels and needs no table, so it can be made where the models are (an actor of
+    loupe/ray_indexer.py, on another machine) and committed where the table is (:meth:`Indexer.commit`).
+    """
+
+    rows: list[dict[str, Any]]
+    touched: list[TouchedFile]
+    problems: list[str]
+
+
+def analyse_batch(models: Models, batch: list[PreparedImage | str], stored_sha256: Callable[[Path], str | None],
+                  timer: StageTimer, on_stage: Callable[[str], None] | None = None) -> AnalysedBatch:
+    """A batch of read files through the models; files whose content is their stored one skip them."""
+    problems = [item for item in batch if isinstance(item, str)]
+    touched: list[TouchedFile] = []
+    fresh: list[PreparedImage] = []
+    for item in batch:
+        if isinstance(item, PreparedImage):
+            if stored_sha256(item.file.path) == item.file.sha256:
+                touched.append(TouchedFile(item.file.path, item.file.sha256, item.file.mtime))
+            else:
+                fresh.append(item)
+    analysed, analyses = _analyse(models, fresh, problems, timer, on_stage or (lambda stage: None))
+    return AnalysedBatch([build_row(item, analysis, None) for item, analysis in zip(analysed, analyses)],
+                         touched, problems)
+
+
+def _analyse(models: Models, images: list[PreparedImage], problems: list[str], timer: StageTimer,
+             on_stage: Callable[[str], None]) -> tuple[list[PreparedImage], list[ImageAnalysis]]:
+    """The batch through the models; if that fails, each image alone, so one bad image costs one line.
+
+    Model code (ONNX, torch, OpenCV, a remote API) can fail in ways no decoder check foresees, e.g. on
+    a 1-pixel-wide image; catching every exception here is what keeps the rest of the batch.
+    """
+    if len(images) > 1:
+        try:
+            return images, analyse_images(models, [i.file.image for i in images], timer, on_stage,
+                                          [i.local_features for i in images])
+        except Exception:  # noqa: BLE001 - retried one by one below, where the culprit is named
+            pass
+    analysed: list[PreparedImage] = []
+    analyses: list[ImageAnalysis] = []
+    for image in images:
+        try:
+            analyses.extend(analyse_images(models, [image.file.image], timer, on_stage, [image.local_features]))
+            analysed.append(image)
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"{image.file.path}: analysis failed ({type(exc).__name__}: "
+                            f"{str(exc)[:200]}); skipped, the rest of the run goes on")
+    return analysed, analyses
 
 
 def build_row(prepared: PreparedImage, analysis: ImageAnalysis, metadata: Metadata | None) -> dict[str, Any]:
@@ -425,7 +492,8 @@ def derived_columns(row: dict[str, Any]) -> dict[str, Any]:
     The user's or the camera's date wins; a scanned receipt has neither, so its printed date counts.
     """
     date = iso_date(row.get("taken_at") or "") or printed_date(row.get("ocr_text") or "")
-    return {"date": date, "year": row.get("year") or (int(date[:4]) if date else None),
+    taken_year = _YEAR.search(row.get("taken_at") or "")  # as _date_columns reads it; else the printed date's
+    return {"date": date, "year": int(taken_year.group()) if taken_year else (int(date[:4]) if date else None),
             "total": printed_total(json.loads(row.get("ocr_lines") or "[]")),
             "folded_text": fold_lines(row.get("search_text") or ""),
             "shop": printed_shop((row.get("ocr_text") or "").splitlines()) or ""}  # "": read, none printed

@@ -10,6 +10,7 @@ This module knows nothing about models: callers hand it vectors.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
 from collections.abc import Iterator
@@ -108,6 +109,8 @@ class ImageTable:
                 f"now names {_describe(info)}. Vectors of different models cannot be mixed: use another "
                 "--index folder, or restore the configuration the index was built with"
             )
+        if existing is not None:  # what the stored rows were computed with, not what the code computes now
+            info = dataclasses.replace(info, fields_version=existing.fields_version)
         db = _connect(index_dir)
         if TABLE_NAME in db.list_tables().tables:
             table = _with_new_columns(index_dir, info, db.open_table(TABLE_NAME))
@@ -117,6 +120,11 @@ class ImageTable:
         return cls(index_dir, info, table)
 
     # ----- writing -------------------------------------------------------------------------
+
+    def record_fields_version(self, version: int) -> None:
+        """Note that every row's fields read from printed text now follow rules of ``version``."""
+        self.info = dataclasses.replace(self.info, fields_version=version)
+        self.info.save(self.index_dir)
 
     def append(self, rows: list[dict[str, Any]]) -> None:
         """Add rows of files not in the table yet, in one atomic commit.

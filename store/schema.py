@@ -41,6 +41,9 @@ class IndexInfo:
     text_dim: int
     ocr: str
     captioner: str
+    # The rules the fields read from printed text (shop, date, total) were computed by (tools/document_fields.py's
+    # FIELDS_VERSION); 0 for an index from before they were versioned. `loupe index` reads them again when older.
+    fields_version: int = 0
 
     def vector_models(self) -> tuple[str, int, str, int]:
         """What must stay the same for old and new vectors to be comparable."""

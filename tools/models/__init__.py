@@ -10,6 +10,7 @@ from functools import cached_property
 
 from loupe.base.config import COSINE_LEVELS, Settings
 from loupe.store.schema import IndexInfo
+from loupe.tools.document_fields import FIELDS_VERSION
 from loupe.tools.models.captioners import Captioner
 from loupe.tools.models.encoder_choice import EncoderChoice, choose_image_encoder
 from loupe.tools.models.image_encoders import ImageEncoder
@@ -63,4 +64,5 @@ class Models:
             text_dim=self.text_embedder.dim,
             ocr=str(parse(ModelKind.OCR, self.settings.models.ocr, self.settings.models.ocr_detector_weights)),
             captioner=str(parse(ModelKind.CAPTIONER, self.settings.models.captioner)),
+            fields_version=FIELDS_VERSION,
         )

@@ -29,6 +29,7 @@ EXTRA_MODULES = {
     "aws": ("boto3",),
     "llm": ("xllamacpp",),
     "mcp": ("mcp",),
+    "ray": ("ray",),
 }
 
 

@@ -4,22 +4,28 @@ The graph's state is saved after every step by LangGraph's SQLite
 checkpointer in ``<index>/conversations.sqlite``, so a conversation survives a
 restart: asking again with the same thread id continues it. An attached image
 travels as bytes in that state, never as a path in the message text.
+
+Results before words: :meth:`Assistant.stream` runs the same graph through
+LangGraph's stream and hands out the records as soon as a tools step returns
+them, then the answer once the model has written its words (seconds later with
+a real LLM); :meth:`Assistant.ask` is that stream read to its end.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import HumanMessage, ToolMessage
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from loupe.agent.conversation import attachment_key, with_image
-from loupe.agent.graph import build_graph
+from loupe.agent.graph import assemble_answer, build_graph
 from loupe.agent.llm import make_chat_model
 from loupe.agent.tools import make_tools
 from loupe.agent.validation import make_call_check
@@ -45,6 +51,16 @@ class Answer:
     ungrounded: list[str] = field(default_factory=list)  # records the model named that no tool returned
 
 
+@dataclass
+class Found:
+    """The records the turn's tools have returned so far, sent before the model writes its words: with a real
+    LLM the words take seconds longer than the search, and a person wants to see the pictures meanwhile."""
+
+    records: list[MatchedRecord]  # deduplicated and ordered as the answer will list them
+    trace: list[dict[str, Any]]  # the tool calls so far
+    seconds: float  # since the question was asked
+
+
 class Assistant:
     def __init__(self, settings: Settings, model: BaseChatModel | None = None,
                  toolbox: Toolbox | None = None) -> None:
@@ -62,6 +78,16 @@ class Assistant:
         ``image`` is an upload's bytes or a file the caller chose (the CLI's ``--image``); either way the
         agent gets its bytes, checked here, and no path.
         """
+        *_, answer = self.stream(text, image=image, thread_id=thread_id)
+        return answer
+
+    def stream(self, text: str, image: Path | bytes | None = None,
+               thread_id: str = "default") -> Iterator[Found | Answer]:
+        """Like :meth:`ask`, but yields a :class:`Found` each time the tools return new records, then the
+        :class:`Answer` last. Read it to the end: the turn runs only as far as it is read.
+
+        The image is checked now (a rejected one raises here, before anything runs).
+        """
         start = time.perf_counter()
         turn: dict[str, Any] = {}
         if image is not None:
@@ -69,13 +95,28 @@ class Assistant:
             key = attachment_key(data)
             turn["attachments"] = {key: data}
             text = with_image(text, key)
+        return self._run_turn({"messages": [HumanMessage(text)], **turn}, thread_id, start)
+
+    def _run_turn(self, request: dict[str, Any], thread_id: str, start: float) -> Iterator[Found | Answer]:
+        """The graph's states after each step (LangGraph's "values" stream): the records after a tools step,
+        the answer after the last."""
         config = {"configurable": {"thread_id": thread_id}, "recursion_limit": 30}
-        state = self.graph.invoke({"messages": [HumanMessage(text)], **turn}, config)
+        shown: list[str] = []
+        state: dict[str, Any] = {}
+        for state in self.graph.stream(request, config, stream_mode="values"):
+            if not isinstance(state["messages"][-1], ToolMessage):
+                continue
+            # The answer node's own assembly, so these records are deduplicated and ordered as the answer's.
+            so_far = assemble_answer(state)["answer"]
+            if so_far["records"] and [record["id"] for record in so_far["records"]] != shown:
+                shown = [record["id"] for record in so_far["records"]]
+                yield Found(records=[MatchedRecord.from_dict(record) for record in so_far["records"]],
+                            trace=so_far["trace"], seconds=time.perf_counter() - start)
         answer = state["answer"]
         records = [MatchedRecord.from_dict(record) for record in answer["records"]]
-        return Answer(text=answer["text"], words=answer["words"], records=records, trace=answer["trace"],
-                      seconds=time.perf_counter() - start, thread_id=thread_id, messages=state["messages"],
-                      fallback=answer.get("fallback", ""), ungrounded=answer.get("ungrounded", []))
+        yield Answer(text=answer["text"], words=answer["words"], records=records, trace=answer["trace"],
+                     seconds=time.perf_counter() - start, thread_id=thread_id, messages=state["messages"],
+                     fallback=answer.get("fallback", ""), ungrounded=answer.get("ungrounded", []))
 
     def history(self, thread_id: str) -> list[Any]:
         """The stored messages of a conversation ([] for a new thread id)."""

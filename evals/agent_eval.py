@@ -43,10 +43,11 @@ import re
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from loupe.agent.assistant import Assistant
+from loupe.agent.assistant import Answer, Assistant, Found
 from loupe.agent.conversation import read_turn
 from loupe.agent.llm import backend_names
 from loupe.evals.metrics import percentile
@@ -205,6 +206,7 @@ def run_query_set(entries: list[dict], settings: Settings, datasets: Path, index
     by_kind: dict[str, list[Verdict]] = defaultdict(list)
     asked_facts: list[Verdict] = []  # verdicts of the conversations whose answer must state a fact
     seconds, failures, fallbacks = [], [], 0
+    first_seconds: list[float] = []  # time to the first records shown, over the last turns that showed any
     exact: list[tuple[dict, Exact]] = []  # collection questions: (query, how it was answered)
     run = time.strftime("%Y%m%d%H%M%S")
     try:
@@ -212,8 +214,11 @@ def run_query_set(entries: list[dict], settings: Settings, datasets: Path, index
             thread = f"eval-{run}-{settings.llm.backend}-{query['id']}"
             for turn in query["turns"]:
                 image = datasets / turn["image"] if turn.get("image") else None
-                answer = assistant.ask(turn["text"], image=image, thread_id=thread)
+                first, answer = first_record_and_answer(assistant.stream(turn["text"], image=image,
+                                                                         thread_id=thread))
             seconds.append(answer.seconds)
+            if first is not None:
+                first_seconds.append(first)
             fallbacks += bool(answer.fallback)
             verdict = judge(query, answer)
             if "expected_value" in query or query.get("expect_cannot_answer"):
@@ -237,8 +242,25 @@ def run_query_set(entries: list[dict], settings: Settings, datasets: Path, index
             "answer_facts": share(asked_facts, lambda v: v.facts) if asked_facts else None,
             "grounded": share(every, lambda v: v.grounded), "both_right": share(every, lambda v: v.right),
             "fallbacks": fallbacks, "answer_p50_s": percentile(seconds, 50), "answer_p95_s": percentile(seconds, 95),
+            **first_record_summary(first_seconds),
             "per_kind": {kind: share(verdicts, lambda v: v.right) for kind, verdicts in sorted(by_kind.items())},
             "wrong": failures, **(exact_summary(exact) if exact else {})}
+
+
+def first_record_and_answer(events: Iterator[Found | Answer]) -> tuple[float | None, Answer]:
+    """Seconds to the first records the turn showed (None if it showed none), and the answer."""
+    first = None
+    for event in events:
+        if isinstance(event, Found) and first is None:
+            first = event.seconds
+    return first, event
+
+
+def first_record_summary(first_seconds: list[float]) -> dict:
+    """Time to first record, p50 and p95, over the judged turns that showed records (the UI draws them then)."""
+    p50, p95 = (percentile(first_seconds, q) for q in (50, 95)) if first_seconds else (None, None)
+    return {"time_to_first_record_p50_s": p50, "time_to_first_record_p95_s": p95,
+            "turns_with_records": len(first_seconds)}
 
 
 def exact_summary(exact: list[tuple[dict, Exact]]) -> dict:
@@ -274,9 +296,18 @@ def markdown(results: dict) -> str:
                       f"precision {share(s['cannot_precision'])} recall {share(s['cannot_recall'])}, time to answer "
                       f"p50 {s['answer_p50_s']:.2f} s p95 {s['answer_p95_s']:.2f} s",
                       *[f"- not exact: {line}" for line in s["exact_wrong"]]]
-        lines += ["", f"{name}: {s['fallbacks']} turns handed to the rule-based planner after invalid calls",
+        lines += ["", f"{name}: {first_record_text(s)}; {s['fallbacks']} turns handed to the rule-based planner "
+                  "after invalid calls",
                   *[f"- wrong: {line}" for line in s["wrong"]]]
     return "\n".join(lines) + "\n"
+
+
+def first_record_text(summary: dict) -> str:
+    """The time to first record in words ("no records shown" for a set whose answers list none)."""
+    if not summary.get("turns_with_records"):
+        return "no records shown"
+    return (f"time to first record p50 {summary['time_to_first_record_p50_s']:.2f} s "
+            f"p95 {summary['time_to_first_record_p95_s']:.2f} s ({summary['turns_with_records']} answers with records)")
 
 
 def main() -> None:

@@ -6,10 +6,11 @@
         for record in photos.search(text="corner bookshop", k=3):
             print(record.file_name, record.match, record.why)
 
-The Streamlit app, the MCP server and ``loupe duplicates`` are thin layers over
-this class, so a feature reaches them at once (the CLI's other commands still
-call the tools and the agent directly). Models and the table open on first use
-and stay open, so a second search does not reload anything.
+The Streamlit app, the MCP server and the ``loupe`` commands that search, ask,
+index, count and find duplicates are thin layers over this class, so a feature
+reaches them at once. Models and the table open on first use and stay open, so
+a second search does not reload anything. ``stream`` is ``ask`` with the
+records handed out as soon as the searches return, before the words.
 
 Paths: a Python caller, like the person at a terminal, chooses its own files,
 so ``search(image="~/photo.jpg")`` may name a file outside the collection. A
@@ -20,10 +21,11 @@ indexed folders (tools/boundary.py), and uploads come as bytes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from loupe.base.config import Settings, load_settings
 from loupe.base.errors import LoupeError
@@ -34,11 +36,22 @@ from loupe.tools.records import MatchedRecord, SearchResult
 from loupe.tools.toolbox import Toolbox
 
 if TYPE_CHECKING:
-    from loupe.agent.assistant import Answer, Assistant
+    from loupe.agent.assistant import Answer, Assistant, Found
     from loupe.indexer import IndexReport, ProgressCallback
+    from loupe.metadata import MetadataIndex
     from loupe.store.filters import Condition
     from loupe.tools.aggregate import Aggregate
     from loupe.tools.duplicates import DuplicateReport, KeeperRule
+
+
+def __getattr__(name: str) -> Any:
+    """``Answer`` and ``Found``, what :meth:`Collection.ask` and :meth:`Collection.stream` hand out, on first use:
+    the agent's module loads LangGraph, which a search alone never needs."""
+    if name in ("Answer", "Found"):
+        from loupe.agent import assistant
+
+        return getattr(assistant, name)
+    raise AttributeError(f"module 'loupe.api' has no attribute {name!r}")
 
 
 def open(index: str | Path | None = None, config: str | Path | None = None,  # noqa: A001 - loupe.open reads well
@@ -102,9 +115,17 @@ class Collection:
 
     def ask(self, question: str, image: Path | bytes | None = None, thread: str = "default") -> Answer:
         """The agent's explained answer; the same ``thread`` continues a conversation ("only 2019")."""
+        *_, answer = self.stream(question, image=image, thread=thread)
+        return answer
+
+    def stream(self, question: str, image: Path | bytes | None = None,
+               thread: str = "default") -> Iterator[Found | Answer]:
+        """:meth:`ask`, results before words: a ``Found`` (records, trace, seconds) as soon as a tool step
+        returns new records, then the ``Answer``. What the UI, ``loupe ask`` and the MCP ``ask`` show first.
+        Read it to the end (the turn runs only as far as it is read); a rejected image raises here, at once."""
         if image is not None and not isinstance(image, bytes) and not self.outside_paths:
             image = self.toolbox.boundary.resolve(image)
-        return self.assistant.ask(question, image=image, thread_id=thread)
+        return self.assistant.stream(question, image=image, thread_id=thread)
 
     def record(self, record_id: str) -> MatchedRecord:
         """One record by id, with its metadata and OCR text (``LoupeError`` when there is none)."""
@@ -119,16 +140,19 @@ class Collection:
             raise LoupeError(f"no record with id {record_id} in the index")
         return data
 
-    def index(self, paths: list[str | Path], metadata: str | Path | None = None, prune: bool = False,
-              batch_size: int = 16, workers: int | None = None, follow_symlinks: bool = False,
+    def index(self, paths: list[str | Path], metadata: str | Path | MetadataIndex | None = None,
+              prune: bool = False, batch_size: int = 16, workers: int | None = None, follow_symlinks: bool = False,
               progress: ProgressCallback | None = None) -> IndexReport:
         """Index folders or files; a re-run only reads new and changed files. Files that could not be indexed
-        are in ``report.problems``, one line each; they never stop the run."""
+        are in ``report.problems``, one line each; they never stop the run. ``metadata`` is a CSV or JSONL
+        file, or one already read with ``loupe.metadata.load_metadata`` (``loupe index`` reads it first, to
+        index without it when the file is broken)."""
         from loupe.indexer import Indexer
-        from loupe.metadata import load_metadata
+        from loupe.metadata import MetadataIndex, load_metadata
         from loupe.store.image_table import ImageTable
 
-        entries = load_metadata(Path(metadata).expanduser()) if metadata is not None else None
+        entries = metadata if isinstance(metadata, MetadataIndex) or metadata is None \
+            else load_metadata(Path(metadata).expanduser())
         table = ImageTable.open_or_create(self.settings.index_dir, self.toolbox.models.index_info())
         indexer = Indexer(self.settings, self.toolbox.models, table, batch_size, follow_symlinks=follow_symlinks,
                           workers=workers)

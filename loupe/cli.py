@@ -13,8 +13,9 @@ import errno
 import json
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import TYPE_CHECKING, Annotated, Literal, Optional
 
 import typer
 from tqdm import tqdm
@@ -23,6 +24,9 @@ from loupe.evals.paths import DATASETS
 from loupe.base.config import Settings, load_settings
 from loupe.base.errors import LoupeError
 from loupe.tools.models.registry import require_extra
+
+if TYPE_CHECKING:
+    from loupe.api import Answer, Found
 
 SKIPPED_FILES_EXIT = 3
 
@@ -70,11 +74,10 @@ def index(
 
 def run_index(settings: Settings, paths: list[Path], metadata: Path | None, prune: bool, batch_size: int,
               follow_symlinks: bool = False, workers: int | None = None):
+    """Index through the Python API with a progress bar; a broken metadata file is named and left out."""
+    from loupe.api import Collection
     from loupe.display import console, print_report
-    from loupe.indexer import Indexer
     from loupe.metadata import load_metadata
-    from loupe.store.image_table import ImageTable
-    from loupe.tools.models import Models
 
     entries = None
     if metadata is not None:
@@ -83,8 +86,6 @@ def run_index(settings: Settings, paths: list[Path], metadata: Path | None, prun
         except LoupeError as exc:
             console.print(f"[yellow]metadata not applied:[/yellow] {exc}. Fix it and run the same command "
                           "again: only the metadata is updated then.", highlight=False)
-    models = Models(settings)
-    table = ImageTable.open_or_create(settings.index_dir, models.index_info())
     bar = tqdm(total=0, unit="img", desc="indexing", disable=None, dynamic_ncols=True)
 
     def progress(done: int, total: int, stage: str) -> None:
@@ -92,13 +93,13 @@ def run_index(settings: Settings, paths: list[Path], metadata: Path | None, prun
         bar.n = done
         bar.set_postfix_str(stage, refresh=True)
 
-    indexer = Indexer(settings, models, table, batch_size, follow_symlinks=follow_symlinks, workers=workers)
-    report = indexer.run([p.expanduser() for p in paths], entries, prune, progress)
-    bar.close()
-    if entries is not None:
-        report.problems[:0] = entries.problems
+    collection = Collection(settings)
+    try:
+        report = collection.index(paths, entries, prune, batch_size, workers, follow_symlinks, progress)
+    finally:
+        bar.close()
     print_report(report)
-    console.print(f"index: {settings.index_dir} ({table.count()} images)")
+    console.print(f"index: {settings.index_dir} ({collection.toolbox.table.count()} images)")
     return report
 
 
@@ -113,23 +114,17 @@ def search(
     """Search by image (--image) or by words (TEXT); both together run both searches."""
     if not text and not image:
         _fail("give words to search for, or --image FILE")
-    from loupe.tools.boundary import ChosenFile
-    from loupe.tools.toolbox import Toolbox
+    from loupe.api import Collection
 
-    toolbox = Toolbox(state.settings)
-    results = []
-    if image:  # the person at the terminal chose this file: it may lie outside the collection
-        results.append(("image search", _user_errors(
-            lambda: toolbox.image_search(image=ChosenFile(image.expanduser()), k=k, where=where))))
-    if text:
-        results.append(("text search", _user_errors(lambda: toolbox.text_search(text, k=k, where=where))))
+    # The person at the terminal chose the --image file: it may lie outside the collection.
+    results = _user_errors(lambda: Collection(state.settings).search_results(image=image, text=text, where=where, k=k))
     if as_json:
-        print(json.dumps([r.to_dict() for _, r in results], indent=2, ensure_ascii=False))
+        print(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
         return
     from loupe.display import print_result
 
-    for title, result in results:
-        print_result(result, title)
+    for result in results:
+        print_result(result, result.tool.value.replace("_", " "))
 
 
 @app.command()
@@ -137,30 +132,28 @@ def demo(
     folder: Annotated[Path, typer.Option(help="Where the sample collection and its index are written.")] = Path("~/.loupe/demo"),
 ) -> None:
     """Build a small sample collection, index it, and run a few searches."""
+    from loupe.api import Collection
     from loupe.display import console, print_result
     from loupe.sample import build_sample
-    from loupe.tools.boundary import ChosenFile
-    from loupe.tools.toolbox import Toolbox
 
     folder = folder.expanduser()
     collection, metadata, queries = build_sample(folder)
     settings = state.settings.with_index_dir(folder / "index")
     console.print(f"[bold]sample collection[/bold] written to {collection}")
     _user_errors(lambda: run_index(settings, [collection], metadata, prune=False, batch_size=8))
-    toolbox = Toolbox(settings)
-    for title, action in [
-        ("phone photo of the temple (not in the collection)",
-         lambda: toolbox.image_search(image=ChosenFile(queries["temple_phone_photo"]), k=5)),
+    sample = Collection(settings)
+    for title, search in [
+        ("phone photo of the temple (not in the collection)", {"image": queries["temple_phone_photo"], "k": 5}),
         ("the daisy photo (the collection has an exact copy and a crop)",
-         lambda: toolbox.image_search(image=collection / "photos" / "daisy.jpg", k=4)),
-        ("photo of the bookshop receipt",
-         lambda: toolbox.image_search(image=ChosenFile(queries["receipt_phone_photo"]), k=3)),
-        ('"corner bookshop"', lambda: toolbox.text_search("corner bookshop", k=3)),
-        ('"total 21.00"', lambda: toolbox.text_search("total 21.00", k=3)),
-        ('"daisy" (through the image tags)', lambda: toolbox.text_search("daisy", k=3)),
-        ('"receipt" only from 2019', lambda: toolbox.text_search("receipt", k=5, where="year = 2019")),
+         {"image": collection / "photos" / "daisy.jpg", "k": 4}),
+        ("photo of the bookshop receipt", {"image": queries["receipt_phone_photo"], "k": 3}),
+        ('"corner bookshop"', {"text": "corner bookshop", "k": 3}),
+        ('"total 21.00"', {"text": "total 21.00", "k": 3}),
+        ('"daisy" (through the image tags)', {"text": "daisy", "k": 3}),
+        ('"receipt" only from 2019', {"text": "receipt", "k": 5, "where": "year = 2019"}),
     ]:
-        print_result(_user_errors(action), title)
+        [result] = _user_errors(lambda search=search: sample.search_results(**search))
+        print_result(result, title)
 
 
 @app.command()
@@ -172,21 +165,40 @@ def ask(
     llm: Annotated[Optional[str], typer.Option(help="LLM backend for this question: rule-based, local, hybrid, "
                                                     "openai, openai-compatible (default: [llm] backend).")] = None,
 ) -> None:
-    """Ask the agent; it picks the tools, answers with the matched records and explains why."""
-    from loupe.agent.assistant import Assistant
+    """Ask the agent; it picks the tools, answers with the matched records and explains why. The records are
+    printed as soon as the searches return, the explanation after."""
+    from loupe.api import Collection
 
     settings = state.settings
     if llm:
         settings = dataclasses.replace(settings, llm=dataclasses.replace(settings.llm, backend=llm))
-    assistant = _user_errors(lambda: Assistant(settings))
-    answer = _user_errors(lambda: assistant.ask(question, image=image, thread_id=thread))
-    assistant.close()
-    if as_json:
-        print(json.dumps({"text": answer.text, "records": [r.to_dict() for r in answer.records], "trace": answer.trace,
-                          "seconds": round(answer.seconds, 3), "thread": answer.thread_id, "fallback": answer.fallback,
-                          "ungrounded": answer.ungrounded}, indent=2, ensure_ascii=False))
-    else:
-        print(answer.text)
+    with Collection(settings) as collection:
+        if not as_json:
+            events = _user_errors(lambda: collection.stream(question, image=image, thread=thread))
+            _user_errors(lambda: print_streamed(events))
+            return
+        answer = _user_errors(lambda: collection.ask(question, image=image, thread=thread))
+    print(json.dumps({"text": answer.text, "records": [r.to_dict() for r in answer.records], "trace": answer.trace,
+                      "seconds": round(answer.seconds, 3), "thread": answer.thread_id, "fallback": answer.fallback,
+                      "ungrounded": answer.ungrounded}, indent=2, ensure_ascii=False))
+
+
+def print_streamed(events: Iterator[Found | Answer]) -> None:
+    """Results before words: a table of records as each search returns, then the explanation (as written); the
+    answer's records once more only where the last table does not already show them."""
+    from loupe.api import Found
+    from loupe.display import print_records
+
+    shown: list[str] = []
+    for event in events:
+        if isinstance(event, Found):
+            tools = ", ".join(step["tool"] for step in event.trace)
+            print_records(event.records, f"found by {tools} in {event.seconds:.1f} s")
+            shown = [record.id for record in event.records]
+    if event.records and [record.id for record in event.records] != shown:
+        print_records(event.records, "matches")
+    print(event.words if event.records else event.text)
+    print(f"({event.seconds:.1f} s; thread {event.thread_id})", flush=True)
 
 
 @app.command()

@@ -8,7 +8,7 @@ from rich.table import Table
 
 from loupe.indexer import IndexReport
 from loupe.tools.models.registry import ModelKind, families, missing_modules
-from loupe.tools.records import SearchResult
+from loupe.tools.records import MatchedRecord, SearchResult
 
 console = Console()
 
@@ -17,16 +17,21 @@ def print_result(result: SearchResult, title: str) -> None:
     if not result.records:
         console.print(f"[bold]{title}[/bold]: no match. {result.note}")
         return
-    table = Table(title=f"{title} ({result.seconds * 1000:.0f} ms)", show_lines=False, expand=False)
+    print_records(result.records, f"{title} ({result.seconds * 1000:.0f} ms)")
+
+
+def print_records(records: list[MatchedRecord], title: str) -> None:
+    """The records as a table: rank, score, match label, file, why it matched, a few metadata facts."""
+    table = Table(title=title, show_lines=False, expand=False)
     for column in ("#", "score", "match", "file", "why", "metadata"):
         table.add_column(column, overflow="fold")
-    for rank, record in enumerate(result.records, start=1):
+    for rank, record in enumerate(records, start=1):
         meta = record.metadata
         facts = [meta.get("title"), f"price {meta['price']}" if meta.get("price") is not None else None,
                  meta.get("taken_at")]
         why = record.why + (f"\n“{record.matched_text}”" if record.matched_text else "")
-        table.add_row(str(rank), f"{record.score:.2f}", record.match, record.file_name, why,
-                      " · ".join(str(f) for f in facts if f))
+        table.add_row(str(rank), f"{record.score:.2f}", record.match, escape(record.file_name), escape(why),
+                      escape(" · ".join(str(f) for f in facts if f)))
     console.print(table)
 
 

@@ -20,9 +20,10 @@ import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
-from mcp.server.mcpserver import MCPServer
+import anyio.from_thread
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
@@ -33,6 +34,9 @@ from loupe.base.errors import LoupeError
 from loupe.store.filters import Condition, where_clause
 from loupe.tools.boundary import ImageInput
 from loupe.tools.records import MAX_TEXT_CHARS, SearchResult, bounded
+
+if TYPE_CHECKING:
+    from loupe.api import Answer, Found
 
 Transport = Literal["stdio", "http"]
 T = TypeVar("T")
@@ -123,18 +127,30 @@ class LoupeTools:
     def ask(self, question: Annotated[str, Field(min_length=1, max_length=4000, description=(
                 "The request in plain words, e.g. \"where else does this photo appear?\", \"receipts from "
                 "Mr DIY\", or a follow-up such as \"only 2019\" or \"more like #2\"."))],
-            path: PathArg = "", upload_base64: UploadArg = "", record_id: RecordArg = "",
+            ctx: Context, path: PathArg = "", upload_base64: UploadArg = "", record_id: RecordArg = "",
             thread: Annotated[str, Field(min_length=1, max_length=100, description=(
                 "Conversation id: the same id continues the conversation (across restarts); a new id starts "
                 "a new one."))] = "mcp") -> CallToolResult:
         """Ask Loupe's own agent: it picks the searches, runs them and answers in plain words, explaining why
         each record matched. Optionally about one image: give at most one of path, upload_base64 or
-        record_id."""
+        record_id. A client that asks for progress gets the records found as a progress message as soon as
+        the searches return, before the words."""
         image = self._ask_image(path, upload_base64, record_id)
-        answer = self._run(lambda: self.collection.ask(question, image=image, thread=thread))
+        answer = self._run(lambda: self._stream_answer(question, image, thread, ctx))
         data = {"text": answer.text, "records": [r.to_dict() for r in answer.records], "trace": answer.trace,
                 "thread": answer.thread_id, "seconds": round(answer.seconds, 3), "fallback": answer.fallback}
         return _result(answer.text, data)
+
+    def _stream_answer(self, question: str, image: Path | bytes | None, thread: str, ctx: Context) -> Answer:
+        """The agent's answer; each batch of records found on the way goes to the client as a progress
+        notification (step 1 of 2), sent from this worker thread through the server's event loop."""
+        from loupe.api import Found
+
+        events = self.collection.stream(question, image=image, thread=thread)
+        for event in events:
+            if isinstance(event, Found):
+                anyio.from_thread.run(ctx.report_progress, 1, 2, found_message(event))
+        return event
 
     def record(self, record_id: str) -> str:
         """A record's stored metadata, file name, caption and OCR text (bounded), as JSON."""
@@ -222,6 +238,13 @@ def serve(settings: Settings, transport: Transport = "stdio", host: str = "127.0
 def encoded_size(size: int) -> int:
     """The length of ``size`` bytes in base64."""
     return 4 * -(-size // 3)
+
+
+def found_message(found: Found) -> str:
+    """A progress message with the records found so far, numbered as the answer will number them."""
+    count = f"{len(found.records)} record{'s' if len(found.records) > 1 else ''}"
+    lines = [f"found {count} in {found.seconds:.1f} s, best first; the explanation follows"]
+    return "\n".join(lines + [record.describe(rank) for rank, record in enumerate(found.records, start=1)])
 
 
 def _description(tool: Callable) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -101,3 +102,16 @@ def test_demo_builds_indexes_and_finds_what_it_promises(tmp_path: Path) -> None:
     assert "receipt_hardware.png" in total.split("│ 2 │")[0]
     tags = out[starts[-1]:out.index('"receipt" only from 2019')]
     assert "daisy" in tags.split("│ 2 │")[0]  # found through its ImageNet tag
+
+
+def test_ask_prints_the_records_it_found_before_its_words(cli_index: tuple[Path, Path]) -> None:
+    index, _ = cli_index
+    result = loupe("ask", "find the receipt from taman daya", "--thread", "order", index=index)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    table = next(i for i, line in enumerate(lines) if line.strip().startswith("found by text_search in"))
+    row = next(i for i, line in enumerate(lines) if line.startswith("│ 1 ") and "receipt.jpg" in line)
+    words = next(i for i, line in enumerate(lines) if "I ran text_search" in line)
+    assert table < row < words  # the table as the search returned, then the explanation
+    assert not any(line.startswith("Matches:") for line in lines)  # the records are not listed twice
+    assert re.fullmatch(r"\(\d+\.\d s; thread order\)", lines[-1])

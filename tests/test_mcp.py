@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -256,6 +257,21 @@ def test_ask_the_agent_in_words(session: Connected) -> None:
     assert data["records"][0]["file_name"] == "receipt_001.jpg"
     assert "receipt_001.jpg" in data["text"] and result.content[0].text == data["text"]
     assert [step["tool"] for step in data["trace"]] == ["text_search"]
+
+
+def test_ask_sends_the_records_as_progress_before_its_result(session: Connected) -> None:
+    progress: list[tuple[float, float | None, str]] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progress.append((done, total, message or ""))
+
+    arguments = {"question": "receipts from indah gift", "thread": f"progress-{session.transport}"}
+    result = session.portal.call(partial(session.client.call_tool, "ask", arguments, progress_callback=on_progress))
+    assert not result.is_error, result.content
+    [(done, total, message)] = progress  # one batch of records: the text search's
+    first = result.structured_content["records"][0]
+    assert (done, total) == (1, 2) and message.startswith("found ")
+    assert f"#1 {first['file_name']} (id {first['id']})" in message and first["file_name"] == "receipt_001.jpg"
 
 
 def test_ask_the_agent_about_an_uploaded_photo(session: Connected) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 from streamlit.testing.v1 import AppTest
-from streamlit.testing.v1.element_tree import Button
+from streamlit.testing.v1.element_tree import Button, parse_tree_from_messages
 
 from loupe.evals.duplicates_bench import write_with_copies
 from loupe.api import Collection
@@ -64,6 +65,67 @@ def test_upload_ask_and_see_the_gallery(indexed: Toolbox, monkeypatch: pytest.Mo
     follow = _last_answer(app)
     assert follow["trace"][0]["tool"] == "image_search"
     assert follow["trace"][0]["args"]["record_id"] == answer["records"][0].id
+
+
+def _page_so_far() -> list[str]:
+    """The markdown the running script has sent to the browser so far (called from inside the app's run)."""
+    runner = get_script_run_ctx()._enqueue.__self__  # AppTest's LocalScriptRunner, collecting every message
+    return [m.value for m in parse_tree_from_messages(runner.forward_msgs()).markdown]
+
+
+def test_the_records_reach_the_page_before_the_words(receipts_index: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = Collection.stream
+    seen: list[tuple[str, list[str]]] = []  # each event of the answer, with the page as it was when it came
+
+    def watched(self: Collection, *args, **kwargs):
+        events = stream(self, *args, **kwargs)
+        return (seen.append((type(event).__name__, _page_so_far())) or event for event in events)
+
+    monkeypatch.setattr(Collection, "stream", watched)
+    app = _app(receipts_index.index_dir, monkeypatch)
+    answer = _last_answer(_ask(app, f"find the receipt from {sroie_key('006')['company']}"))
+    (found, before_found), (done, before_answer) = seen
+    assert (found, done) == ("Found", "Answer")
+    card = f"**#1 {answer['records'][0].file_name.replace('.', chr(92) + '.')}**"
+    assert card not in before_found and card in before_answer  # drawn while the answer was still coming
+    assert answer["words"] not in before_answer and answer["words"] in [m.value for m in app.markdown]
+    final = [m.value for m in app.chat_message[-1].markdown]
+    assert final.index(card) < final.index(answer["words"])  # the gallery above the words, as it came
+    assert [b.label for b in app.button][:2] == ["More like this", "Show text"]  # buttons once it is done
+
+
+def test_the_search_page_shows_the_grid_without_the_assistant(receipts_index: Settings,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_agent(self: Collection, *args, **kwargs):
+        raise AssertionError("the search page asked the agent")
+
+    monkeypatch.setattr(Collection, "stream", no_agent)
+    app = _app(receipts_index.index_dir, monkeypatch)
+    app.sidebar.radio[0].set_value("Search").run()
+    company = sroie_key("006")["company"]
+    next(t for t in app.text_input if t.label == "Words").set_value(company)
+    _button(app, "Search").click().run()
+    assert not app.exception and not app.error, (app.exception, [e.value for e in app.error])
+    cards = [m.value for m in app.markdown if m.value.startswith("**#")]
+    assert cards[0] == "**#1 006\\.jpg**" and any("orange-background" in m.value for m in app.markdown)
+    labels = [b.label for b in app.button]
+    assert labels.count("More like this") == len(cards) and "Show text" not in labels  # a search, not a chat
+
+    _button(app, "More like this").click().run()  # the first card's look-alikes, itself left out
+    after = [m.value for m in app.markdown if m.value.startswith("**#")]
+    assert after and "**#1 006\\.jpg**" not in after and app.session_state.search_query == {
+        "record_id": next(r["id"] for r in _rows(receipts_index) if r["file_name"] == "006.jpg")}
+
+    app.file_uploader[0].set_value(("photo.jpg", (receipts_index.index_dir.parent / "receipts" / "003.jpg")
+                                    .read_bytes(), "image/jpeg"))
+    next(t for t in app.text_input if t.label == "Words").set_value("")
+    _button(app, "Search").click().run()
+    assert [m.value for m in app.markdown if m.value.startswith("**#")][0] == "**#1 003\\.jpg**"
+    assert ":green-badge[identical]" in [m.value for m in app.markdown]
+
+
+def _rows(settings: Settings) -> list[dict]:
+    return Collection(settings).toolbox.table.find("true", columns=["id", "file_name"])
 
 
 def test_follow_up_narrows_the_results(receipts_index: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

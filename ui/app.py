@@ -1,11 +1,14 @@
 """Loupe's Streamlit app: a chat with image upload and camera, a gallery per answer,
-the collection page, the duplicates page and the LLM settings. Started by ``loupe ui``.
+a plain search page (the grid without the assistant), the collection page, the
+duplicates page and the LLM settings. Started by ``loupe ui``.
 
 The app is a thin layer over the Python API (:class:`loupe.api.Collection`), like
 the CLI and the MCP server, so every question goes to the same agent as ``loupe
 ask``; the conversation is kept by its checkpointer under the thread id shown in
-the sidebar. The collection is opened with ``outside_paths=False``: the browser
-sends uploads as bytes and never names a file on the server.
+the sidebar. An answer's records are drawn as soon as the searches return
+(:meth:`Collection.stream`), its words after them. The collection is opened with
+``outside_paths=False``: the browser sends uploads as bytes and never names a
+file on the server.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
+from collections.abc import Iterator
 
 import streamlit as st
 
 from loupe.agent.llm import backend_label, backend_names
-from loupe.api import Collection
+from loupe.api import Answer, Collection, Found
 from loupe.base.config import LLMSettings, Settings, load_settings
 from loupe.base.errors import LoupeError
 from loupe.tools.models import Models
@@ -25,7 +29,8 @@ from loupe.tools.process import configure_process
 from loupe.tools.toolbox import Toolbox
 from loupe.ui.collection_page import collection_page
 from loupe.ui.duplicates_page import duplicates_page
-from loupe.ui.gallery import show_records
+from loupe.ui.gallery import query_words, show_records
+from loupe.ui.search_page import IMAGE_TYPES, search_page
 
 log = logging.getLogger("loupe.ui")
 
@@ -64,53 +69,90 @@ def queue_question(text: str) -> None:
 
 
 def ask(settings: Settings, question: str, image: bytes | None) -> None:
+    """The question, then its records as soon as the searches return, then the words; both turns are kept."""
     turns = st.session_state.turns
     user_turn = {"role": "user", "text": question, "image": image}
-    turns.append(user_turn)
-    try:
-        collection = collection_for(settings)
-        with st.spinner("Searching..."):
-            answer = collection.ask(question, image=image, thread=st.session_state.thread)
-    except LoupeError as exc:
+    reply = None
+    try:  # a rejected upload fails here, before anything runs or is drawn
+        events = collection_for(settings).stream(question, image=image, thread=st.session_state.thread)
+    except Exception as exc:  # noqa: BLE001 - the page gets one line (see failure)
         user_turn["image"] = None  # a rejected upload may not even be drawable
-        turns.append({"role": "assistant", "error": str(exc)})
-        return
-    except Exception as exc:  # noqa: BLE001 - the page gets one line; the details go to the server's log
-        log.exception("answering %r failed", question[:200])
-        if type(exc).__module__.split(".")[0] in ("openai", "httpx", "httpcore"):
-            message = f"the LLM backend ({backend_label(settings.llm)}) failed ({type(exc).__name__})"
-        else:
-            message = "Loupe hit an unexpected error; the details are in the server's log"
-        turns.append({"role": "assistant", "error": message})
-        return
-    turns.append({"role": "assistant", "words": answer.words, "records": answer.records, "trace": answer.trace,
-                  "seconds": answer.seconds})
+        reply = {"role": "assistant", "error": failure(exc, settings, question)}
+    turns.append(user_turn)
+    show_user_turn(user_turn)
+    with st.chat_message("assistant"):
+        reply = reply or follow(events, settings, question, key=f"turn{len(turns)}")
+        if "error" in reply:
+            st.error(reply["error"])
+    turns.append(reply)
+
+
+def follow(events: Iterator[Found | Answer], settings: Settings, question: str, key: str) -> dict:
+    """Draw each batch of records as the tools return it, then the finished answer in its place."""
+    shown, status = st.empty(), st.empty()
+    status.caption("Searching...")
+    try:
+        for event in events:
+            if isinstance(event, Found):
+                with shown.container():
+                    show_records(event.records, query_words(event.trace), key)
+                status.caption(f"{len(event.records)} found in {event.seconds:.1f} s · writing the answer...")
+    except Exception as exc:  # noqa: BLE001 - the page gets one line (see failure)
+        shown.empty()
+        status.empty()
+        return {"role": "assistant", "error": failure(exc, settings, question)}
+    turn = {"role": "assistant", "words": event.words, "records": event.records, "trace": event.trace,
+            "seconds": event.seconds}
+    status.empty()
+    with shown.container():
+        show_answer(turn, key)
+    return turn
+
+
+def failure(exc: Exception, settings: Settings, question: str) -> str:
+    """One line for the page: a LoupeError says what to do; anything else is logged, its details kept off it."""
+    if isinstance(exc, LoupeError):
+        return str(exc)
+    log.error("answering %r failed", question[:200], exc_info=exc)
+    if type(exc).__module__.split(".")[0] in ("openai", "httpx", "httpcore"):
+        return f"the LLM backend ({backend_label(settings.llm)}) failed ({type(exc).__name__})"
+    return "Loupe hit an unexpected error; the details are in the server's log"
 
 
 def show_turns() -> None:
     for number, turn in enumerate(st.session_state.turns):
-        with st.chat_message(turn["role"]):
-            if turn["role"] == "user":
-                if turn.get("image"):
-                    st.image(turn["image"], width=240)
-                st.markdown(turn["text"])
-            elif "error" in turn:
+        if turn["role"] == "user":
+            show_user_turn(turn)
+            continue
+        with st.chat_message("assistant"):
+            if "error" in turn:
                 st.error(turn["error"])
             else:
-                st.markdown(turn["words"] or "(no explanation)")
-                if turn["records"]:
-                    show_records(turn["records"], turn["trace"], key=f"turn{number}",
-                                 on_more=lambda rank: queue_question(f"more like #{rank}"),
-                                 on_text=lambda rank: queue_question(f"what does the text on #{rank} say?"))
-                tools = ", ".join(f"{s['tool']} ({(s.get('seconds') or 0) * 1000:.0f} ms)" for s in turn["trace"])
-                st.caption(f"{tools or 'no tool'} · {turn['seconds']:.1f} s")
+                show_answer(turn, key=f"turn{number}")
+
+
+def show_user_turn(turn: dict) -> None:
+    with st.chat_message("user"):
+        if turn.get("image"):
+            st.image(turn["image"], width=240)
+        st.markdown(turn["text"])
+
+
+def show_answer(turn: dict, key: str) -> None:
+    """Results before words: the gallery, then the explanation, then the tools' timings."""
+    if turn["records"]:
+        show_records(turn["records"], query_words(turn["trace"]), key,
+                     on_more=lambda rank: queue_question(f"more like #{rank}"),
+                     on_text=lambda rank: queue_question(f"what does the text on #{rank} say?"))
+    st.markdown(turn["words"] or "(no explanation)")
+    tools = ", ".join(f"{s['tool']} ({(s.get('seconds') or 0) * 1000:.0f} ms)" for s in turn["trace"])
+    st.caption(f"{tools or 'no tool'} · {turn['seconds']:.1f} s")
 
 
 def chat_page(settings: Settings) -> None:
     st.title("Loupe")
     st.caption(f"Ask about your images · {backend_label(settings.llm)}")
-    upload = st.file_uploader("Drop an image to search with", type=["jpg", "jpeg", "png", "webp", "bmp", "gif",
-                                                                    "tif", "tiff"])
+    upload = st.file_uploader("Drop an image to search with", type=IMAGE_TYPES)
     with st.expander("Take a photo"):
         shot = st.camera_input("Camera")
     image_file = upload or shot
@@ -128,9 +170,9 @@ def chat_page(settings: Settings) -> None:
             st.session_state.used_image = marker
     elif question is None:
         image = None
+    show_turns()
     if question:
         ask(settings, question, image)
-    show_turns()
 
 
 def main() -> None:
@@ -143,12 +185,14 @@ def main() -> None:
     except LoupeError as exc:
         st.error(str(exc))
         return
-    page = st.sidebar.radio("Page", ["Chat", "Collection", "Duplicates"], horizontal=True)
+    page = st.sidebar.radio("Page", ["Chat", "Search", "Collection", "Duplicates"], horizontal=True)
     settings = settings_panel(base)
     st.sidebar.button("New conversation", on_click=new_conversation)
     st.sidebar.caption(f"thread {st.session_state.thread} · index {settings.index_dir}")
     if page == "Chat":
         chat_page(settings)
+    elif page == "Search":
+        search_page(collection_for(settings))
     elif page == "Collection":
         collection_page(collection_for(settings), on_indexed=collection_for.clear)
     else:

@@ -38,10 +38,11 @@ def query_words(trace: list[dict]) -> str:
     return " ".join(str(step["args"].get("query", "")) for step in trace)
 
 
-def show_records(records: list[MatchedRecord], trace: list[dict], key: str,
-                 on_more: Callable[[int], None], on_text: Callable[[int], None]) -> None:
-    """Two cards per row on a wide screen; Streamlit stacks them on a phone."""
-    words = query_words(trace)
+def show_records(records: list[MatchedRecord], words: str, key: str, on_more: Callable[[int], None] | None = None,
+                 on_text: Callable[[int], None] | None = None) -> None:
+    """Two cards per row on a wide screen; Streamlit stacks them on a phone. ``words`` are highlighted in the
+    matched text. A card gets a button per callback given: the records shown while the answer is still being
+    written get none, since a widget's key may appear only once in a run and the finished answer brings them."""
     for start in range(0, len(records), 2):
         columns = st.columns(2)
         for offset, record in enumerate(records[start:start + 2]):
@@ -50,7 +51,8 @@ def show_records(records: list[MatchedRecord], trace: list[dict], key: str,
                 _card(record, rank, words, key, on_more, on_text)
 
 
-def _card(record: MatchedRecord, rank: int, words: str, key: str, on_more, on_text) -> None:
+def _card(record: MatchedRecord, rank: int, words: str, key: str, on_more: Callable[[int], None] | None,
+          on_text: Callable[[int], None] | None) -> None:
     if record.thumbnail_path and Path(record.thumbnail_path).is_file():
         st.image(record.thumbnail_path, width="stretch")
     st.markdown(f"**#{rank} {escape(record.file_name)}**")
@@ -62,6 +64,7 @@ def _card(record: MatchedRecord, rank: int, words: str, key: str, on_more, on_te
         st.caption(f"{record.caption_kind or 'caption'}: {record.caption}")
     with st.expander("Metadata"):
         st.json({"path": record.path, "id": record.id, **record.metadata})
-    left, right = st.columns(2)
-    left.button("More like this", key=f"{key}-more-{rank}", on_click=on_more, args=(rank,))
-    right.button("Show text", key=f"{key}-text-{rank}", on_click=on_text, args=(rank,))
+    buttons = [(label, name, callback) for label, name, callback in (
+        ("More like this", "more", on_more), ("Show text", "text", on_text)) if callback is not None]
+    for column, (label, name, callback) in zip(st.columns(2) if buttons else [], buttons):
+        column.button(label, key=f"{key}-{name}-{rank}", on_click=callback, args=(rank,))

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from loupe.base.config import load_settings
+from loupe.base.config import Settings, load_settings
 from loupe.evals.harness import pipeline_settings
 from loupe.evals.paths import DATASETS
 from loupe.tools.image_file import read_image
@@ -128,6 +128,24 @@ def flickr_text_report(encoder: ImageEncoder, folder: Path, max_pixels: int) -> 
     return lines, text_level(cosines[~np.eye(len(names), dtype=bool)])
 
 
+def calibration_report(spec: str, datasets: Path, sample: int, settings: Settings) -> str:
+    """The levels of the encoder ``spec`` names, per half and as loupe.toml lines (``loupe calibrate``)."""
+    settings = pipeline_settings(spec, settings)
+    encoder = Models(settings).image_encoder
+    parts = [f"## {encoder.name}: levels now similar {encoder.similar_cosine}, near-duplicate "
+             f"{encoder.near_duplicate_cosine}, text match {encoder.text_match_cosine}\n"]
+    lines, measured = image_report(holidays(encoder, datasets / "holidays", sample, settings.max_pixels))
+    parts.append("\n".join(lines) + "\n")
+    toml = [f"similar_cosine = {measured.similar_cosine}", f"near_duplicate_cosine = {measured.near_duplicate_cosine}"]
+    if encoder.has_text_tower:
+        text_lines, level = flickr_text_report(encoder, datasets / "flickr8k", settings.max_pixels)
+        parts.append("\n".join(text_lines) + "\n")
+        toml.append(f"text_match_cosine = {level}")
+    parts.append("Measured on all of them; to use these levels, put under [models] in loupe.toml:\n")
+    parts.append("\n".join(toml))
+    return "\n".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--encoder", default="loupe", help="a registry string, or loupe (the configured one)")
@@ -135,19 +153,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=200, help="photos copied for the near-duplicate level")
     args = parser.parse_args()
     configure_process()
-    settings = pipeline_settings(args.encoder, load_settings())
-    encoder = Models(settings).image_encoder
-    print(f"## {encoder.name}: levels now similar {encoder.similar_cosine}, near-duplicate "
-          f"{encoder.near_duplicate_cosine}, text match {encoder.text_match_cosine}\n")
-    lines, measured = image_report(holidays(encoder, args.datasets / "holidays", args.sample, settings.max_pixels))
-    print("\n".join(lines) + "\n")
-    toml = [f"similar_cosine = {measured.similar_cosine}", f"near_duplicate_cosine = {measured.near_duplicate_cosine}"]
-    if encoder.has_text_tower:
-        text_lines, level = flickr_text_report(encoder, args.datasets / "flickr8k", settings.max_pixels)
-        print("\n".join(text_lines) + "\n")
-        toml.append(f"text_match_cosine = {level}")
-    print("Measured on all of them; to use these levels, put under [models] in loupe.toml:\n")
-    print("\n".join(toml))
+    print(calibration_report(args.encoder, args.datasets, args.sample, load_settings()))
 
 
 if __name__ == "__main__":

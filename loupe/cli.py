@@ -60,21 +60,28 @@ def index(
     prune: Annotated[bool, typer.Option(help="Remove rows of files under PATHS that no longer exist.")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per commit.")] = 16,
     workers: Annotated[Optional[int], typer.Option(
-        min=1, help="Threads reading the next batch of files while the models run (default: one per core).")] = None,
+        min=1, help="Threads reading the next batch of files while the models run (default: one per core); "
+                    "with --engine ray, the model actors (default: 2).")] = None,
     follow_symlinks: Annotated[bool, typer.Option(
         help="Index symlinked files and folders that point outside PATHS too (off: such links are skipped).")] = False,
+    engine: Annotated[Literal["local", "ray"], typer.Option(
+        help="local: in this process; ray: the models run in actors on a Ray cluster (the [ray] extra).")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(
+        help="The Ray cluster for --engine ray, e.g. 10.0.0.5:6379 (default: $RAY_ADDRESS, else a local Ray).")] = None,
 ) -> None:
     """Index images into the LanceDB table; re-running only processes new and changed files.
     Exit status 0: all indexed; 1: an error stopped the run; 3: finished, but some files were skipped."""
     report = _user_errors(lambda: run_index(state.settings, paths, metadata, prune, batch_size, follow_symlinks,
-                                            workers))
+                                            workers, engine, ray_address))
     if report.problems:
         raise typer.Exit(code=SKIPPED_FILES_EXIT)
 
 
 def run_index(settings: Settings, paths: list[Path], metadata: Path | None, prune: bool, batch_size: int,
-              follow_symlinks: bool = False, workers: int | None = None):
-    """Index through the Python API with a progress bar; a broken metadata file is named and left out."""
+              follow_symlinks: bool = False, workers: int | None = None, engine: str = "local",
+              ray_address: str | None = None):
+    """Index through the Python API (or on Ray) with a progress bar; a broken metadata file is named and left
+    out; the image encoder in use is named, with why (``image_encoder = "auto"`` chooses it)."""
     from loupe.api import Collection
     from loupe.display import console, print_report
     from loupe.metadata import load_metadata
@@ -94,8 +101,17 @@ def run_index(settings: Settings, paths: list[Path], metadata: Path | None, prun
         bar.set_postfix_str(stage, refresh=True)
 
     collection = Collection(settings)
+    choice = collection.toolbox.models.encoder_choice
+    console.print(f"image encoder: {choice.setting} ({choice.reason})", highlight=False, soft_wrap=True)
     try:
-        report = collection.index(paths, entries, prune, batch_size, workers, follow_symlinks, progress)
+        if engine == "ray":
+            from loupe.ray_indexer import DEFAULT_WORKERS, index_with_ray
+
+            report = index_with_ray(settings, [p.expanduser() for p in paths], ray_address,
+                                    workers or DEFAULT_WORKERS, batch_size, entries, prune, follow_symlinks, progress)
+            report.problems[:0] = entries.problems if entries is not None else []
+        else:
+            report = collection.index(paths, entries, prune, batch_size, workers, follow_symlinks, progress)
     finally:
         bar.close()
     print_report(report)
@@ -413,10 +429,12 @@ def _value_text(value) -> str:
 def list_models() -> None:
     """The model backends of each kind, how to name them in loupe.toml, and the pip extra each needs."""
     import loupe.agent.llm  # noqa: F401 - registers the LLM backends
-    import loupe.tools.models  # noqa: F401 - registers the image, text, OCR and caption backends
     from loupe.display import print_models
+    from loupe.tools.models import Models  # registers the image, text, OCR and caption backends too
 
     print_models()
+    choice = Models(state.settings).encoder_choice
+    print(f"image encoder in use: {choice.setting} ({choice.reason})")
 
 
 @app.command("eval")
@@ -540,6 +558,41 @@ def train_clip(
     print(f"wrote {out}. Use it with image_encoder = \"open_clip:{model or Path(config).stem}\" and "
           f"image_encoder_weights = \"{out.resolve()}\"" + (f" and image_encoder_config = \"{config}\"" if config else "")
           + " under [models] in loupe.toml (a new index).")
+
+
+@app.command("train-bridge")
+def train_bridge(
+    folders: Annotated[list[Path], typer.Argument(help="Folders of image-caption pairs: captions.csv (image, "
+                                                       "caption) and images/ (e.g. ../shared/datasets/flickr8k).")],
+    out: Annotated[Path, typer.Option(help="The map to write (.npz).")] = Path("text-bridge.npz"),
+) -> None:
+    """Learn the text bridge (words to EfficientNet-Lite0 vectors) from image-caption pairs, numpy only."""
+    from loupe.tools.models import Models
+    from loupe.tools.training.bridge import train_bridge as run_training
+
+    report = _user_errors(lambda: run_training(folders, out, Models(state.settings), state.settings.offline,
+                                               state.settings.max_pixels))
+    for problem in report.skipped:
+        print(f"skipped {problem}", file=sys.stderr)
+    print(f"trained on {report.captions} captions of {report.photos} photos in {report.seconds:.0f}s "
+          f"(ridge lambda {report.ridge_lambda:g}, prior weight {report.prior_weight:g}); held-out photos "
+          f"(k-fold): {report.held_out_recall}")
+    print(f"wrote {out}. Loupe ships its own map as tools/models/text_bridge.npz; replace that file to use this one.")
+
+
+@app.command()
+def calibrate(
+    encoder: Annotated[str, typer.Option(help="An image encoder as loupe.toml names it (e.g. open_clip:ViT-B-32@"
+                                              "laion2b_s34b_b79k), or loupe for the configured one.")] = "loupe",
+    datasets: Annotated[Path, typer.Option(
+        help="Holds holidays/ and flickr8k/ (default: $LOUPE_DATASETS or ../shared/datasets).")] = DATASETS,
+    sample: Annotated[int, typer.Option(min=2, help="Photos copied for the near-duplicate level.")] = 200,
+) -> None:
+    """Measure an image encoder's near-duplicate, similar and text-match cosines on Holidays and Flickr8k, half
+    against half, and print the loupe.toml lines that use them."""
+    from loupe.evals.encoder_calibration import calibration_report
+
+    print(_user_errors(lambda: calibration_report(encoder, datasets.expanduser(), sample, state.settings)))
 
 
 def _user_errors(action):

@@ -37,6 +37,7 @@ def cli_index(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     result = loupe("index", str(photos), "--metadata", str(root / "meta.jsonl"), index=index)
     assert result.returncode == 0, result.stderr
     assert "3 added" in result.stdout
+    assert re.match(r"image encoder: \S+ \(.+\)\n", result.stdout)  # which one, and why, before anything else
     return index, photos
 
 

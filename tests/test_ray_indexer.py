@@ -10,6 +10,8 @@ import dataclasses
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +35,7 @@ PHOTOS = 3
 RECEIPTS = ("000", "001")
 BATCH = 1  # one file per commit: the kill lands with batches still in flight
 BROKEN = "truncated.jpg"
+REPO = Path(__file__).resolve().parents[1]
 COMPARED = ["id", "path", "sha256", "phash", "width", "height", "ocr_text", "ocr_lines", "caption", "search_text",
             "image_vector", "ocr_vector", "caption_vector"]
 
@@ -155,3 +158,15 @@ def test_a_rerun_on_the_cluster_adds_nothing(ray_run: RayRun, folder: Path) -> N
     assert (report.added, report.updated, report.unchanged) == (0, 0, count)
     assert report.problems == ray_run.report.problems  # the truncated file is tried again, and named again
     assert ImageTable.open(ray_run.settings.index_dir).count() == count
+
+
+def test_loupe_index_engine_ray_uses_the_cluster(cluster: Cluster, folder: Path, tmp_path: Path) -> None:
+    """The command line's --engine ray, against this test's cluster: the same rows, the problem named, and the
+    image encoder in use said first."""
+    env = {**os.environ, "LOUPE_OFFLINE": "1"}
+    command = [sys.executable, "-m", "loupe.cli", "--index", str(tmp_path / "index"), "index", str(folder),
+               "--engine", "ray", "--ray-address", cluster.address, "--workers", "1", "--batch-size", str(BATCH)]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 3, result.stderr[-2000:]  # finished, one file skipped (the truncated JPEG)
+    assert result.stdout.startswith("image encoder: ") and f"{PHOTOS + len(RECEIPTS)} added" in result.stdout
+    assert BROKEN in result.stdout + result.stderr

@@ -39,7 +39,8 @@ class HybridModel(BaseChatModel):
         return "loupe-hybrid"
 
     def bind_tools(self, tools: Any, **kwargs: Any) -> HybridModel:
-        return self  # the planner names the tools itself; the writer is never given any
+        """The planner names the tools itself (bound, it can count a shop's receipts); the writer gets none."""
+        return self.model_copy(update={"planner": self.planner.bind_tools(tools)})
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None,
                   **kwargs: Any) -> ChatResult:

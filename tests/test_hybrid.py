@@ -33,3 +33,13 @@ def test_the_planner_calls_and_the_writer_words_what_was_found(toolbox: Toolbox)
     assert "(rule-based planner)" in answer.words  # the explanation stays below the words
     assert answer.ungrounded == ["invented.jpg"] and "invented.jpg" not in answer.text
     assert len(seen) == 1 and "receipt.png" in seen[0] and "how much was the corner bookshop" in seen[0]
+
+
+def test_bound_to_the_tools_its_planner_can_count_a_shops_receipts(toolbox: Toolbox) -> None:  # noqa: F811
+    """Bound as the graph binds it, the hybrid's planner holds the aggregate tool's count, so "how much did I
+    spend at X?" is planned as the rule-based backend plans it."""
+    from loupe.agent.tools import make_tools
+
+    bound = HybridModel(writer=GenericFakeChatModel(messages=iter([]))).bind_tools(make_tools(toolbox))
+    assert bound.planner.receipts_at is not None
+    assert bound.planner.receipts_at("corner bookshop") == 1 and bound.planner.receipts_at("nowhere at all") == 0

@@ -117,26 +117,29 @@ def collection_answers(root: Path) -> None:
                 "min": lambda: min(totals, default=None), "max": lambda: max(totals, default=None),
                 "latest": lambda: max(dates, default=None), "earliest": lambda: min(dates, default=None)}[measure]()
 
-    path = QUERY_SETS / "collection_questions.jsonl"
-    header, *entries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    for entry in entries:
-        truth = entry.get("truth")
-        if not truth:
-            continue
-        chosen = [r for r in receipts if truth.get("shop", "") in r["shop"]
-                  and truth.get("since", "") <= r["date"] <= truth.get("until", "9999")]
-        if not truth.get("group_by"):
-            entry["expected_value"] = figure(truth["measure"], chosen)
-            continue
-        width = {"shop": None, "month": 7, "year": 4}[truth["group_by"]]
-        groups = defaultdict(list)
-        for receipt in chosen:
-            groups[receipt["shop"] if width is None else receipt["date"][:width]].append(receipt)
-        ranked = sorted(((figure(truth["measure"], rows), key) for key, rows in groups.items()), reverse=True)
-        if len(ranked) > 1 and ranked[0][0] == ranked[1][0]:
-            raise SystemExit(f"{entry['id']}: a tie between {ranked[0][1]} and {ranked[1][1]}: ask another question")
-        entry["expected_value"], entry["expected_group"] = ranked[0]
-    write("collection_questions", header, entries)
+    for name in ("collection_questions", "collection_questions_heldout"):  # the second written apart, later
+        path = QUERY_SETS / f"{name}.jsonl"
+        header, *entries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+                            if line.strip()]
+        for entry in entries:
+            truth = entry.get("truth")
+            if not truth:
+                continue
+            chosen = [r for r in receipts if truth.get("shop", "") in r["shop"]
+                      and truth.get("since", "") <= r["date"] <= truth.get("until", "9999")]
+            if not truth.get("group_by"):
+                entry["expected_value"] = figure(truth["measure"], chosen)
+                continue
+            width = {"shop": None, "month": 7, "year": 4}[truth["group_by"]]
+            groups = defaultdict(list)
+            for receipt in chosen:
+                groups[receipt["shop"] if width is None else receipt["date"][:width]].append(receipt)
+            ranked = sorted(((figure(truth["measure"], rows), key) for key, rows in groups.items()), reverse=True)
+            if len(ranked) > 1 and ranked[0][0] == ranked[1][0]:
+                raise SystemExit(f"{entry['id']}: a tie between {ranked[0][1]} and {ranked[1][1]}: "
+                                 "ask another question")
+            entry["expected_value"], entry["expected_group"] = ranked[0]
+        write(name, header, entries)
 
 
 if __name__ == "__main__":

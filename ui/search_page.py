@@ -26,7 +26,7 @@ def search_page(collection: Collection) -> None:
         submitted = st.form_submit_button("Search")
     if submitted:
         st.session_state.search_query = {"text": words.strip() or None,
-                                   "image": upload.getvalue() if upload is not None else None}
+                                         "image": upload.getvalue() if upload is not None else None}
     query = st.session_state.get("search_query")
     if query:
         show_results(collection, query)

@@ -16,7 +16,6 @@ measured worse on held-out photos (R@10 0.318 against 0.360 for ridge alone) at 
 
 from __future__ import annotations
 
-import csv
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from loupe.base.errors import LoupeError
+from loupe.tools.training import caption_pairs
 from loupe.tools.image_file import read_image
 from loupe.tools.models import Models
 from loupe.tools.models.efficientnet_inputs import efficientnet_weights
@@ -62,19 +62,8 @@ class BridgeTrainingReport:
 
 
 def read_pairs(folder: Path) -> list[tuple[Path, str]]:
-    """(image, caption) from ``folder/captions.csv`` (``image``, ``caption`` columns) and ``folder/images/``."""
-    captions = folder / "captions.csv"
-    if not captions.is_file():
-        raise LoupeError(f"{folder} has no captions.csv (columns image, caption; the pictures in images/)")
-    with captions.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames or not {"image", "caption"} <= set(reader.fieldnames):
-            raise LoupeError(f"{captions} needs a header with 'image' and 'caption' columns")
-        pairs = [(folder / "images" / row["image"], row["caption"].strip()) for row in reader
-                 if row.get("image") and (row.get("caption") or "").strip()]
-    if not pairs:
-        raise LoupeError(f"{captions} has no image-caption pairs")
-    return pairs
+    """(image, caption) from ``folder/captions.csv`` and ``folder/images/``, as Flickr8k and COCO-mini lie."""
+    return caption_pairs.read_pairs(folder / "captions.csv", folder / "images")
 
 
 def embed_pairs(folders: list[Path], models: Models, max_pixels: int, batch_size: int = 16) -> Pairs:

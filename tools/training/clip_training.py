@@ -11,7 +11,6 @@ that made things worse says so.
 
 from __future__ import annotations
 
-import csv
 import random
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from loupe.base.errors import LoupeError
+from loupe.tools.training.caption_pairs import read_pairs
 from loupe.tools.image_file import read_image
 from loupe.tools.models.open_clip_encoder import OpenClipEncoder
 from loupe.tools.training.encoder_training import pick_device
@@ -37,21 +37,6 @@ class ClipTrainingReport:
     recall_before: dict[str, float] = field(default_factory=dict)  # on the held-out images
     recall_after: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
-
-
-def read_pairs(captions: Path, images: Path) -> list[tuple[Path, str]]:
-    """(image path, caption) from a CSV with ``image`` and ``caption`` columns (Flickr8k's layout)."""
-    if not captions.is_file():
-        raise LoupeError(f"caption file {captions} does not exist")
-    with captions.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames or not {"image", "caption"} <= set(reader.fieldnames):
-            raise LoupeError(f"{captions} needs a header with 'image' and 'caption' columns")
-        pairs = [(images / row["image"], row["caption"].strip()) for row in reader
-                 if row.get("image") and (row.get("caption") or "").strip()]
-    if not pairs:
-        raise LoupeError(f"{captions} has no image-caption pairs")
-    return pairs
 
 
 def build_model(architecture: str, weights: str, config: str, offline: bool):

@@ -99,8 +99,11 @@ def test_the_bridge_reorders_but_never_makes_a_match(models: Models, table: Imag
         shown = {bridge: {r.id for r in text_search(table, models, request, k=PHOTOS, matches_only=True,
                                                     bridge=bridge).records} for bridge in (None, "packaged")}
         assert shown["packaged"] == shown[None], request
-    ranked = text_search(table, models, "a red sports car parked in the snow", k=PHOTOS, bridge="packaged")
+    caption = _captions()[sorted(_captions())[0]][0]
+    ranked = text_search(table, models, caption, k=PHOTOS, bridge="packaged")
     assert any("text-bridge" in r.why for r in ranked.records)  # it did run and rank
+    nonsense = text_search(table, models, "zxqvbnm qwpzk", k=PHOTOS, bridge="packaged")
+    assert nonsense.records == []  # words the map cannot place bring no pictures (BRIDGE_PLACED)
 
 
 @pytest.mark.fast

@@ -196,8 +196,7 @@ def make_tools(toolbox: Toolbox) -> list[BaseTool]:
             conditions = [*_conditions(filters), *([{"column": "year", "op": "=", "value": year}] if year else []),
                           *([{"column": "date", "op": ">=", "value": since}] if since else []),
                           *([{"column": "date", "op": "<=", "value": until}] if until else [])]
-            figure = asdict(aggregate(toolbox.table, measure, None, conditions, shop or None, group_by))
-            figure.update(shop=shop, conditions=conditions, group_by=group_by, top=_top(figure["groups"], measure))
+            figure = collection_figure(toolbox, measure, shop, conditions, group_by)
             records = _figure_records(toolbox, figure)
             query = {"measure": measure, "shop": shop, "group_by": group_by, "conditions": conditions}
             result = {"tool": ToolName.AGGREGATE.value, "query": query,
@@ -208,6 +207,15 @@ def make_tools(toolbox: Toolbox) -> list[BaseTool]:
         return _guarded(ToolName.AGGREGATE, run)
 
     return [image_search, text_search, ocr, caption, aggregate_tool]
+
+
+def collection_figure(toolbox: Toolbox, measure: str, shop: str, conditions: list[dict[str, Any]],
+                      group_by: str | None) -> dict[str, Any]:
+    """An aggregate as answers state it (figure_text): the figure, its scope and, per group, the one that leads;
+    the agent's aggregate tool and the MCP server's stats tool both give this."""
+    figure = asdict(aggregate(toolbox.table, measure, None, conditions, shop or None, group_by))
+    figure.update(shop=shop, conditions=conditions, group_by=group_by, top=_top(figure["groups"], measure))
+    return figure
 
 
 def figure_text(figure: dict[str, Any]) -> str:

@@ -41,7 +41,7 @@ from loupe.tools.models import Models
 from loupe.tools.toolbox import Toolbox
 
 REPO = Path(__file__).resolve().parents[1]
-TOOLS = {"image_search", "text_search", "ocr", "caption", "ask"}
+TOOLS = {"image_search", "text_search", "stats", "ocr", "caption", "ask"}
 PHOTOS = ("100000.jpg", "100001.jpg", "100200.jpg")  # 100000 and 100001 show the same scene
 RECEIPTS = {"receipt_000.jpg": "000", "receipt_001.jpg": "001"}  # 001 is INDAH GIFT & HOME DECO's
 IN_PROCESS_UPLOAD_LIMIT = 50_000  # the photos are 13-23 kB, the receipts 86-98 kB
@@ -178,14 +178,14 @@ def _files(result: CallToolResult) -> list[str]:
     return [record["file_name"] for record in result.structured_content["records"]]
 
 
-def test_the_five_tools_and_the_record_resources_are_listed(session: Connected) -> None:
+def test_the_six_tools_and_the_record_resources_are_listed(session: Connected) -> None:
     tools = session.portal.call(session.client.list_tools).tools
     assert session.client.protocol_version == ("2026-07-28" if session.transport == "stdio" else "2025-11-25")
     assert {tool.name for tool in tools} == TOOLS
     for tool in tools:
         assert len(tool.description) > 80, tool.name  # what a client's model reads to pick a tool
         assert "where" not in tool.input_schema["properties"]  # no SQL for a model to write
-    image_tools = [tool for tool in tools if tool.name != "text_search"]
+    image_tools = [tool for tool in tools if tool.name not in ("text_search", "stats")]
     assert all({"path", "upload_base64", "record_id"} <= set(tool.input_schema["properties"]) for tool in image_tools)
     templates = session.portal.call(session.client.list_resource_templates).resource_templates
     assert {(t.uri_template, t.mime_type) for t in templates} == {
@@ -232,6 +232,17 @@ def test_text_search_takes_a_year_not_sql(session: Connected) -> None:
     assert not in_2019.is_error and _files(in_2019) == []
     assert in_2019.content[0].text.startswith("text_search: nothing matched")
     assert "Input should be a valid integer" in session.error("text_search", query="gift", year="2019 OR 1=1")
+
+
+def test_stats_gives_exact_figures_over_every_receipt(session: Connected) -> None:
+    """The collection's figures as the agent's aggregate tool computes them: the count, the records behind it."""
+    counted = session.call("stats", measure="count")
+    assert not counted.is_error, counted.content
+    figure = counted.structured_content["figure"]
+    assert figure["measure"] == "count" and figure["value"] == figure["selected"] >= len(RECEIPTS)
+    at_shop = session.call("stats", measure="sum", shop="INDAH GIFT")
+    assert at_shop.structured_content["figure"]["ids"] and "INDAH GIFT" in at_shop.content[0].text
+    assert "Input should be" in session.error("stats", measure="sum; DROP TABLE images")
 
 
 def test_ocr_of_a_record(session: Connected, world: World) -> None:

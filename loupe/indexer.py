@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -205,23 +205,33 @@ class Indexer:
 
     def _run(self, roots: list[Path], metadata: MetadataIndex | None, prune: bool,
              progress: ProgressCallback | None) -> IndexReport:
+        return self.run_planned(roots, metadata, prune, progress, self._analysed_here)
+
+    def run_planned(self, roots: list[Path], metadata: MetadataIndex | None, prune: bool,
+                    progress: ProgressCallback | None, source: BatchSource) -> IndexReport:
+        """Plan, commit every batch ``source`` analyses, finish: the run both indexers share (this one analyses
+        its batches here, loupe/ray_indexer.py on a cluster). The caller holds the table's writing lock."""
         report = IndexReport()
         timer = StageTimer()
         notify = progress or (lambda done, total, stage: None)
         plan = self.plan(roots, metadata, report)
         done = 0
         notify(done, len(plan.to_index), "decode")
+        for analysed, size in source(plan, timer, lambda stage: notify(done, len(plan.to_index), stage)):
+            self.commit(analysed, plan.known, metadata, report, timer)
+            done += size
+            notify(done, len(plan.to_index), "write")
+        self.finish(roots, plan, prune, report, timer)
+        return report
+
+    def _analysed_here(self, plan: RunPlan, timer: StageTimer,
+                       on_stage: Callable[[str], None]) -> Iterator[tuple[AnalysedBatch, int]]:
+        """Each batch of ``plan.to_index`` read ahead by worker threads and analysed in this process."""
         batches = read_batches(plan.to_index, self.batch_size, self.workers,
                                lambda path: prepare_for_index(path, self.settings.max_pixels, timer,
                                                               plan.stored_sha256(path)))
         for batch in batches:
-            analysed = analyse_batch(self.models, batch, plan.stored_sha256, timer,
-                                     lambda stage: notify(done, len(plan.to_index), stage))
-            self.commit(analysed, plan.known, metadata, report, timer)
-            done += len(batch)
-            notify(done, len(plan.to_index), "write")
-        self.finish(roots, plan, prune, report, timer)
-        return report
+            yield analyse_batch(self.models, batch, plan.stored_sha256, timer, on_stage), len(batch)
 
     def plan(self, roots: list[Path], metadata: MetadataIndex | None, report: IndexReport) -> RunPlan:
         """What a run must analyse: the files under ``roots`` whose size or modification time changed.
@@ -384,6 +394,11 @@ class AnalysedBatch:
     rows: list[dict[str, Any]]
     touched: list[TouchedFile]
     problems: list[str]
+
+
+# Where a run's analysed batches come from, given the plan, the run's timer and a per-stage progress callback:
+# (batch, files in it) pairs, in any order (Indexer.run_planned).
+BatchSource = Callable[[RunPlan, StageTimer, Callable[[str], None]], Iterator[tuple[AnalysedBatch, int]]]
 
 
 def analyse_batch(models: Models, batch: list[PreparedImage | str], stored_sha256: Callable[[Path], str | None],

@@ -13,7 +13,7 @@ on a real cluster the collection is a folder mounted at the same place on every 
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -55,20 +55,14 @@ def index_with_ray(settings: Settings, roots: list[Path], address: str | None = 
 def _run(ray: Any, indexer: Indexer, roots: list[Path], workers: int, metadata: MetadataIndex | None, prune: bool,
          progress: ProgressCallback | None) -> IndexReport:
     """Indexer.run with the batches analysed on the cluster: planned, committed and finished here."""
-    report = IndexReport()
-    timer = StageTimer()
-    notify = progress or (lambda done, total, stage: None)
-    plan = indexer.plan(roots, metadata, report)
-    done = 0
-    notify(done, len(plan.to_index), "decode")
-    for analysed, seconds, size in _analysed_batches(ray, indexer.settings, plan, indexer.batch_size, workers,
-                                                     progress is None):
-        _add_seconds(timer, seconds)
-        indexer.commit(analysed, plan.known, metadata, report, timer)
-        done += size
-        notify(done, len(plan.to_index), "write")
-    indexer.finish(roots, plan, prune, report, timer)
-    return report
+    def analysed_on_cluster(plan: RunPlan, timer: StageTimer,
+                            on_stage: Callable[[str], None]) -> Iterator[tuple[AnalysedBatch, int]]:
+        for analysed, seconds, size in _analysed_batches(ray, indexer.settings, plan, indexer.batch_size, workers,
+                                                         progress is None):
+            _add_seconds(timer, seconds)  # the actors' stages, in this run's report
+            yield analysed, size
+
+    return indexer.run_planned(roots, metadata, prune, progress, analysed_on_cluster)
 
 
 def _import_ray() -> Any:

@@ -97,7 +97,8 @@ def text_search(table: ImageTable, models: Models, query: str, k: int = 10,
     # Whether a record is a match is judged without the bridge: it ranks every picture for any words, so by
     # itself it would make a match of the nearest picture to a request the collection cannot answer (the
     # agent's held-out "nothing" requests: 1.00 -> 0.07 right when it counted). It only reorders.
-    calibrated = fuse({name: ranked for name, ranked in rankings.items() if name != BRIDGE})[0]
+    calibrated = fuse({name: ranked for name, ranked in rankings.items() if name != BRIDGE})[0] \
+        if BRIDGE in rankings else scores
     if not subject_words(query):  # "receipts" with a year filter: the words name a kind, the filter chooses
         matches_only = False
     ranked_ids = [i for i in sorted(scores, key=lambda i: _rank_key(scores[i], coverage.get(i, 0.0)))

@@ -243,6 +243,8 @@ def test_stats_gives_exact_figures_over_every_receipt(session: Connected) -> Non
     at_shop = session.call("stats", measure="sum", shop="INDAH GIFT")
     assert at_shop.structured_content["figure"]["ids"] and "INDAH GIFT" in at_shop.content[0].text
     assert "Input should be" in session.error("stats", measure="sum; DROP TABLE images")
+    hostile = session.call("stats", measure="count", shop="x' OR 1=1 --")  # a name matched as text, never SQL
+    assert not hostile.is_error and hostile.structured_content["figure"]["value"] == 0
 
 
 def test_ocr_of_a_record(session: Connected, world: World) -> None:

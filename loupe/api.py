@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from loupe.base.config import Settings, load_settings
 from loupe.base.errors import LoupeError
@@ -142,22 +142,32 @@ class Collection:
 
     def index(self, paths: list[str | Path], metadata: str | Path | MetadataIndex | None = None,
               prune: bool = False, batch_size: int = 16, workers: int | None = None, follow_symlinks: bool = False,
-              progress: ProgressCallback | None = None) -> IndexReport:
+              progress: ProgressCallback | None = None, engine: Literal["local", "ray"] = "local",
+              ray_address: str | None = None) -> IndexReport:
         """Index folders or files; a re-run only reads new and changed files. Files that could not be indexed
         are in ``report.problems``, one line each; they never stop the run. ``metadata`` is a CSV or JSONL
         file, or one already read with ``loupe.metadata.load_metadata`` (``loupe index`` reads it first, to
-        index without it when the file is broken)."""
-        from loupe.indexer import Indexer
+        index without it when the file is broken). ``engine="ray"`` runs the models in ``workers`` Ray actors
+        (default 2) on the cluster at ``ray_address`` (loupe/ray_indexer.py, the ``[ray]`` extra)."""
         from loupe.metadata import MetadataIndex, load_metadata
-        from loupe.store.image_table import ImageTable
 
         entries = metadata if isinstance(metadata, MetadataIndex) or metadata is None \
             else load_metadata(Path(metadata).expanduser())
-        table = ImageTable.open_or_create(self.settings.index_dir, self.toolbox.models.index_info())
-        indexer = Indexer(self.settings, self.toolbox.models, table, batch_size, follow_symlinks=follow_symlinks,
-                          workers=workers)
+        roots = [Path(p).expanduser() for p in paths]
         try:
-            report = indexer.run([Path(p).expanduser() for p in paths], entries, prune, progress)
+            if engine == "ray":
+                from loupe.ray_indexer import DEFAULT_WORKERS, index_with_ray
+
+                report = index_with_ray(self.settings, roots, ray_address, workers or DEFAULT_WORKERS, batch_size,
+                                        entries, prune, follow_symlinks, progress)
+            else:
+                from loupe.indexer import Indexer
+                from loupe.store.image_table import ImageTable
+
+                table = ImageTable.open_or_create(self.settings.index_dir, self.toolbox.models.index_info())
+                indexer = Indexer(self.settings, self.toolbox.models, table, batch_size,
+                                  follow_symlinks=follow_symlinks, workers=workers)
+                report = indexer.run(roots, entries, prune, progress)
         finally:
             self.toolbox.__dict__.pop("table", None)  # the next search opens the table as it is now
         if entries is not None:

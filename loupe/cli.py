@@ -80,7 +80,7 @@ def index(
 def run_index(settings: Settings, paths: list[Path], metadata: Path | None, prune: bool, batch_size: int,
               follow_symlinks: bool = False, workers: int | None = None, engine: str = "local",
               ray_address: str | None = None):
-    """Index through the Python API (or on Ray) with a progress bar; a broken metadata file is named and left
+    """Index through the Python API (on Ray with engine="ray") with a progress bar; a broken metadata file is named and left
     out; the image encoder in use is named, with why (``image_encoder = "auto"`` chooses it)."""
     from loupe.api import Collection
     from loupe.display import console, print_report
@@ -104,14 +104,8 @@ def run_index(settings: Settings, paths: list[Path], metadata: Path | None, prun
     choice = collection.toolbox.models.encoder_choice
     console.print(f"image encoder: {choice.setting} ({choice.reason})", highlight=False, soft_wrap=True)
     try:
-        if engine == "ray":
-            from loupe.ray_indexer import DEFAULT_WORKERS, index_with_ray
-
-            report = index_with_ray(settings, [p.expanduser() for p in paths], ray_address,
-                                    workers or DEFAULT_WORKERS, batch_size, entries, prune, follow_symlinks, progress)
-            report.problems[:0] = entries.problems if entries is not None else []
-        else:
-            report = collection.index(paths, entries, prune, batch_size, workers, follow_symlinks, progress)
+        report = collection.index(paths, entries, prune, batch_size, workers, follow_symlinks, progress, engine,
+                                  ray_address)
     finally:
         bar.close()
     print_report(report)

@@ -23,6 +23,7 @@ import csv
 import hashlib
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,17 +62,35 @@ def embed(encoder: ImageEncoder, pictures: list[Image.Image]) -> np.ndarray:
     return np.concatenate([encoder.embed_images(pictures[i:i + BATCH]).vectors for i in range(0, len(pictures), BATCH)])
 
 
+def embed_files(encoder: ImageEncoder, paths: list[Path], max_pixels: int,
+                on_picture: Callable[[int, Image.Image], None] | None = None) -> np.ndarray:
+    """The files' vectors, read BATCH at a time (not every photo decoded at once: Holidays' are up to 7 MP);
+    ``on_picture`` sees each decoded picture with its index first."""
+    vectors = []
+    for start in range(0, len(paths), BATCH):
+        pictures = [read_image(path, max_pixels).image.convert("RGB") for path in paths[start:start + BATCH]]
+        for index, picture in enumerate(pictures, start):
+            if on_picture is not None:
+                on_picture(index, picture)
+        vectors.append(encoder.embed_images(pictures).vectors)
+    return np.concatenate(vectors)
+
+
 def holidays(encoder: ImageEncoder, folder: Path, sample: int, max_pixels: int) -> Pictures:
     """Every Holidays photo with its scene (the ground truth's query photo), and copies of ``sample`` of them."""
     truth = json.loads((folder / "groundtruth.json").read_text(encoding="utf-8"))
     scene = {name: query for query, relevant in truth.items() for name in (query, *relevant)}
     paths = sorted((folder / "images").glob("*.jpg"))
-    pictures = [read_image(path, max_pixels).image.convert("RGB") for path in paths]
     rng = random.Random(0)
-    copied = np.array(sorted(rng.sample(range(len(pictures)), min(sample, len(pictures)))))
-    copies = [near_duplicate_copy(pictures[i], rng) for i in copied]
-    return Pictures(embed(encoder, pictures), [scene.get(p.name, p.name) for p in paths], copied,
-                    embed(encoder, copies))
+    copied = np.array(sorted(rng.sample(range(len(paths)), min(sample, len(paths)))))
+    chosen, copies = set(copied.tolist()), []
+
+    def copy_if_chosen(index: int, picture: Image.Image) -> None:
+        if index in chosen:  # in index order, as the copies' own random draws always were
+            copies.append(near_duplicate_copy(picture, rng))
+
+    vectors = embed_files(encoder, paths, max_pixels, copy_if_chosen)
+    return Pictures(vectors, [scene.get(p.name, p.name) for p in paths], copied, embed(encoder, copies))
 
 
 def half_of(group: str) -> int:
@@ -112,7 +131,7 @@ def flickr_text_report(encoder: ImageEncoder, folder: Path, max_pixels: int) -> 
         for row in csv.DictReader(handle):
             first.setdefault(row["image"], row["caption"].strip())
     names = sorted(first)
-    photos = embed(encoder, [read_image(folder / "images" / n, max_pixels).image.convert("RGB") for n in names])
+    photos = embed_files(encoder, [folder / "images" / n for n in names], max_pixels)
     texts = encoder.embed_texts([first[n] for n in names])
     cosines = texts @ photos.T
     halves = np.array([half_of(n) for n in names])

@@ -22,9 +22,10 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, ToolMessage
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from loupe.agent.conversation import attachment_key, with_image
+from loupe.agent.conversation import STATE_TYPES, attachment_key, with_image
 from loupe.agent.graph import assemble_answer, build_graph
 from loupe.agent.llm import make_chat_model
 from loupe.agent.tools import make_tools
@@ -70,7 +71,7 @@ class Assistant:
         self._connection = sqlite3.connect(settings.index_dir / CONVERSATIONS_FILE, check_same_thread=False)
         tools = make_tools(self.toolbox)
         self.graph = build_graph(model or make_chat_model(settings.llm), tools, make_call_check(self.toolbox, tools),
-                                 SqliteSaver(self._connection))
+                                 SqliteSaver(self._connection, serde=_conversation_serializer()))
 
     def ask(self, text: str, image: Path | bytes | None = None, thread_id: str = "default") -> Answer:
         """One user message (words, optionally an image) in a conversation; returns the explained answer.
@@ -108,13 +109,11 @@ class Assistant:
                 continue
             # The answer node's own assembly, so these records are deduplicated and ordered as the answer's.
             so_far = assemble_answer(state)["answer"]
-            if so_far["records"] and [record["id"] for record in so_far["records"]] != shown:
-                shown = [record["id"] for record in so_far["records"]]
-                yield Found(records=[MatchedRecord.from_dict(record) for record in so_far["records"]],
-                            trace=so_far["trace"], seconds=time.perf_counter() - start)
+            if so_far["records"] and [record.id for record in so_far["records"]] != shown:
+                shown = [record.id for record in so_far["records"]]
+                yield Found(records=so_far["records"], trace=so_far["trace"], seconds=time.perf_counter() - start)
         answer = state["answer"]
-        records = [MatchedRecord.from_dict(record) for record in answer["records"]]
-        yield Answer(text=answer["text"], words=answer["words"], records=records, trace=answer["trace"],
+        yield Answer(text=answer["text"], words=answer["words"], records=answer["records"], trace=answer["trace"],
                      seconds=time.perf_counter() - start, thread_id=thread_id, messages=state["messages"],
                      fallback=answer.get("fallback", ""), ungrounded=answer.get("ungrounded", []))
 
@@ -144,3 +143,9 @@ class Assistant:
             raise ImageRejected(f"{name}: over the {limit // 2**20} MB limit for an attached image")
         decode_image_bytes(data, name, self.settings.max_pixels)
         return data
+
+
+def _conversation_serializer() -> JsonPlusSerializer:
+    """LangGraph's serializer, reviving only its own types and our records (STATE_TYPES) from a saved conversation:
+    a conversation file written by anyone else cannot make Loupe construct other classes."""
+    return JsonPlusSerializer(allowed_msgpack_modules=STATE_TYPES)

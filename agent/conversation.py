@@ -18,7 +18,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 
-from loupe.tools.records import ToolName
+from loupe.tools.records import MatchedRecord, MatchLabel, ToolName
 
 IMAGE_MARKER = re.compile(r"\[attached image: (?P<key>[0-9a-f]{16})\]")
 SEARCH_TOOLS = (ToolName.IMAGE_SEARCH, ToolName.TEXT_SEARCH)
@@ -26,6 +26,10 @@ SEARCH_TOOLS = (ToolName.IMAGE_SEARCH, ToolName.TEXT_SEARCH)
 # follow-up ("only 2019", "#3", "the cheapest one") repeats or points into.
 RECORD_TOOLS = (*SEARCH_TOOLS, ToolName.AGGREGATE)
 ATTACHED = "attached"  # what a tool call passes as ``image`` for the user's attached image
+# The types of ours a saved conversation holds, by LangGraph's (module, name): the conversation store revives
+# these and LangGraph's own, nothing else (agent/assistant.py). LangGraph saves a message's artifact as plain
+# values (a record as a dict, its label kept typed); the answer's records are saved as MatchedRecords.
+STATE_TYPES = [(kind.__module__, kind.__name__) for kind in (MatchedRecord, MatchLabel)]
 
 
 def attachment_key(data: bytes) -> str:
@@ -54,7 +58,7 @@ class Turn:
     image_is_new: bool = False  # the image came with this message (not one referred back to)
     runs: list[ToolRun] = field(default_factory=list)  # this turn's tool calls so far
     previous_search: ToolRun | None = None  # the last search of earlier turns (for "only 2019")
-    previous_records: list[dict[str, Any]] = field(default_factory=list)  # its records, for "#3"
+    previous_records: list[MatchedRecord] = field(default_factory=list)  # its records, for "#3"
 
 
 def read_turn(messages: list[AnyMessage]) -> Turn:
@@ -74,7 +78,7 @@ def read_turn(messages: list[AnyMessage]) -> Turn:
                 previous_records=previous.result["records"] if previous else [])
 
 
-def conversation_records(messages: list[AnyMessage]) -> list[dict[str, Any]]:
+def conversation_records(messages: list[AnyMessage]) -> list[MatchedRecord]:
     """Every record any search of the conversation returned, for checking what a tool call names."""
     return [record for run in runs_of(messages) if run.result for record in run.result.get("records", [])]
 
@@ -88,13 +92,19 @@ def runs_of(messages: list[AnyMessage]) -> list[ToolRun]:
                 runs[call["id"]] = ToolRun(call["name"], dict(call["args"]), call["id"])
         elif isinstance(message, ToolMessage) and message.tool_call_id in runs:
             if isinstance(message.artifact, dict):
-                artifact = message.artifact
+                artifact = {**message.artifact, "records": [_typed(r) for r in message.artifact.get("records", [])]}
             elif message.status == "error":  # arguments that failed the tool's schema, answered by ToolNode
                 artifact = {"tool": message.name, "error": _text(message)[:500], "records": []}
             else:
                 artifact = {"text": _text(message)}
             runs[message.tool_call_id].result = artifact
     return list(runs.values())
+
+
+def _typed(record: MatchedRecord | dict[str, Any]) -> MatchedRecord:
+    """A result's record: a MatchedRecord in the turn that ran the tool, a plain dict once the conversation was
+    saved (LangGraph writes a message's artifact as plain values), from any Loupe version."""
+    return record if isinstance(record, MatchedRecord) else MatchedRecord.from_dict(record)
 
 
 def last_image(messages: list[AnyMessage]) -> str | None:

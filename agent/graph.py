@@ -146,12 +146,12 @@ def assemble_answer(state: AgentState) -> dict:
                and run.result.get("answer")]
     if figures:  # the figure first, exactly as computed: no model restates a sum it did not add up itself
         words = "\n".join(figure["answer"] for figure in figures) + "\n" + words
-    best: dict[str, dict] = {}  # one entry per record: the strongest way it matched
+    best: dict[str, MatchedRecord] = {}  # one entry per record: the strongest way it matched
     for run in turn.runs:
         if run.name in RECORD_TOOLS and run.result:
             for record in run.result.get("records", []):
-                if record["id"] not in best or _strength(record) < _strength(best[record["id"]]):
-                    best[record["id"]] = record
+                if record.id not in best or _strength(record) < _strength(best[record.id]):
+                    best[record.id] = record
     records = sorted(best.values(), key=_strength)  # stable: within a label, the tools' own ranking
     trace = [{"tool": run.name, "args": run.args,
               "seconds": (run.result or {}).get("seconds"), "results": len((run.result or {}).get("records", [])),
@@ -164,14 +164,12 @@ def assemble_answer(state: AgentState) -> dict:
         counted = sum(figure["listed_from"] for figure in figures)
         heading = f"The records it came from ({len(records)} of {counted} listed)" \
             if figures and counted > len(records) else "The records it came from" if figures else "Matches"
-        text += f"\n\n{heading}:\n" + "\n".join(MatchedRecord.from_dict(r).describe(rank)
-                                               for rank, r in enumerate(records, start=1))
+        text += f"\n\n{heading}:\n" + "\n".join(r.describe(rank) for rank, r in enumerate(records, start=1))
     elif searched and "nothing" not in text.lower():
         text += "\n\nNo record matched well enough to show."
-    # The state keeps plain dicts (what the checkpointer stores); Assistant.ask hands out MatchedRecords.
     return {"messages": closing, "answer": {"text": text, "words": words, "records": records, "trace": trace,
                                             "fallback": fallback, "ungrounded": invented}}
 
 
-def _strength(record: dict) -> int:
-    return ANSWER_ORDER.get(record["match"], len(ANSWER_ORDER))
+def _strength(record: MatchedRecord) -> int:
+    return ANSWER_ORDER.get(record.match, len(ANSWER_ORDER))

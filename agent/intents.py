@@ -19,6 +19,7 @@ from datetime import date
 from typing import Any
 
 from loupe.tools.document_fields import MONTHS
+from loupe.tools.records import MatchedRecord
 
 _ORDINALS = {"first": 1, "1st": 1, "top": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
              "fifth": 5, "5th": 5, "sixth": 6, "6th": 6, "seventh": 7, "7th": 7, "eighth": 8, "8th": 8,
@@ -252,7 +253,7 @@ def unreadable(text: str) -> str:
     return next((what for pattern, what in _UNREADABLE if pattern.search(text)), "")
 
 
-def references(text: str, records: list[dict]) -> list[dict]:
+def references(text: str, records: list[MatchedRecord]) -> list[MatchedRecord]:
     """The earlier records a message points at ("#3", "the second one", "the last two", "that one")."""
     if not records:
         return []
@@ -270,7 +271,7 @@ def references(text: str, records: list[dict]) -> list[dict]:
     return []
 
 
-def points_back(text: str, records: list[dict], has_image: bool) -> list[dict]:
+def points_back(text: str, records: list[MatchedRecord], has_image: bool) -> list[MatchedRecord]:
     """The earlier records this message is about, when it is a follow-up on them rather than a new search.
 
     An explicit number always counts; an ordinal or a pronoun counts in a short message or one that asks

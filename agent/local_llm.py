@@ -94,7 +94,7 @@ def reply_schema(tools: list[dict[str, Any]], answer: bool, messages: list[BaseM
     searched an "attached" image that did not exist.
     """
     attached = last_image(messages) is not None
-    ids = list(dict.fromkeys(record["id"] for record in conversation_records(messages)))
+    ids = list(dict.fromkeys(record.id for record in conversation_records(messages)))
     calls = []
     for tool in tools:
         parameters = tool["function"].get("parameters") or {"type": "object"}

@@ -41,7 +41,7 @@ from langchain_core.tools import BaseTool
 from loupe.agent import intents
 from loupe.agent.conversation import ATTACHED, SEARCH_TOOLS, Turn, read_turn
 from loupe.tools.document_fields import printed_date, printed_total
-from loupe.tools.records import MatchLabel, ToolName
+from loupe.tools.records import MatchedRecord, MatchLabel, ToolName
 
 LABEL = "rule-based planner"
 CALL_PREFIX = "plan_"  # the planner's own call ids: after a fallback from an LLM it counts only its own steps
@@ -62,8 +62,8 @@ def _ocr_query(turn: Turn) -> dict[str, Any]:
     return {"query": words or "(no text)", "k": 10}
 
 
-def _name(turn: Turn, record: dict) -> str:
-    return f"#{turn.previous_records.index(record) + 1} ({record['file_name']})"
+def _name(turn: Turn, record: MatchedRecord) -> str:
+    return f"#{turn.previous_records.index(record) + 1} ({record.file_name})"
 
 
 def plan(turn: Turn, receipts_at: Callable[[str], int] | None = None) -> list[Step]:
@@ -93,12 +93,12 @@ def plan(turn: Turn, receipts_at: Callable[[str], int] | None = None) -> list[St
     if records:
         if intents.CAPTION.search(text) and not intents.TEXT.search(text):
             return [Step(ToolName.CAPTION, f"you asked what {_name(turn, r)} shows",
-                         lambda t, rid=r["id"]: {"record_id": rid}) for r in records]
+                         lambda t, rid=r.id: {"record_id": rid}) for r in records]
         if intents.MORE.search(text):
             record = records[0]
             return [Step(ToolName.IMAGE_SEARCH, f"you asked for pictures like {_name(turn, record)}",
-                         lambda t: {"record_id": record["id"], "k": 10, "filters": wanted})]
-        return [Step(ToolName.OCR, f"you asked what {_name(turn, r)} says", lambda t, rid=r["id"]: {"record_id": rid})
+                         lambda t: {"record_id": record.id, "k": 10, "filters": wanted})]
+        return [Step(ToolName.OCR, f"you asked what {_name(turn, r)} says", lambda t, rid=r.id: {"record_id": rid})
                 for r in records]
 
     if turn.image:
@@ -151,9 +151,9 @@ def explain(steps: list[Step], turn: Turn) -> str:
     if searches and not found and not errors:
         notes = " ".join(run.result.get("note", "") for run in searches if run.result.get("note"))
         lines.append("I found nothing that matches well enough to show. " + notes)
-    elif found and found[0]["match"] == MatchLabel.POSSIBLE:
+    elif found and found[0].match == MatchLabel.POSSIBLE:
         lines.append(f"I am not confident: no picture passed the bar for the same object, and "
-                     f"{found[0]['file_name']} is only a possible match ({found[0]['why']}).")
+                     f"{found[0].file_name} is only a possible match ({found[0].why}).")
     elif found and (intents.ASKS_TOTAL.search(turn.request) or intents.ASKS_DATE.search(turn.request)
                     or intents.order(turn.request)):
         lines.append(_facts_of(found[0], "The first match"))
@@ -169,9 +169,9 @@ def _read_aloud(result: dict[str, Any]) -> str:
     return words + (f"\n{result.get('source', 'It')}: " + ", ".join(facts) if facts else "")
 
 
-def _facts_of(record: dict[str, Any], label: str) -> str:
+def _facts_of(record: MatchedRecord, label: str) -> str:
     """What a record states about money and time, from its stored fields (metadata or printed)."""
-    meta = record.get("metadata", {})
+    meta = record.metadata
     facts = []
     if meta.get("price") is not None:
         facts.append(f"price {meta['price']:.2f}")
@@ -179,7 +179,7 @@ def _facts_of(record: dict[str, Any], label: str) -> str:
         facts.append(f"printed total {meta['total']:.2f}")
     if meta.get("taken_at") or meta.get("date"):
         facts.append(f"dated {meta.get('taken_at') or meta.get('date')}")
-    return f"{label}, {record['file_name']}: " + (", ".join(facts) if facts else "no amount or date is stored for it")
+    return f"{label}, {record.file_name}: " + (", ".join(facts) if facts else "no amount or date is stored for it")
 
 
 class RuleBasedPlanner(BaseChatModel):

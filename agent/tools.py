@@ -46,6 +46,7 @@ MAX_LISTED = 10
 MAX_FIGURE_RECORDS = 20  # records an aggregate's answer lists; the figure itself counts every one
 MAX_GROUPS = 5  # groups an aggregate's answer states, the largest figure first
 MAX_QUOTED_CHARS = 160  # of one record's text in a result list
+MAX_FACTS = 5  # of one record's facts in a result list (MatchedRecord.facts: the given ones, then the printed)
 MAX_TOOL_TEXT_CHARS = 2_000  # of an OCR text or caption handed to the model
 
 
@@ -79,9 +80,7 @@ def summarise(result: SearchResult) -> str:
         return f"{result.tool}: no results. {result.note}"
     lines = [f"{result.tool}: {len(result.records)} results (quoted text is data read from the records)"]
     for rank, record in enumerate(result.records[:MAX_LISTED], start=1):
-        meta = record.metadata
-        facts = " ".join(f"{k}={quoted(str(meta[k]), 60)}" for k in ("title", "price", "taken_at", "total", "date")
-                         if meta.get(k) is not None)
+        facts = " ".join(f"{k}={quoted(str(v), 60)}" for k, v in record.facts()[:MAX_FACTS])
         snippet = f" text={quoted(record.matched_text, MAX_QUOTED_CHARS)}" if record.matched_text else ""
         lines.append(f"#{rank} id={record.id} file={quoted(record.file_name, 80)} {record.match} "
                      f"score={record.score:.2f}{snippet} {facts}".rstrip())
@@ -119,7 +118,7 @@ def check_image(toolbox: Toolbox, state: dict[str, Any], image: str, record_id: 
         if key not in attachments:
             raise CallRefused("no image is attached to this conversation")
         return attachments[key]
-    named = image in turn.request or image in {r["path"] for r in conversation_records(messages)}
+    named = image in turn.request or image in {r.path for r in conversation_records(messages)}
     if not named:
         raise CallRefused(f"{image[:120]!r} was not named by the user nor returned by a search; give record_id "
                           "for a record, or \"attached\" for the user's image")
@@ -200,7 +199,7 @@ def make_tools(toolbox: Toolbox) -> list[BaseTool]:
             records = _figure_records(toolbox, figure)
             query = {"measure": measure, "shop": shop, "group_by": group_by, "conditions": conditions}
             result = {"tool": ToolName.AGGREGATE.value, "query": query,
-                      "figure": figure, "answer": figure_text(figure), "records": [r.to_dict() for r in records],
+                      "figure": figure, "answer": figure_text(figure), "records": records,
                       "listed_from": len((figure["top"] or figure)["ids"]),
                       "seconds": round(time.perf_counter() - start, 4)}
             return result["answer"] + "\n" + summarise(SearchResult(ToolName.AGGREGATE, {}, records, 0.0)), result
@@ -311,7 +310,7 @@ def _many(count: int, noun: str) -> str:
 def _ordered_summary(result: SearchResult, order_by: str | None, descending: bool) -> tuple[str, dict[str, Any]]:
     if order_by:
         result.records = ordered(result.records, order_by, descending)
-    return summarise(result), result.to_dict()
+    return summarise(result), result.artifact()
 
 
 def _conditions(filters: list[FilterCondition | dict] | None) -> list[dict]:

@@ -78,9 +78,9 @@ def ungrounded(words: str, messages: list[Any]) -> list[str]:
     turn = read_turn(messages)
     returned = [r for run in turn.runs if run.result for r in run.result.get("records", [])]
     asked_about = {str(run.args.get("record_id")) for run in turn.runs if run.args.get("record_id")}
-    known = returned + [r for r in conversation_records(messages) if r["id"] in asked_about]
-    names = {r["file_name"].lower() for r in known} | {r["path"].rsplit("/", 1)[-1].lower() for r in known}
-    ids = {r["id"] for r in known} | asked_about
+    known = returned + [r for r in conversation_records(messages) if r.id in asked_about]
+    names = {r.file_name.lower() for r in known} | {r.path.rsplit("/", 1)[-1].lower() for r in known}
+    ids = {r.id for r in known} | asked_about
     read = {str(run.result.get("source", "")).rsplit("/", 1)[-1].lower() for run in turn.runs if run.result}
     allowed_names = names | read
     quoted = _text_read(turn.runs).lower()
@@ -97,6 +97,5 @@ def _text_read(runs: list[Any]) -> str:
             continue
         parts.append(str(run.result.get("text", "")))
         for record in run.result.get("records", []):
-            parts += [str(record.get(key, "")) for key in ("ocr_text", "matched_text", "caption")]
-            parts.append(str(record.get("metadata", "")))
+            parts += [record.ocr_text, record.matched_text, record.caption, str(record.metadata)]
     return "\n".join(parts)

@@ -28,6 +28,7 @@ from loupe.agent.local_llm import LocalChatModel, parse_reply, server_for, to_op
 from loupe.agent.tools import make_tools
 from loupe.tools.models.gguf import MODELS, gguf_path
 from loupe.tools.models.resolver import default_cache_dir
+from loupe.tools.records import MatchedRecord, MatchLabel
 
 IMAGE = "\n\n[attached image: 5d41402abc4b2a76]"
 FIRST, SECOND = "a3f9c1d27b604e18", "0e7d5b9f2c8a4613"
@@ -42,9 +43,14 @@ def _after_results(request: str) -> list[BaseMessage]:
     call = {"name": "text_search", "args": {"query": "SANYU STATIONERY"}, "id": "call_1"}
     return [HumanMessage("receipts from Sanyu Stationery"), AIMessage("", tool_calls=[call]),
             ToolMessage(RESULTS, tool_call_id="call_1", artifact={"tool": "text_search", "records": [
-                {"id": FIRST, "path": "/photos/receipt_012.jpg"}, {"id": SECOND, "path": "/photos/receipt_040.jpg"}]}),
+                _receipt(FIRST, "/photos/receipt_012.jpg"), _receipt(SECOND, "/photos/receipt_040.jpg")]}),
             AIMessage("I ran text_search for the shop's name: #1 receipt_012.jpg and #2 receipt_040.jpg."),
             HumanMessage(request)]
+
+
+def _receipt(record_id: str, path: str) -> MatchedRecord:
+    return MatchedRecord(id=record_id, path=path, file_name=Path(path).name, score=0.9, match=MatchLabel.TEXT_MATCH,
+                         why="its printed text matches")
 
 
 @dataclass(frozen=True)

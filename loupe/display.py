@@ -26,12 +26,9 @@ def print_records(records: list[MatchedRecord], title: str) -> None:
     for column in ("#", "score", "match", "file", "why", "metadata"):
         table.add_column(column, overflow="fold")
     for rank, record in enumerate(records, start=1):
-        meta = record.metadata
-        facts = [meta.get("title"), f"price {meta['price']}" if meta.get("price") is not None else None,
-                 meta.get("taken_at")]
         why = record.why + (f"\n“{record.matched_text}”" if record.matched_text else "")
         table.add_row(str(rank), f"{record.score:.2f}", record.match, escape(record.file_name), escape(why),
-                      escape(" · ".join(str(f) for f in facts if f)))
+                      escape(record.facts_line()))
     console.print(table)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -11,10 +12,11 @@ from pathlib import Path
 
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from PIL import Image
 
 from loupe.agent.assistant import Assistant
+from loupe.agent.conversation import conversation_records
 from loupe.agent.llm import make_chat_model
 from loupe.base.config import LLMSettings, Settings
 from loupe.base.errors import ConfigError
@@ -22,6 +24,7 @@ from tests.conftest import SROIE, holidays_files, sroie_key
 from tests.scripted_openai import ScriptedOpenAI
 from loupe.tools.document_fields import iso_date
 from loupe.tools.models import Models
+from loupe.tools.records import MatchedRecord, MatchLabel, SearchResult, ToolName
 from loupe.tools.toolbox import Toolbox
 
 REPO = Path(__file__).resolve().parents[1]
@@ -163,6 +166,44 @@ def test_follow_ups_survive_a_restart(receipts_index: Settings, models: Models) 
     assert expected is not None, "more like #2 found nothing to refer back to"
     assert reply["trace"][0]["tool"] == "ocr" and reply["trace"][0]["args"] == {"record_id": expected.id}
     assert "The text reads:" in reply["text"]
+
+
+def test_saved_conversations_keep_records_typed_and_older_ones_still_load(
+        receipts_index: Settings, models: Models, caplog: pytest.LogCaptureFixture) -> None:
+    toolbox = Toolbox(receipts_index, models)
+    helper = Assistant(receipts_index, toolbox=toolbox)
+    found = helper.ask("receipts from SDN BHD companies", thread_id="typed")
+    assert len(found.records) >= 2
+    # A conversation saved before records were kept typed: the same search, its records as plain dicts. And a
+    # stranger's class in the saved state, which a conversation file must not be able to make Loupe build.
+    call = {"name": "text_search", "args": {"query": "SDN BHD"}, "id": "call_old"}
+    saved = [HumanMessage("receipts from SDN BHD companies"), AIMessage("", tool_calls=[call]),
+             ToolMessage("results", tool_call_id="call_old", name="text_search",
+                         artifact={"tool": "text_search", "records": [
+                             {**r.to_dict(), "match": str(r.match)} for r in found.records]}),
+             AIMessage("Here they are.")]
+    stranger = SearchResult(ToolName.TEXT_SEARCH, {}, [], 0.0)
+    helper.graph.update_state({"configurable": {"thread_id": "older"}},
+                              {"messages": saved, "answer": {"stranger": stranger}}, as_node="answer")
+    helper.close()
+
+    caplog.set_level(logging.WARNING)
+    reopened = Assistant(receipts_index, toolbox=toolbox)  # a new connection: everything below is read back
+    for thread in ("typed", "older"):
+        records = conversation_records(reopened.history(thread))
+        assert [r.id for r in records] == [r.id for r in found.records]
+        assert all(isinstance(r, MatchedRecord) and isinstance(r.match, MatchLabel) for r in records)
+    answer = reopened.graph.get_state({"configurable": {"thread_id": "typed"}}).values["answer"]
+    assert answer["records"] == found.records  # the answer's own records, saved as MatchedRecords
+    older = reopened.graph.get_state({"configurable": {"thread_id": "older"}}).values["answer"]
+    assert not isinstance(older["stranger"], SearchResult)
+    assert "Blocked deserialization of loupe.tools.records.SearchResult" in caplog.text
+    assert "unregistered type" not in caplog.text  # our records and labels are allowed by name
+    for thread in ("typed", "older"):
+        follow_up = reopened.ask("what does the text on #2 say?", thread_id=thread)
+        assert follow_up.trace[0]["tool"] == "ocr"
+        assert follow_up.trace[0]["args"] == {"record_id": found.records[1].id}
+    reopened.close()
 
 
 def test_chat_in_the_terminal(receipts_index: Settings) -> None:

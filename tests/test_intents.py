@@ -9,11 +9,12 @@ import pytest
 from loupe.agent import intents
 from loupe.agent.conversation import Turn, ToolRun
 from loupe.agent.planner import plan
-from loupe.tools.records import ToolName
+from loupe.tools.records import MatchedRecord, MatchLabel, ToolName
 
 pytestmark = pytest.mark.fast  # no model is loaded: part of the fast tier
 
-RECORDS = [{"id": f"r{n}", "file_name": f"{n:03d}.jpg", "path": f"/c/{n:03d}.jpg"} for n in range(1, 6)]
+RECORDS = [MatchedRecord(id=f"r{n}", file_name=f"{n:03d}.jpg", path=f"/c/{n:03d}.jpg", score=0.9,
+                         match=MatchLabel.TEXT_MATCH, why="its printed text matches") for n in range(1, 6)]
 TODAY = date(2026, 12, 1)
 
 
@@ -25,7 +26,7 @@ TODAY = date(2026, 12, 1)
     ("the 2nd receipt, what's the total?", ["r2"]), ("#9", []),
 ])
 def test_follow_ups_point_back_by_pronoun_ordinal_and_number(text: str, expected: list[str]) -> None:
-    assert [r["id"] for r in intents.points_back(text, RECORDS, has_image=False)] == expected
+    assert [r.id for r in intents.points_back(text, RECORDS, has_image=False)] == expected
 
 
 def test_a_new_request_is_not_taken_for_a_reference() -> None:

@@ -21,6 +21,7 @@ from loupe.base.errors import LoupeError, MissingExtraError, ModelNotFoundError
 from tests.conftest import sroie_key
 from loupe.tools.models import Models, gguf
 from loupe.tools.models.gguf import MODELS, GgufModel, gguf_path
+from loupe.tools.records import MatchedRecord, MatchLabel
 from loupe.tools.toolbox import Toolbox
 
 SMALL = "qwen2.5-coder-0.5b"
@@ -174,7 +175,9 @@ def test_the_grammar_offers_only_what_the_conversation_holds() -> None:
                         "caption": [{"const": "attached"}], "aggregate": [], "answer": []}
     call = {"name": "text_search", "args": {"query": "ACME"}, "id": "call_1"}
     later = [HumanMessage("find ACME"), AIMessage("", tool_calls=[call]),
-             ToolMessage("1 result", tool_call_id="call_1", artifact={"records": [{"id": "0c1d2e3f4a5b6c7d"}]}),
+             ToolMessage("1 result", tool_call_id="call_1", artifact={"records": [MatchedRecord(
+                 id="0c1d2e3f4a5b6c7d", path="/photos/acme.jpg", file_name="acme.jpg", score=0.9,
+                 match=MatchLabel.TEXT_MATCH, why="its printed text matches")]}),
              AIMessage("found it"), HumanMessage("read #1")]
     assert offered(later)["ocr"] == [{"enum": ["0c1d2e3f4a5b6c7d"]}]
     chat = to_openai(later, "PREAMBLE")

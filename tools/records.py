@@ -44,6 +44,8 @@ MATCH_ORDER = {label: rank for rank, label in enumerate(MatchLabel)}  # within o
 MAX_TEXT_CHARS = 2_000
 MAX_FIELD_CHARS = 500
 
+STATED_COLUMNS = ("title", "description", "price", "taken_at", "camera")  # a record's facts, first the given ones
+PRINTED_COLUMNS = ("shop", "total", "date")  # then what its print says (tools/document_fields.py)
 _METADATA_COLUMNS = ("title", "description", "price", "taken_at", "year", "camera", "width", "height",
                      "format", "file_size", "sha256", "indexed_at", "date", "total", "shop")
 
@@ -69,26 +71,38 @@ class MatchedRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MatchedRecord:
-        """The record a tool result carried through the agent's saved state."""
+        """The record from its plain form (a conversation saved before records were kept typed holds these)."""
         return cls(**{**data, "match": MatchLabel(data["match"])})
+
+    def facts(self) -> list[tuple[str, Any]]:
+        """What the record states, in the one order every renderer shows it (the answer, the model's result
+        lines, the terminal table): its metadata, then what its print says (shop, total, date)."""
+        meta = self.metadata
+        stated = [(key, meta[key]) for key in STATED_COLUMNS if meta.get(key) not in (None, "")]
+        stated += [(key, value) for key, value in (meta.get("fields") or {}).items()
+                   if key not in (*STATED_COLUMNS, "date")]
+        return stated + [(key, meta[key]) for key in PRINTED_COLUMNS if meta.get(key) not in (None, "")
+                         and not (key == "date" and meta.get("taken_at"))]
+
+    def facts_line(self, limit: int = 4) -> str:
+        """The first facts in one short line, for a table cell or a card: "Blue mug · price 3.5 · total 12.00"."""
+        return " · ".join(str(value) if key in ("title", "description", "taken_at")
+                          else f"{key} {value:.2f}" if key == "total" else f"{key} {value}"
+                          for key, value in self.facts()[:limit])
 
     def describe(self, rank: int) -> str:
         """The record as plain text, for answers and terminals: why it matched, what it says, where it is."""
-        meta = self.metadata
-        facts = [f"{key}: {meta[key]}" for key in ("title", "description", "price", "taken_at", "camera")
-                 if meta.get(key) not in (None, "")]
-        facts += [f"{key}: {value}" for key, value in (meta.get("fields") or {}).items()
-                  if key not in ("title", "description", "price", "date", "taken_at")]
+        facts = self.facts()
+        stated = [f"{key}: {value}" for key, value in facts if key not in PRINTED_COLUMNS]
+        printed = [f"{key} {value:.2f}" if key == "total" else f"{key} {value}"
+                   for key, value in facts if key in PRINTED_COLUMNS]
         parts = [f"#{rank} {self.file_name} (id {self.id}) - {self.match}, score {self.score:.2f}", f"   why: {self.why}"]
         if self.matched_text:
             parts.append(f"   matched text: \"{self.matched_text}\"")
         if self.caption:
             parts.append(f"   {self.caption_kind or 'caption'}: {self.caption}")
-        if facts:
-            parts.append("   metadata: " + "; ".join(facts))
-        printed = ([f"shop {meta['shop']}"] if meta.get("shop") else []) + \
-            ([f"total {meta['total']:.2f}"] if meta.get("total") is not None else []) + \
-            ([f"date {meta['date']}"] if meta.get("date") and not meta.get("taken_at") else [])
+        if stated:
+            parts.append("   metadata: " + "; ".join(stated))
         if printed:
             parts.append("   printed: " + "; ".join(printed))
         parts.append(f"   file: {self.path}" + (f"  thumbnail: {self.thumbnail_path}" if self.thumbnail_path else ""))
@@ -104,7 +118,13 @@ class SearchResult:
     note: str = ""  # e.g. why nothing was returned
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tool": self.tool.value, "query": self.query, "records": [r.to_dict() for r in self.records],
+        """Plain JSON values, as the CLI's --json and the MCP server give them."""
+        return {**self.artifact(), "records": [r.to_dict() for r in self.records]}
+
+    def artifact(self) -> dict[str, Any]:
+        """The result as a tool message of the agent carries it: the records stay MatchedRecords (a saved
+        conversation holds them as plain values; agent/conversation.py reads them back typed)."""
+        return {"tool": self.tool.value, "query": self.query, "records": list(self.records),
                 "seconds": round(self.seconds, 4), "note": self.note}
 
 

@@ -58,6 +58,8 @@ def _card(record: MatchedRecord, rank: int, words: str, key: str, on_more: Calla
     st.markdown(f"**#{rank} {escape(record.file_name)}**")
     st.badge(record.match, color=BADGE_COLOURS.get(record.match, "gray"))
     st.caption(f"score {record.score:.2f} · {record.why}")
+    if facts := record.facts_line():
+        st.caption(escape(facts))
     if record.matched_text:
         st.markdown("Matched text: " + highlight(record.matched_text, words))
     if record.caption:

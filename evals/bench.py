@@ -1,6 +1,7 @@
 """Speed and size: indexing throughput per stage, and store query latency at scale.
 
     python -m loupe.evals.bench [--rows 1000,10000,100000,1000000] [--images 100] [--growth 100,1000,10000]
+    python -m loupe.evals.bench --ray     (the Ray engines against the single process: loupe/evals/ray_bench.py)
 
 * indexing: the same real images from ../shared/datasets (Flickr8k and
   Holidays photos, SROIE receipts) through the pipeline as it was before the
@@ -271,7 +272,14 @@ def main() -> None:
                         help="images per dataset for the indexing benchmark (-1: all, 0: skip)")
     parser.add_argument("--growth", default="", help="collection sizes for the growth table, e.g. 100,1000,10000")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--ray", action="store_true",
+                        help="only the Ray engines against the single process (python -m loupe.evals.ray_bench)")
     args = parser.parse_args()
+    if args.ray:
+        from loupe.evals import ray_bench
+
+        ray_bench.print_table(ray_bench.run(photos=12, receipts=4, batch_size=4, address=None))
+        return
     if args.images:
         bench_indexing(max(args.images, 0))
     if args.growth:

@@ -62,7 +62,7 @@ def open(index: str | Path | None = None, config: str | Path | None = None,  # n
     """
     settings = load_settings(config)
     if index is not None:
-        settings = settings.with_index_dir(Path(index).expanduser())
+        settings = settings.with_index_dir(index)
     return Collection(settings, outside_paths=outside_paths)
 
 
@@ -163,8 +163,9 @@ class Collection:
             else:
                 from loupe.indexer import Indexer
                 from loupe.store.image_table import ImageTable
+                from loupe.store.location import index_location
 
-                table = ImageTable.open_or_create(self.settings.index_dir, self.toolbox.models.index_info())
+                table = ImageTable.open_or_create(index_location(self.settings), self.toolbox.models.index_info())
                 indexer = Indexer(self.settings, self.toolbox.models, table, batch_size,
                                   follow_symlinks=follow_symlinks, workers=workers)
                 report = indexer.run(roots, entries, prune, progress)

@@ -43,7 +43,8 @@ state = _State()
 
 @app.callback()
 def main(
-    index: Annotated[Optional[Path], typer.Option(help="Index folder (default: $LOUPE_INDEX or ~/.loupe/index).")] = None,
+    index: Annotated[Optional[str], typer.Option(
+        help="Index folder or s3://bucket/prefix (default: $LOUPE_INDEX or ~/.loupe/index).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML config file (default: $LOUPE_CONFIG or ./loupe.toml).")] = None,
 ) -> None:
     from loupe.tools.process import configure_process
@@ -109,7 +110,7 @@ def run_index(settings: Settings, paths: list[Path], metadata: Path | None, prun
     finally:
         bar.close()
     print_report(report)
-    console.print(f"index: {settings.index_dir} ({collection.toolbox.table.count()} images)")
+    console.print(f"index: {settings.index_name} ({collection.toolbox.table.count()} images)")
     return report
 
 
@@ -215,8 +216,9 @@ def print_streamed(events: Iterator[Found | Answer]) -> None:
 def chat(
     thread: Annotated[str, typer.Option(help="Conversation id to start with or continue.")] = "",
 ) -> None:
-    """Talk with the agent in the terminal. /image PATH attaches an image to the next question, /new starts a
-    new conversation, /quit leaves."""
+    """Talk with the agent in the terminal: each answer's records are shown as soon as the searches return,
+    the explanation after. /image PATH attaches an image to the next question, /new starts a new
+    conversation, /quit leaves."""
     import uuid
 
     from loupe.agent.assistant import Assistant
@@ -224,7 +226,7 @@ def chat(
 
     assistant = _user_errors(lambda: Assistant(state.settings))
     thread = thread or uuid.uuid4().hex[:8]
-    print(f"Loupe chat over {state.settings.index_dir} with the {backend_label(state.settings.llm)}; "
+    print(f"Loupe chat over {state.settings.index_name} with the {backend_label(state.settings.llm)}; "
           f"thread {thread}. /image PATH, /new, /quit")
     image: Path | None = None
     while True:
@@ -244,14 +246,14 @@ def chat(
             image = Path(line.removeprefix("/image ").strip()).expanduser()
             print(f"attached {image} to your next question")
             continue
-        try:
-            answer = assistant.ask(line, image=image, thread_id=thread)
+        try:  # as `loupe ask` does: the records' table as soon as the searches return, the words after
+            events = assistant.stream(line, image=image, thread_id=thread)
+            print("loupe> ", end="", flush=True)
+            print_streamed(events)
         except LoupeError as exc:
             print(f"error: {exc}")
-            continue
         finally:
             image = None
-        print(f"loupe> {answer.text}\n({answer.seconds:.1f}s; thread {thread})")
     assistant.close()
 
 
@@ -268,7 +270,7 @@ def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8501) -> 
 
     settings = state.settings
     app_file = Path(ui_package.__file__).parent / "app.py"
-    env = {**os.environ, "LOUPE_INDEX": str(settings.index_dir),
+    env = {**os.environ, "LOUPE_INDEX": settings.index_name,
            "STREAMLIT_SERVER_ALLOWED_HOSTS": " ".join(settings.ui_allowed_hosts)}
     command = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.address", "127.0.0.1",
                "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
@@ -345,7 +347,7 @@ def duplicates(
     if dry_run or not moves or not (yes or typer.confirm(f"Move these {len(moves)} files?")):
         return
     done, undo_file = _user_errors(lambda: collection.move_duplicates(report, move_to, dry_run=False))
-    print(f"moved {len(done)} files; undo with: loupe --index {state.settings.index_dir} duplicates --undo {undo_file}")
+    print(f"moved {len(done)} files; undo with: loupe --index {state.settings.index_name} duplicates --undo {undo_file}")
 
 
 @app.command("stats")

@@ -240,7 +240,7 @@ class Indexer:
         the roots are recorded, older rows get new derived columns, and unchanged files get a new metadata file.
         """
         # The roots mark the collection's boundary for every tool (tools/boundary.py): recorded first.
-        add_roots(self.table.index_dir, [r for r in roots if r.exists()])
+        add_roots(self.table.location, [r for r in roots if r.exists()])
         files = discover_images(roots, report.problems, self.table.index_dir, self.follow_symlinks)
         known = self.table.file_states()
 
@@ -338,7 +338,7 @@ class Indexer:
     def _prune(self, roots: list[Path], present: set[str], known: dict) -> int:
         """Delete rows of files under ``roots`` that are gone, and rows that lie outside every indexed root
         (indexed through a symlink before, or from inside the index folder); rows of other roots stay."""
-        boundary = CollectionBoundary.of_index(self.table.index_dir)
+        boundary = CollectionBoundary.of_index(self.table.location)
         prefixes = tuple(os.path.realpath(r) + (os.sep if r.is_dir() or not r.exists() else "") for r in roots)
         gone = [p for p in known if p not in present and (
             (p.startswith(prefixes) and not Path(p).is_file()) or not boundary.contains(p))]

@@ -26,6 +26,7 @@ from loupe.file_reader import prepare_for_index
 from loupe.indexer import AnalysedBatch, Indexer, IndexReport, ProgressCallback, RunPlan, analyse_batch
 from loupe.metadata import MetadataIndex
 from loupe.store.image_table import ImageTable
+from loupe.store.location import index_location
 from loupe.tools.analysis import StageTimer
 from loupe.tools.models import Models
 from loupe.tools.process import configure_process
@@ -37,7 +38,7 @@ def index_with_ray(settings: Settings, roots: list[Path], address: str | None = 
                    workers: int = DEFAULT_WORKERS, batch_size: int = 16, metadata: MetadataIndex | None = None,
                    prune: bool = False, follow_symlinks: bool = False,
                    progress: ProgressCallback | None = None) -> IndexReport:
-    """Index ``roots`` into ``settings.index_dir`` with ``workers`` model actors on the Ray cluster at ``address``.
+    """Index ``roots`` into the configured index (a folder or s3://...) with ``workers`` model actors on the Ray cluster at ``address``.
 
     ``address`` None uses the Ray connection this process has, or starts a local Ray for the run
     (``ray.init``'s own rule, so ``RAY_ADDRESS`` also works). The report is the single-process indexer's;
@@ -46,7 +47,7 @@ def index_with_ray(settings: Settings, roots: list[Path], address: str | None = 
     ray = _import_ray()
     with _connected(ray, address):  # first: a local Ray forks its processes while no LanceDB call is in flight
         models = Models(settings)  # the driver loads only what names the vectors (index_info), never OCR
-        table = ImageTable.open_or_create(settings.index_dir, models.index_info())
+        table = ImageTable.open_or_create(index_location(settings), models.index_info())
         indexer = Indexer(settings, models, table, batch_size, follow_symlinks=follow_symlinks, workers=1)
         with table.writing_lock():
             return _run(ray, indexer, roots, workers, metadata, prune, progress)

@@ -15,7 +15,6 @@ import errno
 import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +24,8 @@ import pyarrow as pa
 from lancedb.index import FTS, BTree, IvfPq
 
 from loupe.base.errors import IndexMismatchError, LoupeError
+from loupe.store.location import IndexLocation, as_location
 from loupe.store.schema import RECORD_COLUMNS, TABLE_NAME, IndexInfo, image_table_schema
-
 # Below this many rows an exact (flat) scan is fast enough (measured by
 # evals/bench_store.py) and always exact; above it an IVF-PQ index with
 # re-ranking keeps queries fast.
@@ -52,14 +51,14 @@ class DiskFullError(LoupeError):
 
 
 @contextmanager
-def _writing(index_dir: Path, what: str) -> Iterator[None]:
+def _writing(location: IndexLocation, what: str) -> Iterator[None]:
     """A full disk during a write becomes one clear line. A LanceDB commit is atomic, so the table stays
     at its last commit; LanceDB reports ENOSPC as an OSError or inside its own error text."""
     try:
         yield
     except Exception as exc:
         if getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in str(exc):
-            raise DiskFullError(f"disk full while {what} in {index_dir}: nothing already indexed is lost; free "
+            raise DiskFullError(f"disk full while {what} in {location}: nothing already indexed is lost; free "
                                 "some space and run the same command again") from exc
         raise
 
@@ -75,10 +74,11 @@ def _run(query: Any, where: str | None) -> list[dict[str, Any]]:
 
 
 class ImageTable:
-    """The ``images`` table in one index folder."""
+    """The ``images`` table of one index, in a folder or on object storage (store/location.py)."""
 
-    def __init__(self, index_dir: Path, info: IndexInfo, table: lancedb.table.Table) -> None:
-        self.index_dir = index_dir
+    def __init__(self, location: IndexLocation, info: IndexInfo, table: lancedb.table.Table) -> None:
+        self.location = location
+        self.index_dir = location.local_dir  # this machine's folder for the index's local files
         self.info = info
         self._table = table
         self._hashes: tuple[int, list[str], np.ndarray] | None = None  # (table version, ids, hashes)
@@ -86,45 +86,44 @@ class ImageTable:
         self._words: tuple[int, set[str]] | None = None  # (table version, words of the folded texts)
 
     @classmethod
-    def open(cls, index_dir: str | Path) -> ImageTable:
+    def open(cls, index: IndexLocation | str | Path) -> ImageTable:
         """Open an existing index; the error says how to make one if there is none."""
-        index_dir = Path(index_dir).expanduser()
-        info = IndexInfo.load(index_dir)
-        db = _connect(index_dir) if info else None
+        location = as_location(index)
+        info = IndexInfo.load(location)
+        db = location.connect() if info else None
         if info is None or TABLE_NAME not in db.list_tables().tables:
             raise IndexNotFoundError(
-                f"no Loupe index at {index_dir}: run `loupe index FOLDER` first (or pass --index)"
+                f"no Loupe index at {location}: run `loupe index FOLDER` first (or pass --index)"
             )
-        return cls(index_dir, info, _with_new_columns(index_dir, info, db.open_table(TABLE_NAME)))
+        return cls(location, info, _with_new_columns(location, info, db.open_table(TABLE_NAME)))
 
     @classmethod
-    def open_or_create(cls, index_dir: str | Path, info: IndexInfo) -> ImageTable:
+    def open_or_create(cls, index: IndexLocation | str | Path, info: IndexInfo) -> ImageTable:
         """Open the index, creating it if needed; refuse one built with other models."""
-        index_dir = Path(index_dir).expanduser()
-        index_dir.mkdir(parents=True, exist_ok=True)
-        existing = IndexInfo.load(index_dir)
+        location = as_location(index)
+        existing = IndexInfo.load(location)
         if existing is not None and existing.vector_models() != info.vector_models():
             raise IndexMismatchError(
-                f"the index at {index_dir} was built with {_describe(existing)}, but the configuration "
+                f"the index at {location} was built with {_describe(existing)}, but the configuration "
                 f"now names {_describe(info)}. Vectors of different models cannot be mixed: use another "
                 "--index folder, or restore the configuration the index was built with"
             )
         if existing is not None:  # what the stored rows were computed with, not what the code computes now
             info = dataclasses.replace(info, fields_version=existing.fields_version)
-        db = _connect(index_dir)
+        db = location.connect()
         if TABLE_NAME in db.list_tables().tables:
-            table = _with_new_columns(index_dir, info, db.open_table(TABLE_NAME))
+            table = _with_new_columns(location, info, db.open_table(TABLE_NAME))
         else:
             table = db.create_table(TABLE_NAME, schema=image_table_schema(info))
-        info.save(index_dir)
-        return cls(index_dir, info, table)
+        info.save(location)
+        return cls(location, info, table)
 
     # ----- writing -------------------------------------------------------------------------
 
     def record_fields_version(self, version: int) -> None:
         """Note that every row's fields read from printed text now follow rules of ``version``."""
         self.info = dataclasses.replace(self.info, fields_version=version)
-        self.info.save(self.index_dir)
+        self.info.save(self.location)
 
     def append(self, rows: list[dict[str, Any]]) -> None:
         """Add rows of files not in the table yet, in one atomic commit.
@@ -136,18 +135,20 @@ class ImageTable:
         if not rows:
             return
         data = pa.Table.from_pylist(rows, schema=self._table.schema)
-        with _writing(self.index_dir, "writing rows"):
+        with _writing(self.location, "writing rows"):
             self._table.add(data)
 
     @contextmanager
     def writing_lock(self) -> Iterator[None]:
         """One writer at a time per index (an indexing run; readers are never blocked): a second `loupe index`
-        on the same index, from a terminal or the UI, stops with one line instead of racing the first."""
+        on the same index, from a terminal or the UI, stops with one line instead of racing the first. The lock
+        is a file on this machine: for an index on object storage it keeps out the other writers here, and
+        Lance's commits keep two machines' appends apart (README, "Beyond one machine")."""
         with (self.index_dir / WRITER_LOCK_FILE).open("a") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise IndexBusyError(f"another process is indexing into {self.index_dir}: wait until it has "
+                raise IndexBusyError(f"another process is indexing into {self.location}: wait until it has "
                                      "finished, then run this again") from None
             try:
                 yield
@@ -159,7 +160,7 @@ class ImageTable:
         if not rows:
             return
         data = pa.Table.from_pylist(rows, schema=self._table.schema)
-        with _writing(self.index_dir, "writing rows"):
+        with _writing(self.location, "writing rows"):
             (
                 self._table.merge_insert("path")
                 .when_matched_update_all()
@@ -171,7 +172,7 @@ class ImageTable:
         """Remove the rows of files that no longer exist (``--prune``)."""
         for start in range(0, len(paths), 500):
             chunk = paths[start:start + 500]
-            with _writing(self.index_dir, "removing rows"):
+            with _writing(self.location, "removing rows"):
                 self._table.delete("path IN (" + ", ".join(sql_string(p) for p in chunk) + ")")
 
     def finish_writes(self, vector_index_min_rows: int = VECTOR_INDEX_MIN_ROWS) -> None:
@@ -181,7 +182,7 @@ class ImageTable:
         reads fast. The full-text index is built once and then updated by
         ``optimize``; the vector indexes appear once the table is large.
         """
-        with _writing(self.index_dir, "optimizing the index"):
+        with _writing(self.location, "optimizing the index"):
             self._update_indexes(vector_index_min_rows)
 
     def _update_indexes(self, vector_index_min_rows: int) -> None:
@@ -349,7 +350,7 @@ class ImageTable:
         return np.asarray(rows[0][column], dtype=np.float32) if rows else None
 
 
-def _with_new_columns(index_dir: Path, info: IndexInfo, table: lancedb.table.Table) -> lancedb.table.Table:
+def _with_new_columns(location: IndexLocation, info: IndexInfo, table: lancedb.table.Table) -> lancedb.table.Table:
     """The table with any column this version of Loupe added since it was built, empty until re-indexed.
 
     Only derived columns are ever added this way (store/schema.py), so an old index keeps working and
@@ -357,15 +358,10 @@ def _with_new_columns(index_dir: Path, info: IndexInfo, table: lancedb.table.Tab
     """
     missing = [f for f in image_table_schema(info) if f.name not in table.schema.names]
     if missing:
-        with _writing(index_dir, "adding columns"):
+        with _writing(location, "adding columns"):
             table.add_columns(missing)
     return table
 
-
-def _connect(index_dir: Path) -> lancedb.DBConnection:
-    """Every read checks for a newer table version, so a long-lived process (the UI, an MCP server)
-    sees rows that another process indexed since it opened the table."""
-    return lancedb.connect(index_dir, read_consistency_interval=timedelta(0))
 
 
 def vector_matrix(column: pa.ChunkedArray, dim: int) -> np.ndarray:

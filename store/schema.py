@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from loupe.store.location import IndexLocation, as_location
+
 TABLE_NAME = "images"
 INFO_FILE = "loupe-index.json"
 
@@ -49,15 +51,13 @@ class IndexInfo:
         """What must stay the same for old and new vectors to be comparable."""
         return (self.image_encoder, self.image_dim, self.text_embedder, self.text_dim)
 
-    def save(self, index_dir: Path) -> None:
-        (index_dir / INFO_FILE).write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+    def save(self, index: IndexLocation | Path) -> None:
+        as_location(index).write_text(INFO_FILE, json.dumps(asdict(self), indent=2))
 
     @classmethod
-    def load(cls, index_dir: Path) -> IndexInfo | None:
-        path = index_dir / INFO_FILE
-        if not path.is_file():
-            return None
-        return cls(**json.loads(path.read_text(encoding="utf-8")))
+    def load(cls, index: IndexLocation | Path) -> IndexInfo | None:
+        text = as_location(index).read_text(INFO_FILE)
+        return cls(**json.loads(text)) if text is not None else None
 
 
 # Added after indexes were first built; `loupe index` fills them from the stored text and thumbnail.

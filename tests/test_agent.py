@@ -215,5 +215,10 @@ def test_chat_in_the_terminal(receipts_index: Settings) -> None:
     assert result.returncode == 0, result.stderr
     answers = result.stdout.split("loupe> ")[1:]
     assert len(answers) == 2
-    assert "image_search" in answers[0] and "#1 004.jpg" in answers[0] and "identical" in answers[0]
-    assert "text_search" in answers[1] and "#1 002.jpg" in answers[1]
+    # The records' table first ("found by ..."), as soon as the search returned, then the words.
+    for answer, tool, file_name in zip(answers, ("image_search", "text_search"), ("004.jpg", "002.jpg")):
+        table, _, words = answer.partition("└")  # the table's last line
+        assert f"found by {tool} in " in table.splitlines()[0]
+        assert "│ 1 │" in table and file_name in table.split("│ 1 │")[1].splitlines()[0]  # the first row
+        assert f"I ran {tool}" in words and "s; thread " in words.split("you>")[0].strip().splitlines()[-1]
+    assert "identical" in answers[0].split("│ 1 │")[1].splitlines()[0]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loupe.base.errors import LoupeError
+from loupe.store.location import IndexLocation, as_location
 from loupe.store.roots import load_roots
 
 
@@ -41,8 +42,9 @@ class CollectionBoundary:
     index_dir: Path
 
     @classmethod
-    def of_index(cls, index_dir: Path) -> CollectionBoundary:
-        return cls(tuple(load_roots(index_dir)), Path(os.path.realpath(index_dir)))
+    def of_index(cls, index: IndexLocation | Path) -> CollectionBoundary:
+        location = as_location(index)
+        return cls(tuple(load_roots(location)), Path(os.path.realpath(location.local_dir)))
 
     def contains(self, path: str | Path) -> bool:
         """True when ``path`` resolves inside an indexed root (or is an indexed single file)."""

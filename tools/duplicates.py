@@ -439,7 +439,7 @@ def move_copies(table: ImageTable, boundary: CollectionBoundary, report: Duplica
             shutil.move(source, target)
             done.append((source, target))
     finally:  # written even when a move fails, so every move made can be undone
-        undo.write_text(json.dumps({"index": str(table.index_dir), "moves": [
+        undo.write_text(json.dumps({"index": str(table.location), "moves": [
             {"from": source, "to": target} for source, target in done]}, indent=2), encoding="utf-8")
         table.delete_paths([source for source, _ in done])
     return done, undo

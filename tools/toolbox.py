@@ -12,6 +12,7 @@ from pathlib import Path
 
 from loupe.base.config import Settings
 from loupe.store.image_table import ImageTable
+from loupe.store.location import index_location
 from loupe.tools.boundary import ChosenFile, CollectionBoundary, ImageInput
 from loupe.tools.caption import CaptionToolResult, describe_image
 from loupe.tools.image_search import image_search
@@ -28,12 +29,12 @@ class Toolbox:
 
     @cached_property
     def table(self) -> ImageTable:
-        return ImageTable.open(self.settings.index_dir)
+        return ImageTable.open(index_location(self.settings))
 
     @property
     def boundary(self) -> CollectionBoundary:
         """Read anew on each use: another process may have indexed a new folder."""
-        return CollectionBoundary.of_index(self.settings.index_dir)
+        return CollectionBoundary.of_index(index_location(self.settings))
 
     def readable(self, image: ImageInput) -> bytes | Path | None:
         """Uploaded bytes as they are, a chosen file as it is, any other path only inside the collection."""

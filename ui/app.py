@@ -188,7 +188,7 @@ def main() -> None:
     page = st.sidebar.radio("Page", ["Chat", "Search", "Collection", "Duplicates"], horizontal=True)
     settings = settings_panel(base)
     st.sidebar.button("New conversation", on_click=new_conversation)
-    st.sidebar.caption(f"thread {st.session_state.thread} · index {settings.index_dir}")
+    st.sidebar.caption(f"thread {st.session_state.thread} · index {settings.index_name}")
     if page == "Chat":
         chat_page(settings)
     elif page == "Search":

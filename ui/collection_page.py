@@ -20,7 +20,7 @@ def collection_page(collection: Collection, on_indexed: Callable[[], None]) -> N
         table = collection.toolbox.table
     except IndexNotFoundError:
         table = None
-        st.info(f"Nothing indexed yet in {collection.settings.index_dir}. Index a folder below.")
+        st.info(f"Nothing indexed yet in {collection.settings.index_name}. Index a folder below.")
     if table is not None:
         info = table.info
         left, right = st.columns(2)

@@ -46,7 +46,7 @@ class Review:
 def duplicates_page(collection: Collection) -> None:
     st.title("Duplicates")
     if not _indexed(collection):
-        st.info(f"Nothing indexed yet in {collection.settings.index_dir}. Index a folder on the Collection page.")
+        st.info(f"Nothing indexed yet in {collection.settings.index_name}. Index a folder on the Collection page.")
         return
     find_controls(collection)
     show_last_move(collection)
@@ -90,7 +90,7 @@ def show_last_move(collection: Collection) -> None:
         return
     count, folder, undo = moved
     st.success(f"Moved {count} copies to {folder}. Undo file: {undo}")
-    st.code(f"loupe --index {shlex.quote(str(collection.settings.index_dir))} duplicates --undo "
+    st.code(f"loupe --index {shlex.quote(collection.settings.index_name)} duplicates --undo "
             f"{shlex.quote(str(undo))}", language="bash")
 
 

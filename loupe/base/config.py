@@ -9,6 +9,7 @@ glance what runs and swap any stage without touching code.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -100,7 +101,10 @@ DECODE_BYTES_PER_PIXEL = 10
 class Settings:
     """Everything configurable, resolved once at start-up."""
 
+    # The index folder; for an index on object storage, this machine's folder for its local files.
     index_dir: Path = field(default_factory=lambda: _default_home() / "index")
+    index_uri: str = ""  # an object-store index ("s3://bucket/prefix"); "" for a folder index (store/location.py)
+    storage_endpoint_url: str = ""  # an S3-compatible store's endpoint (default: $AWS_ENDPOINT_URL)
     models: ModelSettings = field(default_factory=ModelSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)
     # Larger images are refused before decoding (LOUPE_MAX_PIXELS overrides it). JPEGs count at the size
@@ -113,9 +117,25 @@ class Settings:
     # Host names the UI's WebSocket accepts (DNS-rebinding protection); add a name you serve it under.
     ui_allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
 
-    def with_index_dir(self, index_dir: str | Path) -> Settings:
-        """A copy that points at another index folder (the CLI's ``--index``)."""
-        return dataclasses.replace(self, index_dir=Path(index_dir).expanduser())
+    def with_index_dir(self, index: str | Path) -> Settings:
+        """A copy that points at another index: a folder, or an object-store URI (the CLI's ``--index``)."""
+        if is_object_store(str(index)):
+            uri = str(index).rstrip("/")
+            local = _default_home() / "remote" / hashlib.sha256(uri.encode()).hexdigest()[:16]
+            return dataclasses.replace(self, index_dir=local, index_uri=uri)
+        return dataclasses.replace(self, index_dir=Path(index).expanduser(), index_uri="")
+
+    @property
+    def index_name(self) -> str:
+        """The index as a user names it: its folder or its URI."""
+        return self.index_uri or str(self.index_dir)
+
+
+OBJECT_STORE_SCHEMES = ("s3://", "gs://", "az://")  # what Lance reaches; s3:// is the one tested (an emulator)
+
+
+def is_object_store(location: str) -> bool:
+    return location.startswith(OBJECT_STORE_SCHEMES)
 
 
 def _default_home() -> Path:
@@ -163,10 +183,7 @@ def load_settings(config_file: str | Path | None = None) -> Settings:
         if isinstance(value, bool) or not isinstance(value, int | float) or not -1.0 <= value <= 1.0:
             raise ConfigError(f"{level} in {path} must be a cosine between -1 and 1, got {value!r}")
 
-    top: dict = {}
-    index_dir = os.environ.get("LOUPE_INDEX") or raw.get("index_dir")
-    if index_dir:
-        top["index_dir"] = Path(index_dir).expanduser()
+    top: dict = {"storage_endpoint_url": str(raw.get("storage", {}).get("endpoint_url", ""))}
     max_pixels = os.environ.get("LOUPE_MAX_PIXELS") or raw.get("max_pixels")
     if max_pixels:
         try:
@@ -179,4 +196,6 @@ def load_settings(config_file: str | Path | None = None) -> Settings:
         top["ui_allowed_hosts"] = tuple(str(name).strip() for name in names if str(name).strip())
     offline_flags = (os.environ.get("LOUPE_OFFLINE"), os.environ.get("HF_HUB_OFFLINE"))
     top["offline"] = bool(raw.get("offline", False)) or any(f not in (None, "", "0") for f in offline_flags)
-    return Settings(models=models, llm=llm, **top)
+    settings = Settings(models=models, llm=llm, **top)
+    index = os.environ.get("LOUPE_INDEX") or raw.get("index_dir")
+    return settings.with_index_dir(index) if index else settings

@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from loupe.base.config import COSINE_LEVELS, Settings
+from loupe.store.location import index_location
 from loupe.store.schema import IndexInfo
 from loupe.tools.document_fields import FIELDS_VERSION
 from loupe.tools.models.captioners import Captioner
@@ -29,7 +30,7 @@ class Models:
     def encoder_choice(self) -> EncoderChoice:
         """Which image encoder the setting means here (``auto``: the best available), and why."""
         m = self.settings.models
-        return choose_image_encoder(m.image_encoder, m.image_encoder_weights, self.settings.index_dir,
+        return choose_image_encoder(m.image_encoder, m.image_encoder_weights, index_location(self.settings),
                                     self.settings.offline)
 
     @cached_property

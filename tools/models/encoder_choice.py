@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from loupe.store.location import IndexLocation, as_location
 from loupe.store.schema import IndexInfo
 
 AUTO = "auto"
@@ -44,20 +45,21 @@ class EncoderChoice:
     reason: str
 
 
-def choose_image_encoder(configured: str, weights: str, index_dir: Path, offline: bool) -> EncoderChoice:
+def choose_image_encoder(configured: str, weights: str, index: IndexLocation | Path, offline: bool) -> EncoderChoice:
     """The image encoder to load for the image_encoder setting ``configured`` (a registry string, or "auto")
     and the image_encoder_weights setting ``weights``."""
     if configured != AUTO:
         return EncoderChoice(configured, weights, "configured (image_encoder)")
     if weights:  # `loupe train-encoder` tells its user to set only this
         return EncoderChoice(OFFLINE_ENCODER, weights, "image_encoder_weights is set: EfficientNet-Lite0 with them")
-    recorded = IndexInfo.load(index_dir) if index_dir.is_dir() else None
+    index = as_location(index)
+    recorded = IndexInfo.load(index) if index.remote or index.local_dir.is_dir() else None
     if recorded is not None and recorded.image_encoder == OFFLINE_ENCODER:
-        return EncoderChoice(OFFLINE_ENCODER, "", f"the index in {index_dir} was built with it")
+        return EncoderChoice(OFFLINE_ENCODER, "", f"the index in {index} was built with it")
     best = _cached_best_weights()
     if recorded is not None and recorded.image_encoder == f"open_clip:{BEST_ARCH}":
         # Never the other encoder for this index: without the weights, loading says how to get them.
-        return EncoderChoice(f"open_clip:{BEST_ARCH}", best or BEST_TAG, f"the index in {index_dir} was built with it")
+        return EncoderChoice(f"open_clip:{BEST_ARCH}", best or BEST_TAG, f"the index in {index} was built with it")
     missing = [name for name in ("torch", "open_clip") if importlib.util.find_spec(name) is None]
     if missing:
         return EncoderChoice(OFFLINE_ENCODER, "", "open_clip is not installed (pip install 'loupe[clip]' for CLIP); "

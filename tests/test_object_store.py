@@ -1,0 +1,144 @@
+"""An index on object storage: s3:// against moto's S3 server on 127.0.0.1 (no MinIO can be installed here).
+
+The CLI indexes into the bucket, a reader in this process searches and asks, and keeps reading while another
+process appends; the local files (thumbnails, conversations, the writer lock) stay on this machine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from loupe.api import Collection
+from loupe.base.config import Settings, load_settings
+from loupe.base.errors import LoupeError
+from loupe.store.image_table import ImageTable, IndexNotFoundError
+from loupe.store.location import OBJECT_STORE_REFRESH, IndexUnreachableError, index_location
+from loupe.tools.models import Models
+from tests.conftest import HOLIDAYS, SROIE, sroie_key
+
+REPO = Path(__file__).resolve().parents[1]
+BUCKET = "photos"
+INDEX = f"s3://{BUCKET}/loupe/index"
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
+                 aws_secret_access_key="test").create_bucket(Bucket=BUCKET)
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The usual AWS settings, as a user of an S3-compatible store sets them; LOUPE_HOME holds the local files."""
+    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": s3_endpoint, "LOUPE_HOME": str(tmp_path / "home"), "LOUPE_OFFLINE": "1"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return {**os.environ, **env}
+
+
+def _loupe(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "loupe.cli", "--index", INDEX, *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _receipts(folder: Path, numbers: range) -> list[str]:
+    folder.mkdir(parents=True)
+    for number in numbers:
+        shutil.copyfile(SROIE / "images" / f"{number:03d}.jpg", folder / f"receipt_{number:03d}.jpg")
+    return [sroie_key(f"{number:03d}")["company"] for number in numbers]
+
+
+def test_an_index_on_s3_is_built_searched_asked_and_read_while_another_process_appends(
+        aws_env: dict[str, str], models: Models, tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    shops = _receipts(first / "receipts", range(4))
+    photo = sorted((HOLIDAYS / "images").iterdir())[0]
+    shutil.copyfile(photo, first / photo.name)
+    built = _loupe(aws_env, "index", str(first))
+    assert built.returncode == 0, built.stderr
+
+    keys = [o["Key"] for o in boto3.client("s3", endpoint_url=aws_env["AWS_ENDPOINT_URL"], region_name="us-east-1")
+            .list_objects_v2(Bucket=BUCKET, Prefix="loupe/index/")["Contents"]]
+    assert any(k.startswith("loupe/index/images.lance/data/") for k in keys)
+    assert any(k.startswith("loupe/index/loupe_files.lance/") for k in keys)  # models and roots travel too
+    settings = Settings(offline=True).with_index_dir(INDEX)
+    location = index_location(settings)
+    assert location.storage_options["aws_endpoint"] == aws_env["AWS_ENDPOINT_URL"]
+    assert settings.index_dir.is_relative_to(Path(aws_env["LOUPE_HOME"]) / "remote")
+
+    reader = Collection(settings)
+    reader.toolbox.models = models  # the session's loaded models: the same settings, loaded once
+    assert reader.toolbox.table.count() == 5
+    found = reader.search(text=shops[2])
+    assert found and found[0].file_name == "receipt_002.jpg"
+    same = reader.search(image=photo.read_bytes())
+    assert same[0].file_name == photo.name and same[0].match == "identical"
+    assert Path(same[0].thumbnail_path).is_relative_to(settings.index_dir)  # thumbnails: this machine's cache
+
+    answer = reader.ask(f"receipts from {shops[1]}")
+    assert answer.trace[0]["tool"] == "text_search" and answer.records[0].file_name == "receipt_001.jpg"
+    assert (settings.index_dir / "conversations.sqlite").is_file()
+
+    # Another process appends while this one holds the table open: its reads see the new rows within
+    # OBJECT_STORE_REFRESH (each check for a new commit is a request to the store).
+    later = tmp_path / "later"
+    new_shops = _receipts(later, range(4, 6))
+    appended = _loupe(aws_env, "index", str(later))
+    assert appended.returncode == 0, appended.stderr
+    deadline = time.monotonic() + OBJECT_STORE_REFRESH.total_seconds() + 5
+    while reader.toolbox.table.count() < 7 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert reader.toolbox.table.count() == 7
+    assert reader.search(text=new_shops[1])[0].file_name == "receipt_005.jpg"
+    assert reader.toolbox.boundary.contains(later / "receipt_004.jpg")  # the roots are read from the bucket
+
+    searched = _loupe(aws_env, "search", shops[0], "--json")
+    assert searched.returncode == 0, searched.stderr
+    assert json.loads(searched.stdout)[0]["records"][0]["file_name"] == "receipt_000.jpg"
+
+
+def test_a_missing_or_unreachable_object_store_index_is_one_line(aws_env: dict[str, str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(IndexNotFoundError, match=r"no Loupe index at s3://photos/nothing: run `loupe index"):
+        ImageTable.open(index_location(Settings().with_index_dir(f"s3://{BUCKET}/nothing")))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
+    with pytest.raises(IndexUnreachableError, match=r"cannot read the index at s3://photos/loupe/index: ") as caught:
+        ImageTable.open(index_location(Settings().with_index_dir(INDEX)))
+    assert isinstance(caught.value, LoupeError) and "\n" not in str(caught.value)
+
+
+@pytest.mark.fast
+def test_the_index_may_be_named_as_a_uri_wherever_a_folder_may(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "loupe.toml"
+    config.write_text('index_dir = "s3://shop/catalogue/"\n[storage]\nendpoint_url = "https://s3.example.org"\n',
+                      encoding="utf-8")
+    monkeypatch.setenv("LOUPE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("LOUPE_INDEX", raising=False)
+    settings = load_settings(config)
+    location = index_location(settings)
+    assert (settings.index_uri, settings.index_name, location.remote) == ("s3://shop/catalogue",) * 2 + (True,)
+    assert location.storage_options == {"aws_endpoint": "https://s3.example.org"}  # TLS: no allow_http
+    assert settings.index_dir.parent == tmp_path / "home" / "remote"  # this machine's files for that index
+    monkeypatch.setenv("LOUPE_INDEX", str(tmp_path / "local"))  # the environment wins, and a folder is a folder
+    folder = index_location(load_settings(config))
+    assert (folder.remote, folder.uri, folder.local_dir) == (False, str(tmp_path / "local"), tmp_path / "local")

@@ -1,6 +1,7 @@
 """How well and how fast `loupe duplicates` finds copies: pair precision and recall per kind of copy.
 
     python -m loupe.evals.duplicates_bench [--originals 60] [--rows 10000,100000]
+    python -m loupe.evals.duplicates_bench --store-only --rows 10000,100000     (the synthetic rows alone)
 
 The collection is built from ../shared/datasets: Flickr8k photos and SROIE receipts, each with one copy of every kind
 (exact bytes, metadata changed, resized to 50%, JPEG quality 30, a 10% crop, turned 90 degrees, a
@@ -186,8 +187,9 @@ def baseline_pairs(table: ImageTable) -> set[frozenset[str]]:
 
 
 def store_timing(index_dir: Path, rows: int, similar_cosine: float,
-                 near_duplicate_cosine: float) -> tuple[float, int, int]:
-    """Seconds to group ``rows`` synthetic rows, the groups found and the planted copies (1% of rows)."""
+                 near_duplicate_cosine: float) -> tuple[float, int, int, dict[str, float]]:
+    """Seconds to group ``rows`` synthetic rows, the groups found, the planted copies (1% of rows) and the
+    seconds per stage."""
     from loupe.evals.bench import synthetic_rows
     from loupe.tools.duplicates import find_duplicates
 
@@ -209,7 +211,17 @@ def store_timing(index_dir: Path, rows: int, similar_cosine: float,
         table.append(batch)
     start = time.perf_counter()
     report = find_duplicates(table, similar_cosine, near_duplicate_cosine)
-    return time.perf_counter() - start, len(report.groups), planted
+    return time.perf_counter() - start, len(report.groups), planted, report.stage_seconds
+
+
+def print_store_timings(sizes: list[int], scratch: Path, similar_cosine: float, near_duplicate_cosine: float) -> None:
+    if sizes:
+        print("\n| synthetic rows | seconds | groups found | planted copies | seconds per stage |\n|---|---|---|---|---|")
+    for rows in sizes:
+        seconds, groups, planted, stages = store_timing(scratch / f"store-{rows}", rows, similar_cosine,
+                                                        near_duplicate_cosine)
+        print(f"| {rows} | {seconds:.1f} | {groups} | {planted} | "
+              + ", ".join(f"{stage} {value:.1f}" for stage, value in stages.items()) + " |", flush=True)
 
 
 def _print_false_links(report, true_groups: list[set[str]], most: int = 10) -> None:
@@ -235,10 +247,16 @@ def main() -> None:
                                                                  "third sample between the two ends)")
     parser.add_argument("--workdir", type=Path, help="keep the collection and its index here (a re-run with the "
                                                      "same arguments reuses them); default: a temporary folder")
+    parser.add_argument("--store-only", action="store_true", help="only the synthetic rows (--rows)")
     args = parser.parse_args()
 
+    sizes = [int(n) for n in args.rows.split(",") if n.strip()]
     with tempfile.TemporaryDirectory() as temporary:
         scratch = args.workdir or Path(temporary)
+        if args.store_only:
+            encoder = Collection(load_settings(None)).toolbox.models.image_encoder
+            print_store_timings(sizes, scratch, encoder.similar_cosine, encoder.near_duplicate_cosine)
+            return
         folder = scratch / "collection"
         truth_file = scratch / "truth.json"
         if truth_file.is_file():
@@ -270,14 +288,7 @@ def main() -> None:
             (p, r, n), (bp, br, _) = ours[kind], theirs[kind]
             print(f"| {kind} | {n} | {p:.3f} | {r:.3f} | {bp:.3f} | {br:.3f} |")
         encoder = collection.toolbox.models.image_encoder
-
-        sizes = [int(n) for n in args.rows.split(",") if n.strip()]
-        if sizes:
-            print("\n| synthetic rows | seconds | groups found | planted copies |\n|---|---|---|---|")
-        for rows in sizes:
-            seconds, groups, planted = store_timing(Path(scratch) / f"store-{rows}", rows, encoder.similar_cosine,
-                                                   encoder.near_duplicate_cosine)
-            print(f"| {rows} | {seconds:.1f} | {groups} | {planted} |", flush=True)
+        print_store_timings(sizes, scratch, encoder.similar_cosine, encoder.near_duplicate_cosine)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,10 @@ from loupe.tools.records import MATCH_ORDER, MatchLabel
 NEIGHBOURS = 10  # nearest rows by embedding that each row is checked against
 NEIGHBOUR_FLOOR = 0.5  # below this cosine no copy kind was seen (a 90-degree turn is found by its hash)
 BRUTE_FORCE_ROWS = 6_000  # up to this many rows every embedding pair is compared; above, within k-means cells
-_BANDS = [(start, min(start + 9, 64)) for start in range(0, 64, 9)]  # 7 bands: 9 bits each, the last 10
+# The 64 hash bits cut into NEAR_DUPLICATE_PHASH_BITS + 1 bands (9-10 bits each): two hashes that differ in at most
+# that many bits agree on at least one whole band, so comparing only within equal bands finds every such pair.
+_BAND_COUNT = NEAR_DUPLICATE_PHASH_BITS + 1
+_BANDS = [(64 * band // _BAND_COUNT, 64 * (band + 1) // _BAND_COUNT) for band in range(_BAND_COUNT)]
 
 KEEPER_CRITERIA = ("resolution", "date", "size", "path")
 KeeperRule = tuple[str, ...]

@@ -64,9 +64,9 @@ def _local(spec: ModelSpec, settings: Settings) -> BaseChatModel:
 
 @register(ModelKind.LLM, "hybrid", extra="llm")
 def _hybrid(spec: ModelSpec, settings: Settings) -> BaseChatModel:
-    from loupe.agent.hybrid import HybridModel
+    from loupe.agent.hybrid import MAX_WORDS_TOKENS, HybridModel
 
-    return HybridModel(writer=_local(spec, settings))
+    return HybridModel(writer=_local(spec, settings).model_copy(update={"max_tokens": MAX_WORDS_TOKENS}))
 
 
 def backend_names() -> list[str]:

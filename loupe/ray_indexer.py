@@ -12,6 +12,7 @@ on a real cluster the collection is a folder mounted at the same place on every 
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -58,12 +59,22 @@ def _run(ray: Any, indexer: Indexer, roots: list[Path], workers: int, metadata: 
     """Indexer.run with the batches analysed on the cluster: planned, committed and finished here."""
     def analysed_on_cluster(plan: RunPlan, timer: StageTimer,
                             on_stage: Callable[[str], None]) -> Iterator[tuple[AnalysedBatch, int]]:
-        for analysed, seconds, size in _analysed_batches(ray, indexer.settings, plan, indexer.batch_size, workers,
-                                                         progress is None):
+        for analysed, seconds, size in _analysed_batches(ray, _actor_settings(indexer), plan, indexer.batch_size,
+                                                         workers, progress is None):
             _add_seconds(timer, seconds)  # the actors' stages, in this run's report
             yield analysed, size
 
     return indexer.run_planned(roots, metadata, prune, progress, analysed_on_cluster)
+
+
+def _actor_settings(indexer: Indexer) -> Settings:
+    """The settings with the image encoder this run chose ("auto" resolved here, from the index and this machine),
+    so that every actor loads the same one and none has to reach the index (an actor may have no credentials
+    for the bucket an s3:// index lives in)."""
+    choice = indexer.models.encoder_choice
+    models = dataclasses.replace(indexer.settings.models, image_encoder=choice.setting,
+                                 image_encoder_weights=choice.weights)
+    return dataclasses.replace(indexer.settings, models=models)
 
 
 def _import_ray() -> Any:

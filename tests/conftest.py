@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +30,7 @@ SMVS = DATASETS / "smvs_dvd"
 HOLIDAYS_SAMPLE = 24
 SROIE_SAMPLE = 12
 SMVS_SAMPLE = 8
+S3_BUCKET = "photos"  # made on the S3 server of the object-store tests (s3_endpoint)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -106,3 +110,31 @@ def receipts_index(models: Models, tmp_path_factory: pytest.TempPathFactory) -> 
     table = ImageTable.open_or_create(settings.index_dir, models.index_info())
     Indexer(settings, models, table).run([folder], metadata=load_metadata(root / "meta.jsonl"))
     return settings
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1 (no MinIO can be installed here): its URL, with the bucket made."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
+                 aws_secret_access_key="test").create_bucket(Bucket=S3_BUCKET)
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The usual AWS settings, as a user of an S3-compatible store sets them; LOUPE_HOME holds the local files.
+    Returns the environment for a subprocess."""
+    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": s3_endpoint, "LOUPE_HOME": str(tmp_path / "home"), "LOUPE_OFFLINE": "1"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return {**os.environ, **env}

@@ -7,18 +7,14 @@ process appends; the local files (thumbnails, conversations, the writer lock) st
 from __future__ import annotations
 
 import json
-import logging
-import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from loupe.api import Collection
 from loupe.base.config import Settings, load_settings
@@ -26,34 +22,10 @@ from loupe.base.errors import LoupeError
 from loupe.store.image_table import ImageTable, IndexNotFoundError
 from loupe.store.location import OBJECT_STORE_REFRESH, IndexUnreachableError, index_location
 from loupe.tools.models import Models
-from tests.conftest import HOLIDAYS, SROIE, sroie_key
+from tests.conftest import HOLIDAYS, S3_BUCKET, SROIE, sroie_key
 
 REPO = Path(__file__).resolve().parents[1]
-BUCKET = "photos"
-INDEX = f"s3://{BUCKET}/loupe/index"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
-                 aws_secret_access_key="test").create_bucket(Bucket=BUCKET)
-    yield endpoint
-    server.stop()
-
-
-@pytest.fixture
-def aws_env(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The usual AWS settings, as a user of an S3-compatible store sets them; LOUPE_HOME holds the local files."""
-    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": s3_endpoint, "LOUPE_HOME": str(tmp_path / "home"), "LOUPE_OFFLINE": "1"}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return {**os.environ, **env}
+INDEX = f"s3://{S3_BUCKET}/loupe/index"
 
 
 def _loupe(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -78,7 +50,7 @@ def test_an_index_on_s3_is_built_searched_asked_and_read_while_another_process_a
     assert built.returncode == 0, built.stderr
 
     keys = [o["Key"] for o in boto3.client("s3", endpoint_url=aws_env["AWS_ENDPOINT_URL"], region_name="us-east-1")
-            .list_objects_v2(Bucket=BUCKET, Prefix="loupe/index/")["Contents"]]
+            .list_objects_v2(Bucket=S3_BUCKET, Prefix="loupe/index/")["Contents"]]
     assert any(k.startswith("loupe/index/images.lance/data/") for k in keys)
     assert any(k.startswith("loupe/index/loupe_files.lance/") for k in keys)  # models and roots travel too
     settings = Settings(offline=True).with_index_dir(INDEX)
@@ -120,7 +92,7 @@ def test_an_index_on_s3_is_built_searched_asked_and_read_while_another_process_a
 def test_a_missing_or_unreachable_object_store_index_is_one_line(aws_env: dict[str, str],
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(IndexNotFoundError, match=r"no Loupe index at s3://photos/nothing: run `loupe index"):
-        ImageTable.open(index_location(Settings().with_index_dir(f"s3://{BUCKET}/nothing")))
+        ImageTable.open(index_location(Settings().with_index_dir(f"s3://{S3_BUCKET}/nothing")))
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
     with pytest.raises(IndexUnreachableError, match=r"cannot read the index at s3://photos/loupe/index: ") as caught:
         ImageTable.open(index_location(Settings().with_index_dir(INDEX)))

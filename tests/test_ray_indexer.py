@@ -28,8 +28,9 @@ from loupe.base.config import Settings
 from loupe.indexer import Indexer, IndexReport
 from loupe.ray_indexer import index_with_ray
 from loupe.store.image_table import ImageTable
+from loupe.store.location import index_location
 from loupe.tools.models import Models
-from tests.conftest import SROIE, holidays_files
+from tests.conftest import S3_BUCKET, SROIE, holidays_files
 
 PHOTOS = 3
 RECEIPTS = ("000", "001")
@@ -170,3 +171,15 @@ def test_loupe_index_engine_ray_uses_the_cluster(cluster: Cluster, folder: Path,
     assert result.returncode == 3, result.stderr[-2000:]  # finished, one file skipped (the truncated JPEG)
     assert result.stdout.startswith("image encoder: ") and f"{PHOTOS + len(RECEIPTS)} added" in result.stdout
     assert BROKEN in result.stdout + result.stderr
+
+
+def test_the_cluster_indexes_into_an_index_on_s3(cluster: Cluster, folder: Path, single_process: SingleRun,
+                                                 aws_env: dict[str, str], models: Models) -> None:
+    """The actors only analyse; the driver commits each batch to the bucket (moto's S3 server, tests/conftest.py)."""
+    settings = models.settings.with_index_dir(f"s3://{S3_BUCKET}/ray-index")
+    report = index_with_ray(settings, [folder], workers=1, batch_size=2)
+    assert report.added == PHOTOS + len(RECEIPTS) and len(report.problems) == 1
+    table = ImageTable.open(index_location(settings))
+    written, expected = _rows(table), _rows(single_process.table)
+    assert written.keys() == expected.keys()
+    assert all(written[key]["ocr_text"] == row["ocr_text"] for key, row in expected.items())

@@ -97,6 +97,9 @@ def index_location(settings: Settings) -> IndexLocation:
     if not settings.index_uri:
         return IndexLocation(str(settings.index_dir), settings.index_dir)
     options: dict[str, str] = {}
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:  # Lance otherwise asks the bucket for its region, which an S3-compatible store may not answer
+        options["aws_region"] = region
     endpoint = settings.storage_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") \
         or os.environ.get("AWS_ENDPOINT_URL", "")
     if endpoint:

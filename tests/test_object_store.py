@@ -106,10 +106,13 @@ def test_the_index_may_be_named_as_a_uri_wherever_a_folder_may(tmp_path: Path, m
                       encoding="utf-8")
     monkeypatch.setenv("LOUPE_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("LOUPE_INDEX", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
     settings = load_settings(config)
     location = index_location(settings)
     assert (settings.index_uri, settings.index_name, location.remote) == ("s3://shop/catalogue",) * 2 + (True,)
-    assert location.storage_options == {"aws_endpoint": "https://s3.example.org"}  # TLS: no allow_http
+    # The region passed on (Lance would ask the bucket); TLS, so no allow_http.
+    assert location.storage_options == {"aws_endpoint": "https://s3.example.org", "aws_region": "eu-west-1"}
     assert settings.index_dir.parent == tmp_path / "home" / "remote"  # this machine's files for that index
     monkeypatch.setenv("LOUPE_INDEX", str(tmp_path / "local"))  # the environment wins, and a folder is a folder
     folder = index_location(load_settings(config))

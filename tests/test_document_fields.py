@@ -7,7 +7,8 @@ import pytest
 from loupe.evals.document_fields_eval import truth_lines
 from loupe.metadata import parse_price
 from tests.conftest import SROIE
-from loupe.tools.document_fields import (dollar_for_ringgit, fold, fold_lines, iso_date, name_pattern, printed_currency,
+from loupe.tools.document_fields import (MIN_MISREAD_LETTERS, dollar_for_ringgit, fold, fold_lines, iso_date,
+                                         misread_name_pattern, name_pattern, printed_currency,
                                          printed_date, printed_shop, printed_total)
 from loupe.tools.records import MatchedRecord, MatchLabel, ordered
 from loupe.tools.text_search import name_runs, spelled_as_stored
@@ -61,6 +62,18 @@ def test_folding_forgives_case_accents_punctuation_and_number_words() -> None:
 def test_names_match_at_word_boundaries_however_spaced(typed: str, printed: str, found: bool) -> None:
     run = "".join(fold(typed).split())
     assert bool(name_pattern(run).search(fold(printed))) is found
+
+
+@pytest.mark.parametrize(("typed", "printed", "found"), [
+    ("lian hing", "LJAN HING STATIONERY SDN BHD", True), ("99 speedmart", "79 SPEED MART S/D", True),
+    ("99 speed mart", "99 SPEED MART", True),  # no letter misread is a match too
+    ("lian hing", "LIAN CHI PU TIAN", False),  # two letters differ
+    ("99 speedmart", "A99 SPEED MART", False), ("lian hing", "LIAN HINGS", False),  # still whole words
+])
+def test_a_long_name_may_have_one_character_misread(typed: str, printed: str, found: bool) -> None:
+    run = "".join(fold(typed).split())
+    assert len(run) >= MIN_MISREAD_LETTERS
+    assert bool(misread_name_pattern(run).search(fold(printed))) is found
 
 
 def test_name_runs_skip_request_words_at_their_ends() -> None:

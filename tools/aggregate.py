@@ -28,7 +28,14 @@ from typing import Any
 from loupe.base.errors import LoupeError
 from loupe.store.filters import Condition, where_clause
 from loupe.store.image_table import ImageTable
-from loupe.tools.document_fields import dollar_for_ringgit, fold, name_pattern, printed_currency
+from loupe.tools.document_fields import (
+    MIN_MISREAD_LETTERS,
+    dollar_for_ringgit,
+    fold,
+    misread_name_pattern,
+    name_pattern,
+    printed_currency,
+)
 
 MEASURES = ("count", "sum", "min", "max", "latest", "earliest")
 AMOUNT_COLUMNS = ("total", "price", "file_size")  # what sum, min and max add up or compare
@@ -119,15 +126,17 @@ def _selected(table: ImageTable, where: str, shop: str | None, column: str | Non
     words = fold(shop).split()
     if not words:
         raise AggregateError(f"the shop {shop[:40]!r} has no letters or digits to match")
-    whole = name_pattern("".join(words))
+    letters = "".join(words)
+    whole = [name_pattern(letters), *([misread_name_pattern(letters)] if len(letters) >= MIN_MISREAD_LETTERS
+                                      else [])]
     each = [name_pattern(word) for word in words]
     return [row for row in rows if row["shop"] and _names(fold(row["shop"]), whole, each)]
 
 
-def _names(printed: str, whole: re.Pattern, each: list[re.Pattern]) -> bool:
-    """The name as typed, spaces anywhere ("mrdiy" in "mr d i y"), or each typed word in any order ("stationery
-    lian hing" is LIAN HING STATIONERY SDN BHD)."""
-    return bool(whole.search(printed)) or all(pattern.search(printed) for pattern in each)
+def _names(printed: str, whole: list[re.Pattern], each: list[re.Pattern]) -> bool:
+    """The name as typed, spaces anywhere ("mrdiy" in "mr d i y"), a long one also with one character misread
+    ("ljan hing"), or each typed word in any order ("stationery lian hing" is LIAN HING STATIONERY SDN BHD)."""
+    return any(pattern.search(printed) for pattern in whole) or all(pattern.search(printed) for pattern in each)
 
 
 def _figure(measure: str, column: str | None, rows: list[dict[str, Any]]) -> Figure:

@@ -8,7 +8,7 @@ label, the reason in words, the text that matched, and the stored metadata.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -71,8 +71,11 @@ class MatchedRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MatchedRecord:
-        """The record from its plain form (a conversation saved before records were kept typed holds these)."""
-        return cls(**{**data, "match": MatchLabel(data["match"])})
+        """The record from its plain form (a saved conversation holds these); a field another Loupe version
+        wrote and this one does not know is left out."""
+        known = {f.name for f in fields(cls)}
+        kept = {key: value for key, value in data.items() if key in known}
+        return cls(**{**kept, "match": MatchLabel(data["match"])})
 
     def facts(self) -> list[tuple[str, Any]]:
         """What the record states, in the one order every renderer shows it (the answer, the model's result
@@ -96,7 +99,8 @@ class MatchedRecord:
         stated = [f"{key}: {value}" for key, value in facts if key not in PRINTED_COLUMNS]
         printed = [f"{key} {value:.2f}" if key == "total" else f"{key} {value}"
                    for key, value in facts if key in PRINTED_COLUMNS]
-        parts = [f"#{rank} {self.file_name} (id {self.id}) - {self.match}, score {self.score:.2f}", f"   why: {self.why}"]
+        parts = [f"#{rank} {self.file_name} (id {self.id}) - {self.match}, score {self.score:.2f}",
+                 f"   why: {self.why}"]
         if self.matched_text:
             parts.append(f"   matched text: \"{self.matched_text}\"")
         if self.caption:

@@ -144,16 +144,18 @@ class Collection:
               prune: bool = False, batch_size: int = 16, workers: int | None = None, follow_symlinks: bool = False,
               progress: ProgressCallback | None = None, engine: Literal["local", "ray"] = "local",
               ray_address: str | None = None) -> IndexReport:
-        """Index folders or files; a re-run only reads new and changed files. Files that could not be indexed
-        are in ``report.problems``, one line each; they never stop the run. ``metadata`` is a CSV or JSONL
-        file, or one already read with ``loupe.metadata.load_metadata`` (``loupe index`` reads it first, to
-        index without it when the file is broken). ``engine="ray"`` runs the models in ``workers`` Ray actors
+        """Index folders, files or s3:// prefixes (loupe/object_inputs.py); a re-run only reads new and changed
+        files. Files that could not be indexed are in ``report.problems``, one line each; they never stop the
+        run. ``metadata`` is a CSV or JSONL file, or one already read with ``loupe.metadata.load_metadata``
+        (``loupe index`` reads it first, to index without it when the file is broken). ``engine="ray"`` runs the models in ``workers`` Ray actors
         (default 2) on the cluster at ``ray_address`` (loupe/ray_indexer.py, the ``[ray]`` extra)."""
         from loupe.metadata import MetadataIndex, load_metadata
 
         entries = metadata if isinstance(metadata, MetadataIndex) or metadata is None \
             else load_metadata(Path(metadata).expanduser())
-        roots = [Path(p).expanduser() for p in paths]
+        from loupe.object_inputs import local_roots
+
+        roots = local_roots(paths, self.settings.storage_endpoint_url)  # an s3:// prefix: its mirror folder
         try:
             if engine == "ray":
                 from loupe.ray_indexer import DEFAULT_WORKERS, index_with_ray

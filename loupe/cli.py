@@ -56,7 +56,7 @@ def main(
 
 @app.command()
 def index(
-    paths: Annotated[list[Path], typer.Argument(help="Folders or image files to index.")],
+    paths: Annotated[list[str], typer.Argument(help="Folders, image files or s3://bucket/prefix to index.")],
     metadata: Annotated[Optional[Path], typer.Option(help="CSV or JSONL with title, description, price, ... per image.")] = None,
     prune: Annotated[bool, typer.Option(help="Remove rows of files under PATHS that no longer exist.")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per commit.")] = 16,
@@ -78,7 +78,7 @@ def index(
         raise typer.Exit(code=SKIPPED_FILES_EXIT)
 
 
-def run_index(settings: Settings, paths: list[Path], metadata: Path | None, prune: bool, batch_size: int,
+def run_index(settings: Settings, paths: list[str | Path], metadata: Path | None, prune: bool, batch_size: int,
               follow_symlinks: bool = False, workers: int | None = None, engine: str = "local",
               ray_address: str | None = None):
     """Index through the Python API (on Ray with engine="ray") with a progress bar; a broken metadata file is named and left

@@ -16,6 +16,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from loupe import object_inputs
 from loupe.api import Collection
 from loupe.base.config import Settings, load_settings
 from loupe.base.errors import LoupeError
@@ -117,3 +118,41 @@ def test_the_index_may_be_named_as_a_uri_wherever_a_folder_may(tmp_path: Path, m
     monkeypatch.setenv("LOUPE_INDEX", str(tmp_path / "local"))  # the environment wins, and a folder is a folder
     folder = index_location(load_settings(config))
     assert (folder.remote, folder.uri, folder.local_dir) == (False, str(tmp_path / "local"), tmp_path / "local")
+
+
+def test_an_s3_prefix_is_indexed_through_its_mirror_and_a_rerun_reads_only_what_changed(
+        aws_env: dict[str, str], tmp_path: Path) -> None:
+    bucket = boto3.client("s3")  # the environment's endpoint and credentials, as a user's
+    photos = sorted((HOLIDAYS / "images").iterdir())[:3]
+    for photo in photos:
+        bucket.upload_file(str(photo), S3_BUCKET, f"inputs/trip/{photo.name}")
+    bucket.put_object(Bucket=S3_BUCKET, Key="inputs/notes.txt", Body=b"not an image")
+    index = str(tmp_path / "index")
+    first = subprocess.run([sys.executable, "-m", "loupe.cli", "--index", index, "index", f"s3://{S3_BUCKET}/inputs/"],
+                           cwd=REPO, env=aws_env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    mirror = Path(aws_env["LOUPE_HOME"]) / "mirrors" / S3_BUCKET / "inputs"
+    assert sorted(p.name for p in (mirror / "trip").iterdir()) == sorted(p.name for p in photos)  # no notes.txt
+    assert "3 added" in first.stdout
+
+    bucket.delete_object(Bucket=S3_BUCKET, Key=f"inputs/trip/{photos[0].name}")
+    kept = (mirror / "trip" / photos[1].name).stat().st_mtime_ns
+    again = subprocess.run([sys.executable, "-m", "loupe.cli", "--index", index, "index", f"s3://{S3_BUCKET}/inputs",
+                            "--prune"], cwd=REPO, env=aws_env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert (mirror / "trip" / photos[1].name).stat().st_mtime_ns == kept  # unchanged: not copied again
+    assert not (mirror / "trip" / photos[0].name).exists()
+    paths = [row["path"] for row in ImageTable.open(index).scan(["path"]).to_pylist()]
+    assert sorted(Path(p).name for p in paths) == sorted(p.name for p in photos[1:])
+
+    missing = subprocess.run([sys.executable, "-m", "loupe.cli", "--index", index, "index", "s3://no-such-bucket/x"],
+                             cwd=REPO, env=aws_env, capture_output=True, text=True, timeout=600)
+    assert missing.returncode == 1 and missing.stderr.startswith("error: cannot copy s3://no-such-bucket/x: ")
+    assert missing.stderr.strip().count("\n") == 0  # one line
+
+
+@pytest.mark.fast
+def test_an_object_key_cannot_write_outside_its_mirror(tmp_path: Path) -> None:
+    assert object_inputs._target(tmp_path, "trip/a.jpg") == (tmp_path / "trip" / "a.jpg").resolve()
+    with pytest.raises(object_inputs.MirrorError, match="points outside the mirror folder"):
+        object_inputs._target(tmp_path / "mirror", "../../home/.bashrc.jpg")

@@ -102,7 +102,7 @@ class Settings:
     """Everything configurable, resolved once at start-up."""
 
     # The index folder; for an index on object storage, this machine's folder for its local files.
-    index_dir: Path = field(default_factory=lambda: _default_home() / "index")
+    index_dir: Path = field(default_factory=lambda: loupe_home() / "index")
     index_uri: str = ""  # an object-store index ("s3://bucket/prefix"); "" for a folder index (store/location.py)
     storage_endpoint_url: str = ""  # an S3-compatible store's endpoint (default: $AWS_ENDPOINT_URL)
     models: ModelSettings = field(default_factory=ModelSettings)
@@ -121,7 +121,7 @@ class Settings:
         """A copy that points at another index: a folder, or an object-store URI (the CLI's ``--index``)."""
         if is_object_store(str(index)):
             uri = str(index).rstrip("/")
-            local = _default_home() / "remote" / hashlib.sha256(uri.encode()).hexdigest()[:16]
+            local = loupe_home() / "remote" / hashlib.sha256(uri.encode()).hexdigest()[:16]
             return dataclasses.replace(self, index_dir=local, index_uri=uri)
         return dataclasses.replace(self, index_dir=Path(index).expanduser(), index_uri="")
 
@@ -138,7 +138,9 @@ def is_object_store(location: str) -> bool:
     return location.startswith(OBJECT_STORE_SCHEMES)
 
 
-def _default_home() -> Path:
+def loupe_home() -> Path:
+    """Loupe's own folder on this machine ($LOUPE_HOME, default ~/.loupe): the default index, the local files of
+    an object-store index, the mirrors of object-store inputs."""
     return Path(os.environ.get("LOUPE_HOME", Path.home() / ".loupe")).expanduser()
 
 

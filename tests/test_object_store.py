@@ -156,3 +156,23 @@ def test_an_object_key_cannot_write_outside_its_mirror(tmp_path: Path) -> None:
     assert object_inputs._target(tmp_path, "trip/a.jpg") == (tmp_path / "trip" / "a.jpg").resolve()
     with pytest.raises(object_inputs.MirrorError, match="points outside the mirror folder"):
         object_inputs._target(tmp_path / "mirror", "../../home/.bashrc.jpg")
+
+
+def test_the_chat_ui_answers_from_an_index_on_s3(aws_env: dict[str, str], models: Models, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    index = f"s3://{S3_BUCKET}/ui-index"
+    shops = _receipts(tmp_path / "receipts", range(2))
+    settings = Settings(offline=True).with_index_dir(index)
+    writer = Collection(settings)
+    writer.toolbox.models = models
+    assert writer.index([tmp_path / "receipts"]).added == 2
+    monkeypatch.setenv("LOUPE_INDEX", index)
+    app = AppTest.from_file(str(REPO / "ui" / "app.py"), default_timeout=300)
+    app.run()
+    assert not app.exception, app.exception
+    app.chat_input[0].set_value(f"receipts from {shops[1]}").run()
+    assert not app.exception, app.exception
+    assert app.session_state.turns[-1]["records"][0].file_name == "receipt_001.jpg"
+    assert any(index in caption.value for caption in app.sidebar.caption)  # the sidebar names the index

@@ -155,7 +155,7 @@ class Collection:
             else load_metadata(Path(metadata).expanduser())
         from loupe.object_inputs import local_roots
 
-        roots = local_roots(paths, self.settings.storage_endpoint_url)  # an s3:// prefix: its mirror folder
+        roots = local_roots(paths, self.settings.storage_endpoint_url, progress)  # an s3:// prefix: its mirror
         try:
             if engine == "ray":
                 from loupe.ray_indexer import DEFAULT_WORKERS, index_with_ray

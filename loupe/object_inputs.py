@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +27,18 @@ class MirrorError(LoupeError):
     """An object-store prefix that could not be listed or copied."""
 
 
-def local_roots(paths: list[str | Path], endpoint_url: str = "") -> list[Path]:
+def local_roots(paths: list[str | Path], endpoint_url: str = "",
+                progress: Callable[[int, int, str], None] | None = None) -> list[Path]:
     """The folders and files to index: each s3:// prefix mirrored first, every other path as it is."""
-    return [mirror_prefix(str(path), loupe_home(), endpoint_url) if is_object_store(str(path))
+    return [mirror_prefix(str(path), loupe_home(), endpoint_url, progress) if is_object_store(str(path))
             else Path(path).expanduser() for path in paths]
 
 
-def mirror_prefix(uri: str, home: Path, endpoint_url: str = "") -> Path:
+def mirror_prefix(uri: str, home: Path, endpoint_url: str = "",
+                  progress: Callable[[int, int, str], None] | None = None) -> Path:
     """The mirror folder of ``uri`` (``s3://bucket/prefix``), brought up to date with the bucket; ``endpoint_url``
-    for an S3-compatible store (default: boto3's own settings, such as $AWS_ENDPOINT_URL)."""
+    for an S3-compatible store (default: boto3's own settings, such as $AWS_ENDPOINT_URL). ``progress`` gets
+    (objects checked, objects listed, "download") as the indexer's progress bar does."""
     if not uri.startswith("s3://"):
         raise MirrorError(f"{uri[:120]}: only s3:// prefixes can be indexed directly; copy the files to a folder")
     bucket, _, prefix = uri.removeprefix("s3://").partition("/")
@@ -50,7 +54,9 @@ def mirror_prefix(uri: str, home: Path, endpoint_url: str = "") -> Path:
         listed = {item["Key"]: [item["Size"], item["ETag"]] for page in client.get_paginator("list_objects_v2")
                   .paginate(Bucket=bucket, Prefix=prefix) for item in page.get("Contents", [])
                   if Path(item["Key"]).suffix.lower() in SUPPORTED_SUFFIXES and not item["Key"].endswith("/")}
-        for key, state in listed.items():
+        for done, (key, state) in enumerate(listed.items()):
+            if progress:
+                progress(done, len(listed), "download")
             target = _target(folder, key.removeprefix(prefix))
             if copied.get(key) != state or not target.is_file():
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -205,3 +205,16 @@ def test_a_rounding_adjustment_is_never_the_total_and_the_rounded_amount_is() ->
     paid = [_line("Total Amt Incl. GST", 0.05, 0.60, 0.5), _line("60.31", 0.8, 0.60),
             _line("ROUNDING ADJ", 0.05, 0.63), _line("-0.01", 0.8, 0.63), _line("60.30", 0.8, 0.70)]
     assert printed_total(paid) == 60.30  # 001: the rounded amount is printed below the adjustment, unlabelled
+
+
+def test_every_renderer_shows_the_same_facts_in_one_order() -> None:
+    # A metadata file's own "total" (text) beside the printed total (a number): both shown, neither breaks.
+    record = MatchedRecord(id="a", path="/c/mug.jpg", file_name="mug.jpg", score=0.5, match=MatchLabel.SIMILAR,
+                           why="looks alike", metadata={"title": "Blue mug", "total": 12.0, "shop": "AEON",
+                                                        "fields": {"total": "12 RM", "colour": "blue"}})
+    assert record.facts() == [("title", "Blue mug"), ("total", "12 RM"), ("colour", "blue"), ("shop", "AEON"),
+                              ("total", 12.0)]
+    assert record.facts_line() == "Blue mug · total 12 RM · colour blue · shop AEON"
+    text = record.describe(1)
+    assert "metadata: title: Blue mug; total: 12 RM; colour: blue" in text and "printed: shop AEON; total 12.00" in text
+

@@ -80,25 +80,27 @@ class MatchedRecord:
     def facts(self) -> list[tuple[str, Any]]:
         """What the record states, in the one order every renderer shows it (the answer, the model's result
         lines, the terminal table): its metadata, then what its print says (shop, total, date)."""
+        stated, printed = self._stated_and_printed()
+        return stated + printed
+
+    def facts_line(self, limit: int = 4) -> str:
+        """The first facts in one short line, for a table cell or a card: "Blue mug · price 3.5 · total 12.00"."""
+        return " · ".join(str(value) if key in ("title", "description", "taken_at") else _fact(key, value)
+                          for key, value in self.facts()[:limit])
+
+    def _stated_and_printed(self) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
+        """The given facts (metadata columns, then the metadata file's other fields) and the printed ones."""
         meta = self.metadata
         stated = [(key, meta[key]) for key in STATED_COLUMNS if meta.get(key) not in (None, "")]
         stated += [(key, value) for key, value in (meta.get("fields") or {}).items()
                    if key not in (*STATED_COLUMNS, "date")]
-        return stated + [(key, meta[key]) for key in PRINTED_COLUMNS if meta.get(key) not in (None, "")
-                         and not (key == "date" and meta.get("taken_at"))]
-
-    def facts_line(self, limit: int = 4) -> str:
-        """The first facts in one short line, for a table cell or a card: "Blue mug · price 3.5 · total 12.00"."""
-        return " · ".join(str(value) if key in ("title", "description", "taken_at")
-                          else f"{key} {value:.2f}" if key == "total" else f"{key} {value}"
-                          for key, value in self.facts()[:limit])
+        printed = [(key, meta[key]) for key in PRINTED_COLUMNS if meta.get(key) not in (None, "")
+                   and not (key == "date" and meta.get("taken_at"))]
+        return stated, printed
 
     def describe(self, rank: int) -> str:
         """The record as plain text, for answers and terminals: why it matched, what it says, where it is."""
-        facts = self.facts()
-        stated = [f"{key}: {value}" for key, value in facts if key not in PRINTED_COLUMNS]
-        printed = [f"{key} {value:.2f}" if key == "total" else f"{key} {value}"
-                   for key, value in facts if key in PRINTED_COLUMNS]
+        stated, printed = self._stated_and_printed()
         parts = [f"#{rank} {self.file_name} (id {self.id}) - {self.match}, score {self.score:.2f}",
                  f"   why: {self.why}"]
         if self.matched_text:
@@ -106,9 +108,9 @@ class MatchedRecord:
         if self.caption:
             parts.append(f"   {self.caption_kind or 'caption'}: {self.caption}")
         if stated:
-            parts.append("   metadata: " + "; ".join(stated))
+            parts.append("   metadata: " + "; ".join(f"{key}: {value}" for key, value in stated))
         if printed:
-            parts.append("   printed: " + "; ".join(printed))
+            parts.append("   printed: " + "; ".join(_fact(key, value) for key, value in printed))
         parts.append(f"   file: {self.path}" + (f"  thumbnail: {self.thumbnail_path}" if self.thumbnail_path else ""))
         return "\n".join(parts)
 
@@ -130,6 +132,11 @@ class SearchResult:
         conversation holds them as plain values; agent/conversation.py reads them back typed)."""
         return {"tool": self.tool.value, "query": self.query, "records": list(self.records),
                 "seconds": round(self.seconds, 4), "note": self.note}
+
+
+def _fact(key: str, value: Any) -> str:
+    """One fact in words: an amount with its cents ("total 12.00"), anything else as it is."""
+    return f"{key} {value:.2f}" if key == "total" and isinstance(value, int | float) else f"{key} {value}"
 
 
 def record_from_row(row: dict[str, Any], score: float, match: MatchLabel, why: str,

@@ -15,9 +15,10 @@ from loupe.evals.duplicates_bench import COPY_KINDS, write_with_copies
 from loupe.api import Collection
 from loupe.base.config import Settings
 from loupe.base.errors import LoupeError
-from tests.conftest import holidays_files
+from tests.conftest import SROIE, holidays_files, sroie_key
 from tests.test_cli import loupe
 from loupe.tools import duplicates
+from loupe.tools.document_fields import printed_date
 from loupe.tools.duplicates import parse_keeper_rule
 
 ORIGINALS = [holidays_files()[i] for i in (0, 5, 12)]
@@ -138,3 +139,21 @@ def test_embedding_cells_find_the_same_neighbours_as_comparing_every_pair(monkey
     copies = {(i, i + 1) for i in range(0, 3000, 2)}
     assert copies <= every
     assert len(copies & cells) >= 0.99 * len(copies)
+
+
+def _printed_receipt(receipt_id: str, text_edit: tuple[str, str] = ("", "")) -> dict:
+    """A row as the indexer stores a SROIE receipt's text (its annotated lines), with one misreading if asked."""
+    lines = [line.split(",", 8)[8] for line in (SROIE / "box" / f"{receipt_id}.csv").read_text().splitlines()
+             if line.count(",") >= 8]
+    text = "\n".join(lines).replace(*text_edit)
+    return {"ocr_text": text, "date": printed_date(text), "total": float(sroie_key(receipt_id)["total"].lstrip("$"))}
+
+
+@pytest.mark.fast
+def test_receipts_of_one_shop_for_one_order_are_told_apart_by_their_time_a_misread_copy_is_not() -> None:
+    first, second = _printed_receipt("030"), _printed_receipt("036")  # same shop, items and total; 9 days apart
+    assert first["total"] == second["total"] and first["date"] != second["date"]
+    assert not duplicates._mostly_other_numbers(first["ocr_text"], second["ocr_text"])  # the old rule let it by
+    assert duplicates._different_documents(first, second)
+    misread = _printed_receipt("030", ("05 MAR 2018", "06 MAR 2018"))  # a bad copy: one digit of the date
+    assert misread["date"] != first["date"] and not duplicates._different_documents(first, misread)

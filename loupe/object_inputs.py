@@ -45,7 +45,7 @@ def mirror_prefix(uri: str, home: Path, endpoint_url: str = "",
     if not bucket:
         raise MirrorError(f"{uri[:120]}: no bucket named")
     prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-    folder = home / "mirrors" / bucket / prefix
+    folder = _target(home / "mirrors", f"{bucket}/{prefix}")  # "s3://b/../../x" stays under the mirrors too
     folder.mkdir(parents=True, exist_ok=True)
     manifest_path = folder / MANIFEST
     copied: dict[str, list] = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
@@ -77,7 +77,7 @@ def mirror_prefix(uri: str, home: Path, endpoint_url: str = "",
 
 
 def _target(folder: Path, relative: str) -> Path:
-    """The mirror file of an object; a key that would climb out of the mirror ("../x") is refused."""
+    """The mirror file of an object (or a prefix's folder); a key that would climb out ("../x") is refused."""
     target = (folder / relative).resolve()
     if not target.is_relative_to(folder.resolve()):
         raise MirrorError(f"refused the object key {relative[:120]!r}: it points outside the mirror folder")

@@ -156,6 +156,8 @@ def test_an_object_key_cannot_write_outside_its_mirror(tmp_path: Path) -> None:
     assert object_inputs._target(tmp_path, "trip/a.jpg") == (tmp_path / "trip" / "a.jpg").resolve()
     with pytest.raises(object_inputs.MirrorError, match="points outside the mirror folder"):
         object_inputs._target(tmp_path / "mirror", "../../home/.bashrc.jpg")
+    with pytest.raises(object_inputs.MirrorError, match="points outside the mirror folder"):
+        object_inputs.mirror_prefix("s3://photos/../../../etc", tmp_path)
 
 
 def test_the_chat_ui_answers_from_an_index_on_s3(aws_env: dict[str, str], models: Models, tmp_path: Path,

@@ -216,7 +216,8 @@ def store_timing(index_dir: Path, rows: int, similar_cosine: float,
 
 def print_store_timings(sizes: list[int], scratch: Path, similar_cosine: float, near_duplicate_cosine: float) -> None:
     if sizes:
-        print("\n| synthetic rows | seconds | groups found | planted copies | seconds per stage |\n|---|---|---|---|---|")
+        print("\n| synthetic rows | seconds | groups found | planted copies | seconds per stage |")
+        print("|---|---|---|---|---|")
     for rows in sizes:
         seconds, groups, planted, stages = store_timing(scratch / f"store-{rows}", rows, similar_cosine,
                                                         near_duplicate_cosine)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from loupe.base.config import is_object_store, loupe_home
-from loupe.base.errors import LoupeError, MissingExtraError
+from loupe.base.errors import LoupeError, MissingExtraError, first_line
 from loupe.tools.image_file import SUPPORTED_SUFFIXES
 
 MANIFEST = ".loupe-mirror.json"  # key -> [size, ETag] of every object copied, for the next run
@@ -68,7 +68,7 @@ def mirror_prefix(uri: str, home: Path, endpoint_url: str = "",
     except Exception as exc:  # botocore's errors: no such bucket, refused credentials, no endpoint
         if isinstance(exc, LoupeError):
             raise
-        raise MirrorError(f"cannot copy {uri[:120]}: {str(exc).splitlines()[0][:300] if str(exc) else exc!r}") from exc
+        raise MirrorError(f"cannot copy {uri[:120]}: {first_line(exc)}") from exc
     for key in [key for key in copied if key not in listed]:  # gone from the bucket: gone from the mirror
         _target(folder, key.removeprefix(prefix)).unlink(missing_ok=True)
         del copied[key]

@@ -23,7 +23,7 @@ import lancedb
 import pyarrow as pa
 
 from loupe.base.config import Settings, is_object_store
-from loupe.base.errors import LoupeError
+from loupe.base.errors import LoupeError, first_line
 
 # Each check for new commits is a LIST request on object storage. On the emulator (evals/object_store_bench.py,
 # 12 photos and 4 receipts) checking on every read made a text query 265 ms at p50, checking every 5 s 124 ms
@@ -71,8 +71,7 @@ class IndexLocation:
                 return None
             rows = db.open_table(FILES_TABLE).search().where(f"name = '{_checked(name)}'").limit(1).to_list()
         except (OSError, RuntimeError, ValueError) as exc:  # the first read of a run: say why, in one line
-            reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-            raise IndexUnreachableError(f"cannot read the index at {self.uri}: {reason}") from exc
+            raise IndexUnreachableError(f"cannot read the index at {self.uri}: {first_line(exc)}") from exc
         return rows[0]["text"] if rows else None
 
     def write_text(self, name: str, text: str) -> None:

@@ -27,3 +27,10 @@ class ConfigError(LoupeError):
 
 class MissingExtraError(LoupeError):
     """A command or backend needs a pip extra (``[train]``, ``[clip]``...) that is not installed."""
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """A foreign library's error as the tail of a one-line message: its first line, or its type's name when it
+    has no text (storage libraries often raise a page of context)."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

@@ -55,10 +55,8 @@ class IndexLocation:
         that another process, on this machine or another, indexed since it opened the table: a folder's on
         every read, an object store's at most every OBJECT_STORE_REFRESH."""
         self.local_dir.mkdir(parents=True, exist_ok=True)
-        if not self.remote:
-            return lancedb.connect(self.local_dir, read_consistency_interval=timedelta(0))
-        return lancedb.connect(self.uri, storage_options=self.storage_options,
-                               read_consistency_interval=OBJECT_STORE_REFRESH)
+        return lancedb.connect(self.uri, storage_options=self.storage_options or None,
+                               read_consistency_interval=OBJECT_STORE_REFRESH if self.remote else timedelta(0))
 
     def read_text(self, name: str) -> str | None:
         """One of the index's small records, or None if it has none of that name."""

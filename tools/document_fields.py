@@ -96,7 +96,7 @@ def name_pattern(letters: str) -> re.Pattern:
     "mrdiy" finds "mr d i y" and "mr diy"; "711" finds "7 11" (7-ELEVEN, Seven Eleven). The match must
     start and end at word boundaries, so "diy" is not found inside "kedaidiyana" nor "711" in a phone number.
     """
-    return re.compile(r"(?<![^\W_])" + " ?".join(map(re.escape, letters)) + r"(?![^\W_])")
+    return _whole_words(" ?".join(map(re.escape, letters)))
 
 
 def misread_name_pattern(letters: str) -> re.Pattern:
@@ -105,7 +105,12 @@ def misread_name_pattern(letters: str) -> re.Pattern:
     MIN_MISREAD_LETTERS or more only, where the other letters still say which name it is."""
     spelled = [" ?".join(re.escape(ch) if k != misread else r"[^\W_]" for k, ch in enumerate(letters))
                for misread in range(len(letters))]
-    return re.compile(r"(?<![^\W_])(?:" + "|".join(spelled) + r")(?![^\W_])")
+    return _whole_words("(?:" + "|".join(spelled) + ")")
+
+
+def _whole_words(body: str) -> re.Pattern:
+    """``body`` matched only from a word's start to a word's end."""
+    return re.compile(r"(?<![^\W_])" + body + r"(?![^\W_])")
 
 
 # A shop's name of at least this many letters and digits may have one of them misread (misread_name_pattern).

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from loupe.api import Collection
 from loupe.base.config import Settings
+from loupe.evals import ray_bench
 from loupe.evals.paths import DATASETS
 from loupe.tools.models import Models
 from loupe.tools.process import configure_process
@@ -32,17 +33,13 @@ BUCKET = "bench"
 
 
 def sample(photos: int, receipts: int, folder: Path) -> tuple[list[Path], list[str]]:
-    """The photos (to search by their bytes) and the receipts' shop names (to search by words)."""
-    folder.mkdir(parents=True)
+    """The Ray benchmark's files copied into ``folder``; the photos (to search by their bytes) and the receipts'
+    shop names (to search by words)."""
+    ray_bench.sample(photos, receipts, folder)
     pictures = sorted((DATASETS / "holidays" / "images").iterdir())[:photos]
-    for path in pictures:
-        shutil.copyfile(path, folder / path.name)
-    shops = []
-    for path in sorted((DATASETS / "sroie" / "images").iterdir())[:receipts]:
-        shutil.copyfile(path, folder / f"receipt_{path.name}")
-        key = DATASETS / "sroie" / "key" / f"{path.stem}.json"
-        shops.append(json.loads(key.read_text(encoding="utf-8"))["company"])
-    return pictures, shops
+    keys = [DATASETS / "sroie" / "key" / f"{path.stem}.json"
+            for path in sorted((DATASETS / "sroie" / "images").iterdir())[:receipts]]
+    return pictures, [json.loads(key.read_text(encoding="utf-8"))["company"] for key in keys]
 
 
 def measure(settings: Settings, models: Models, folder: Path, pictures: list[Path], shops: list[str],

@@ -147,14 +147,14 @@ class Collection:
         """Index folders, files or s3:// prefixes (loupe/object_inputs.py); a re-run only reads new and changed
         files. Files that could not be indexed are in ``report.problems``, one line each; they never stop the
         run. ``metadata`` is a CSV or JSONL file, or one already read with ``loupe.metadata.load_metadata``
-        (``loupe index`` reads it first, to index without it when the file is broken). ``engine="ray"`` runs the models in ``workers`` Ray actors
-        (default 2) on the cluster at ``ray_address`` (loupe/ray_indexer.py, the ``[ray]`` extra)."""
+        (``loupe index`` reads it first, to index without it when the file is broken). ``engine="ray"`` runs
+        the models in ``workers`` Ray actors (default 2) on the cluster at ``ray_address`` (loupe/ray_indexer.py,
+        the ``[ray]`` extra)."""
         from loupe.metadata import MetadataIndex, load_metadata
+        from loupe.object_inputs import local_roots
 
         entries = metadata if isinstance(metadata, MetadataIndex) or metadata is None \
             else load_metadata(Path(metadata).expanduser())
-        from loupe.object_inputs import local_roots
-
         roots = local_roots(paths, self.settings.storage_endpoint_url, progress)  # an s3:// prefix: its mirror
         try:
             if engine == "ray":

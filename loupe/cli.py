@@ -81,8 +81,8 @@ def index(
 def run_index(settings: Settings, paths: list[str | Path], metadata: Path | None, prune: bool, batch_size: int,
               follow_symlinks: bool = False, workers: int | None = None, engine: str = "local",
               ray_address: str | None = None):
-    """Index through the Python API (on Ray with engine="ray") with a progress bar; a broken metadata file is named and left
-    out; the image encoder in use is named, with why (``image_encoder = "auto"`` chooses it)."""
+    """Index through the Python API (on Ray with engine="ray") with a progress bar; a broken metadata file is
+    named and left out; the image encoder in use is named, with why (``image_encoder = "auto"`` chooses it)."""
     from loupe.api import Collection
     from loupe.display import console, print_report
     from loupe.metadata import load_metadata

@@ -39,7 +39,8 @@ def index_with_ray(settings: Settings, roots: list[Path], address: str | None = 
                    workers: int = DEFAULT_WORKERS, batch_size: int = 16, metadata: MetadataIndex | None = None,
                    prune: bool = False, follow_symlinks: bool = False,
                    progress: ProgressCallback | None = None) -> IndexReport:
-    """Index ``roots`` into the configured index (a folder or s3://...) with ``workers`` model actors on the Ray cluster at ``address``.
+    """Index ``roots`` into the configured index (a folder or s3://) with ``workers`` model actors on the Ray
+    cluster at ``address``.
 
     ``address`` None uses the Ray connection this process has, or starts a local Ray for the run
     (``ray.init``'s own rule, so ``RAY_ADDRESS`` also works). The report is the single-process indexer's;

@@ -100,12 +100,13 @@ def name_pattern(letters: str) -> re.Pattern:
 
 
 def misread_name_pattern(letters: str) -> re.Pattern:
-    """Like :func:`name_pattern`, but one of the letters may be any other letter or digit: OCR misreads one
-    character of a printed name ("LJAN HING" for LIAN HING, "79 SPEED MART" for 99). For names of
-    MIN_MISREAD_LETTERS or more only, where the other letters still say which name it is."""
-    spelled = [" ?".join(re.escape(ch) if k != misread else r"[^\W_]" for k, ch in enumerate(letters))
-               for misread in range(len(letters))]
-    return _whole_words("(?:" + "|".join(spelled) + ")")
+    """Like :func:`name_pattern`, but one of the letters may be misread as any other letter or digit, or lost:
+    OCR does both to a printed name ("LJAN HING" and "LAN HING" for LIAN HING, "79 SPEED MART" for 99). For
+    names of MIN_MISREAD_LETTERS or more only, where the other letters still say which name it is."""
+    misread = [" ?".join(re.escape(ch) if k != at else r"[^\W_]" for k, ch in enumerate(letters))
+               for at in range(len(letters))]
+    lost = [" ?".join(re.escape(ch) for k, ch in enumerate(letters) if k != at) for at in range(len(letters))]
+    return _whole_words("(?:" + "|".join(misread + lost) + ")")
 
 
 def _whole_words(body: str) -> re.Pattern:

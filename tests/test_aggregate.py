@@ -62,6 +62,16 @@ def _id(table: ImageTable, name: str) -> str:
     return table.find(f"file_name = '{name}'", limit=1, columns=["id"])[0]["id"]
 
 
+def test_a_run_of_the_typed_words_may_have_one_letter_misread_or_lost(tmp_path: Path) -> None:
+    """OCR lost the I of LIAN HING: the name is still found when typed with other words around it."""
+    table = ImageTable.open_or_create(tmp_path / "index", INFO)
+    misread = receipt_row("073", [_line("LAN HING STATIONERY SDN BHD", 0.1), _line("TOTAL 79.50", 0.5)])
+    table.upsert([misread, receipt_row("500", [], "/photos/beach.jpg")])
+    for typed in ("lian hing", "stationery lian hing", "lian hing stationery"):
+        assert aggregate(table, "count", shop=typed).ids == [misread["id"]]
+    assert aggregate(table, "count", shop="stationery lian king").value == 0  # one letter in one run, no more
+
+
 def test_the_sum_spent_at_a_shop_in_a_year_names_its_receipts(table: ImageTable) -> None:
     result = aggregate(table, "sum", "total", [Condition("year", "=", 2018)], shop="aeon")
     assert result.value == pytest.approx(75.00 + 17.70 + 5.90 + 5.90) and result.currency is None

@@ -42,6 +42,17 @@ def test_a_total_is_read_from_the_amount_in_its_row() -> None:
     assert printed_total(lines) == 54.50
 
 
+@pytest.mark.parametrize(("label", "amount", "total"), [
+    ("Net Amt :", "53.55", 53.55),  # a restaurant's label for the amount due
+    ("Tatal Sales (Inclusive of GST) :", "32.70", 32.70),  # OCR read the O of TOTAL as A
+    ("GRAND TOTAL", "10 00", 10.00),  # OCR read the decimal point as a space
+    ("GrossAmt", "47.80", None),  # before service tax: not what was paid
+    ("Item", "10 00", None),  # a pair of numbers beside no total label stays a pair
+])
+def test_labels_and_amounts_as_ocr_reads_them(label: str, amount: str, total: float | None) -> None:
+    assert printed_total([_line(label, 0.05, 0.70, 0.4), _line(amount, 0.8, 0.70)]) == total
+
+
 def test_no_total_label_means_no_total() -> None:
     assert printed_total([_line("THANK YOU", 0.1, 0.9), _line("12.00", 0.8, 0.9)]) is None
 

@@ -126,17 +126,28 @@ def _selected(table: ImageTable, where: str, shop: str | None, column: str | Non
     words = fold(shop).split()
     if not words:
         raise AggregateError(f"the shop {shop[:40]!r} has no letters or digits to match")
-    letters = "".join(words)
-    whole = [name_pattern(letters), *([misread_name_pattern(letters)] if len(letters) >= MIN_MISREAD_LETTERS
-                                      else [])]
-    each = [name_pattern(word) for word in words]
-    return [row for row in rows if row["shop"] and _names(fold(row["shop"]), whole, each)]
+    readings = _name_readings(words)
+    return [row for row in rows if row["shop"] and _found(fold(row["shop"]), readings)]
 
 
-def _names(printed: str, whole: list[re.Pattern], each: list[re.Pattern]) -> bool:
-    """The name as typed, spaces anywhere ("mrdiy" in "mr d i y"), a long one also with one character misread
-    ("ljan hing"), or each typed word in any order ("stationery lian hing" is LIAN HING STATIONERY SDN BHD)."""
-    return any(pattern.search(printed) for pattern in whole) or all(pattern.search(printed) for pattern in each)
+def _found(printed: str, readings: list[list[re.Pattern]]) -> bool:
+    return any(all(pattern.search(printed) for pattern in reading) for reading in readings)
+
+
+def _name_readings(words: list[str]) -> list[list[re.Pattern]]:
+    """The ways a typed name may be found in a stored shop name, each a list of patterns that must all match:
+    its letters with spaces anywhere ("mrdiy" in "mr d i y"), each typed word in any order ("stationery lian
+    hing" is LIAN HING STATIONERY SDN BHD), and, where a run of typed words has MIN_MISREAD_LETTERS or more,
+    that run with one character misread or lost and the other words as typed ("stationery lian hing" is also
+    LAN HING STATIONERY, as OCR read it)."""
+    readings = []
+    for start in range(len(words)):
+        for end in range(start + 1, len(words) + 1):
+            run, rest = "".join(words[start:end]), [name_pattern(word) for word in words[:start] + words[end:]]
+            readings.append([name_pattern(run), *rest])
+            if len(run) >= MIN_MISREAD_LETTERS:
+                readings.append([misread_name_pattern(run), *rest])
+    return readings
 
 
 def _figure(measure: str, column: str | None, rows: list[dict[str, Any]]) -> Figure:

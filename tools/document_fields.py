@@ -17,7 +17,7 @@ import unicodedata
 from collections import Counter
 
 # Raised whenever a rule below changes what is read: `loupe index` then reads every stored row's text again.
-FIELDS_VERSION = 1
+FIELDS_VERSION = 2
 MONTHS = {name: number for number, names in enumerate(
     [("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"), ("may",), ("jun", "june"),
      ("jul", "july"), ("aug", "august"), ("sep", "sept", "september"), ("oct", "october"), ("nov", "november"),
@@ -37,13 +37,16 @@ _DAY_MONTH_NAME = re.compile(rf"(?<!\d)(\d{{1,2}})[\s\-/.]*({_MONTH_NAMES})[a-z]
 _MONTH_NAME_DAY = re.compile(rf"\b({_MONTH_NAMES})[a-z]*\.?\s+(\d{{1,2}}),?\s+(\d{{4}})(?!\d)", re.I)
 _COMPACT = re.compile(r"(\d{2})(\d{2})(\d{2})(\d{2})")  # 20180304, 27032018: only as the whole text
 _AMOUNT = re.compile(r"(?<![\d.\-])(\d{1,6}(?:,\d{3})*[.,]\d{2})(?![\d.])")
-_TOTAL_LINE = re.compile(r"t[o0u]t[a4]?l|jumlah|am(?:oun)?t\.? due|grand|nett|round", re.I)  # OCR writes TOTL, TUTAL
-_NOT_TOTAL = re.compile(r"sub\s*-?\s*t[o0u]t[a4]?l|t[o0u]t[a4]?l\s*(qty|quantity|items?|tax|gst|discount|disc|saving)|"
+_TOTAL = r"t[o0ua]t[a4]?l"  # OCR writes TOTL, TUTAL, TATAL
+_NET_AMOUNT = r"\bnet\s*am(?:oun)?t\b"  # "Net Amt :", "NET AMOUNT"
+_TOTAL_LINE = re.compile(rf"{_TOTAL}|jumlah|am(?:oun)?t\.? due|grand|nett|{_NET_AMOUNT}|round", re.I)
+_NOT_TOTAL = re.compile(rf"sub\s*-?\s*{_TOTAL}|{_TOTAL}\s*(qty|quantity|items?|tax|gst|discount|disc|saving)|"
                         r"\bqty\b|tax\b|change|cash|tender|paid|excl|\(ex\)", re.I)
-_FINAL_TOTAL = re.compile(r"incl|grand|nett|net t[o0u]t|round\w* t[o0u]t|am(?:oun)?t\.? due|t[o0u]t[a4]?l amount|"
-                          r"payable|\(rm\)", re.I)
+_FINAL_TOTAL = re.compile(rf"incl|grand|nett|net {_TOTAL}|{_NET_AMOUNT}|round\w* {_TOTAL}|am(?:oun)?t\.? due|"
+                          rf"{_TOTAL} amount|payable|\(rm\)", re.I)
 _ROUNDING = re.compile(r"round", re.I)
-_TOTAL_WORD = re.compile(r"t[o0u]t[a4]?l|jumlah|amount|grand|nett", re.I)
+_TOTAL_WORD = re.compile(rf"{_TOTAL}|jumlah|amount|grand|nett", re.I)
+_SPACED_AMOUNT = re.compile(r"^\s*(\d{1,6}) (\d{2})\s*$")  # "10 00": a line of only an amount whose point OCR lost
 _ADJUSTMENT = re.compile(r"(?<![\d.])-?\s?0[.,]0\d(?!\d)")  # a rounding adjustment: a few cents, either sign
 _SUMMARY = re.compile(r"summary|tax code", re.I)  # a tax summary's "Total:" row repeats the net amount
 FINAL_WEIGHT = 3  # a label that says the total is final (inclusive, grand, rounded) outweighs two plain ones
@@ -305,8 +308,16 @@ def _labelled_amount(text: str, bounds: Box, placed: list[tuple[str, Box]]) -> f
         return None
     beside = [(distance, other_left, amounts[-1]) for distance, other_left, other in _row(bounds, placed)
               if (other is text or not _NOT_TOTAL.search(other))
-              and (amounts := [a for a in map(_number, _AMOUNT.findall(other)) if a > 0])]
+              and (amounts := [a for a in _amounts_beside_label(other) if a > 0])]
     return min(beside)[2] if beside else None
+
+
+def _amounts_beside_label(text: str) -> list[float]:
+    """The amounts in a line of a total's row; a line that is nothing but "10 00" is 10.00 there, as OCR often
+    reads a small decimal point as a space (elsewhere such a pair may be a quantity and a code)."""
+    if spaced := _SPACED_AMOUNT.match(text):
+        return [float(f"{spaced[1]}.{spaced[2]}")]
+    return [_number(amount) for amount in _AMOUNT.findall(text)]
 
 
 def _after_rounding(total: float, total_top: float, placed: list[tuple[str, Box]]) -> float:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from loupe.tools.document_fields import MONTHS
@@ -85,10 +85,23 @@ _MONTH = "|".join(sorted([m for m in MONTHS if m != "may"] + list(_MISSPELT_MONT
 # "may" is a month only where no verb reading fits: "in May", "May 2018", "the May ones".
 _MONTH_YEAR = re.compile(rf"\b({_MONTH}|may)\.?\s*(?:of\s+|,\s*)?((?:19|20)\d\d)\b", re.I)
 # A span within one year: "oct to dec 2017", "between 1 and 15 march 2018", "from the 3rd to the 9th of May 2018".
-_SPAN = re.compile(rf"\b(?:(?:from|between)\s+)?(?:the\s+)?(?:(\d{{1,2}})(?:st|nd|rd|th)?|({_MONTH}|may))\s*"
-                   rf"(?:to|till|until|through|and|-)\s*(?:the\s+)?(?:(\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+)?"
-                   rf"({_MONTH}|may)\.?\s*,?\s*"
-                   r"((?:19|20)\d\d)\b", re.I)
+_SPAN = re.compile(rf"\b(?:(?:from|between)\s+)?(?:the\s+)?(?:(?P<first_day>\d{{1,2}})(?:st|nd|rd|th)?|"
+                   rf"(?P<first_month>{_MONTH}|may))\s*(?P<link>to|till|until|through|and|-|vs\.?|versus|or)\s*"
+                   rf"(?:the\s+)?(?:(?P<last_day>\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+)?"
+                   rf"(?P<last_month>{_MONTH}|may)\.?\s*,?\s*(?P<year>(?:19|20)\d\d)\b", re.I)
+_VERSUS = re.compile(r"vs\.?|versus|or", re.I)  # "jan vs feb 2018" compares two months: a span only if adjacent
+# A quarter of a year: "Q3 2017", "the last quarter of 2018", "4th quarter 2017".
+_QUARTERS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4, "last": 4,
+             "final": 4}
+_QUARTER = re.compile(rf"\bq([1-4])\s*(?:of\s+|,\s*)?((?:19|20)\d\d)\b|"
+                      rf"\b(?:the\s+)?({'|'.join(_QUARTERS)})\s+quarter\s+(?:of\s+)?((?:19|20)\d\d)\b", re.I)
+# From a day or a month on, or up to one: "since march 2018", "before 1 feb 2018", "from 15 march 2018 onwards"
+# ("from" says "on" only with "onwards": "receipts from march 2018" are March's).
+_DAY = rf"(?:the\s+)?(?:(\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+)?({_MONTH}|may)\.?\s*,?\s*((?:19|20)\d\d)\b"
+_ONWARDS = r"\s+(?:on|onwards?|forwards?|and later|or later)\b"
+_OPEN_SPAN = re.compile(rf"\b(since|after|starting(?:\s+from)?|until|till|before|up\s+to|"
+                        rf"from(?=[\w\s]*?{_ONWARDS}))\s+{_DAY}"
+                        rf"(?:{_ONWARDS})?", re.I)
 _MONTH_ALONE = re.compile(rf"\b({_MONTH})\b\.?|\b(?:in|from|during|of|the)\s+(may)\b", re.I)
 _YEAR = re.compile(r"(?<![\d.,])((?:19|20)\d\d)(?![\d.,]\d)")
 _RELATIVE_YEAR = re.compile(r"\b(last|this|previous|past)\s+year\b", re.I)
@@ -106,7 +119,7 @@ those them they ones one only just now then so ok okay okey hmm hm um well pleas
 about show me give list keep drop exclude remove without hide filter narrow instead rather also same again
 receipts receipt bills bill photos pictures images pics results ones dated date made taken bought i my we our
 you any anything there here out of among thos tho tell can could would will should shall let see
-narrow ah oh uh er yeah yes yep go
+narrow ah oh uh er yeah yes yep go hey hi hello yo lol haha hehe omg btw
 cost costs costing price priced prices paid spent spend pay expensive cheap amount total money
 """.split())
 _WORD = re.compile(r"[\w'-]+")
@@ -138,6 +151,9 @@ _MANY = re.compile(r"\b(altogether|all together|in total|overall|so far|combined
 _TIMES = re.compile(r"\bwhen(?:'?s)?\b|\bwhat (?:date|day)\b|\bdate of\b|\b(?:last|first) time\b", re.I)
 _LATEST = re.compile(r"\b(last|latest|most recent|recent(?:ly)?|newest)\b", re.I)
 _EARLIEST = re.compile(r"\b(first|earliest|oldest)\b", re.I)
+# "the earliest receipt in Q4 2017", "my first visit to popular": a date asked without "when"
+_FIRST_OR_LAST_ONE = re.compile(r"\b(first|earliest|oldest|last|latest|most recent|newest)\s+(?:[\w'-]+\s+)?"
+                                r"(?:receipts?|reciepts?|bills?|visits?|trips?|purchases?)\b", re.I)
 _MOST = re.compile(r"\b(biggest|largest|highest|priciest|dearest|most expensive|most i (?:ever )?(?:paid|spent))\b",
                    re.I)
 _LEAST = re.compile(r"\b(smallest|lowest|cheapest|least expensive|least i (?:ever )?(?:paid|spent))\b", re.I)
@@ -163,7 +179,7 @@ shop shops shopped shopping store stores place places station outlet merchant tr
 stuff fill up paid pay money month months year years receipt receipts reciepts recipts resit bills bill have
 has got get i've ive i'd did do does was were is are at from to in on for by per each gets much
 spnd mny cash drop dropped damage add added adds come comes came make made keep kept had r everything grand
-purchase purchases
+purchase purchases vs versus more fewer less often
 """.split())
 _SHOP_WORD = re.compile(r"[\w'&-]+(?:\.[\w&-]+)*\.?")
 
@@ -205,6 +221,9 @@ def aggregation(text: str, dated: bool) -> Aggregation | None:
         return Aggregation("earliest" if _EARLIEST.search(undated) else "latest", shop_words(words))
     if _SHOWS.search(words):
         return None
+    if first_or_last := _FIRST_OR_LAST_ONE.search(undated):
+        earliest = _EARLIEST.search(first_or_last.group(1))
+        return Aggregation("earliest" if earliest else "latest", shop_words(words))
     if (_MOST.search(words) or _LEAST.search(words)) and _OF_MANY.search(words):
         return Aggregation("max" if _MOST.search(words) else "min", shop_words(words))
     if not _MONEY.search(words):
@@ -227,7 +246,9 @@ def shop_words(text: str) -> str:
 # What a receipt prints that Loupe does not read into a field: asked about, it says so rather than guess.
 _UNREADABLE = [(re.compile(pattern, re.I), what) for pattern, what in (
     (r"\bwhat (?:did|do|have) (?:i|we) (?:buy|bought|get|order|ordered|purchase)\b|\b(?:items?|products?|"
-     r"things) (?:did|do) i\b|\bwhat items\b|\bhow many (?:items?|products?|things|pieces|units)\b",
+     r"things) (?:did|do) i\b|\bwhat items\b|\bhow many (?:items?|products?|things|pieces|units)\b|"
+     r"\b(?:single|individual|one)\s+(?:items?|products?|things?)\b|"
+     r"\b(?:items?|products?) (?:i|we) (?:bought|got|purchased|ordered)\b",
      "the items bought"),
     (r"\bhow (?:many|much) (?!receipts?\b|reciepts?\b|recipts?\b|times\b|bills?\b|visits?\b|trips?\b|money\b)"
      r"[\w ]{1,30}? did (?:i|we) (?:buy|get|order|eat|drink|use)\b", "quantities"),
@@ -238,6 +259,8 @@ _UNREADABLE = [(re.compile(pattern, re.I), what) for pattern, what in (
     (r"\bchange (?:did|was|do)\b|\bmy change\b", "the change given"),
     (r"\b(?:cashier|waiter|waitress|served)\b", "who served"),
     (r"\b(?:discounts?|savings?|saved?)\b", "discounts"),
+    (r"\b(?:loyalty|reward|rewards|bonus|member(?:ship)?)\s+points?\b|\bpoints (?:did|have) (?:i|we)\b",
+     "loyalty points"),
     (r"\btips?\b", "tips"),
     (r"\bservice charge", "service charges"),
     (r"\b(?:average|mean)\b", "averages"),
@@ -301,8 +324,9 @@ def filters(text: str, today: date | None = None) -> list[dict[str, Any]]:
     today = today or date.today()
     found: list[dict[str, Any]] = []
     if span := _span(text):
-        found += [_condition("date", ">=", span[0]), _condition("date", "<=", span[1])]
-        text = _SPAN.sub(" ", text)
+        found += [_condition("date", op, day) for op, day in ((">=", span[0]), ("<=", span[1])) if day]
+        for pattern in (_QUARTER, _SPAN, _OPEN_SPAN):
+            text = pattern.sub(" ", text)
     month_years = [] if span else [(_month_number(m.group(1)), int(m.group(2))) for m in _MONTH_YEAR.finditer(text)]
     rest = _MONTH_YEAR.sub(" ", text)
     if len(month_years) == 1:
@@ -332,19 +356,49 @@ def filters(text: str, today: date | None = None) -> list[dict[str, Any]]:
     return found
 
 
-def _span(text: str) -> tuple[str, str] | None:
-    """The first and last day of a span of months or of days in one month ("oct to dec 2017"), if any."""
-    match = _SPAN.search(text)
-    if not match or (match.group(1) is None) != (match.group(3) is None):  # days go with days, months with months
+def _span(text: str) -> tuple[str | None, str | None] | None:
+    """The first and last day of a span of months or of days in one month ("oct to dec 2017"), of two adjacent
+    months compared ("jan vs feb 2018"), of a quarter ("Q3 2017"), or from or up to a day ("since 15 march
+    2018": no last day; "before march 2018": no first day), if any."""
+    if quarter := _QUARTER.search(text):
+        number = int(quarter.group(1)) if quarter.group(1) else _QUARTERS[quarter.group(3).lower()]
+        year = int(quarter.group(2) or quarter.group(4))
+        last = 3 * number
+        return f"{year:04d}-{last - 2:02d}-01", f"{year:04d}-{last:02d}-{calendar.monthrange(year, last)[1]:02d}"
+    if match := _SPAN.search(text):
+        return _closed_span(match)
+    if match := _OPEN_SPAN.search(text):
+        return _open_span(match)
+    return None
+
+
+def _open_span(match: re.Match) -> tuple[str | None, str | None] | None:
+    """From or up to a day, or a month's first or last day: (start, None) or (None, end)."""
+    year, month = int(match.group(4)), _month_number(match.group(3))
+    days = calendar.monthrange(year, month)[1]
+    day = int(match.group(2)) if match.group(2) else None
+    if day is not None and not 1 <= day <= days:
         return None
-    year, last = int(match.group(5)), _month_number(match.group(4))
-    if match.group(1):
-        first_day, last_day = int(match.group(1)), int(match.group(3))
-        if not 1 <= first_day <= last_day <= calendar.monthrange(year, last)[1]:
+    first, last = date(year, month, day or 1), date(year, month, day or days)
+    word = match.group(1).lower()
+    if word == "before":
+        return None, (first - timedelta(days=1)).isoformat()
+    if word in ("until", "till", "up to"):
+        return None, last.isoformat()
+    return ((last + timedelta(days=1)) if word == "after" else first).isoformat(), None
+
+
+def _closed_span(match: re.Match) -> tuple[str, str] | None:
+    if (match["first_day"] is None) != (match["last_day"] is None):  # days go with days, months with months
+        return None
+    year, last = int(match["year"]), _month_number(match["last_month"])
+    if match["first_day"]:
+        first_day, last_day = int(match["first_day"]), int(match["last_day"])
+        if _VERSUS.fullmatch(match["link"]) or not 1 <= first_day <= last_day <= calendar.monthrange(year, last)[1]:
             return None
         return f"{year:04d}-{last:02d}-{first_day:02d}", f"{year:04d}-{last:02d}-{last_day:02d}"
-    first = _month_number(match.group(2))
-    if first > last:
+    first = _month_number(match["first_month"])
+    if first > last or (_VERSUS.fullmatch(match["link"]) and last != first + 1):
         return None
     return f"{year:04d}-{first:02d}-01", f"{year:04d}-{last:02d}-{calendar.monthrange(year, last)[1]:02d}"
 
@@ -400,7 +454,11 @@ def search_words(text: str) -> str:
 
 
 def _strip_conditions(text: str) -> str:
-    words = _MONTH_YEAR.sub(" ", _SPAN.sub(" ", text) if _span(text) else text)
+    words = text
+    if _span(text):
+        for pattern in (_QUARTER, _SPAN, _OPEN_SPAN):
+            words = pattern.sub(" ", words)
+    words = _MONTH_YEAR.sub(" ", words)
     for pattern in (_RELATIVE_YEAR, _PRICE_BELOW, _PRICE_ABOVE, _YEAR):
         words = pattern.sub(" ", words)
     words = re.sub(r"\b(?:in|from|during|of|dated)\s+(?=\s|$)", " ", words, flags=re.I)

@@ -46,10 +46,11 @@ def candidates(toolbox, entries: list[dict]) -> list[dict]:
         query = search_words(entry["turns"][0]["text"])
         rankings, coverage = search._rankings(toolbox.table, toolbox.models, query, None)
         scores, _, rows = search.fuse(rankings)
+        judged = search.match_scores(rankings)  # what text_search judges a match by (no bridge)
         expected = set(entry.get("expected_records") or [])
         ranked = sorted(scores, key=lambda i: -scores[i])[:search.PER_RETRIEVER]
         found.append({"id": entry["id"], "nothing": bool(entry.get("expect_nothing")),
-                      "candidates": [(scores[i], coverage.get(i, 0.0),
+                      "candidates": [(judged.get(i, 0.0), coverage.get(i, 0.0),
                                       any(rows[i]["path"].endswith("/" + e) for e in expected)) for i in ranked]})
     return found
 

@@ -60,6 +60,22 @@ def _year(year: int) -> dict:
     ("what was my cheapest trip to mr diy", {"measure": "min", "shop": "mr diy", "filters": []}),
     ("add up all my receipts from 2018", {"measure": "sum", "filters": [_year(2018)]}),
     ("whats the grand total of everything i spent", {"measure": "sum", "filters": []}),
+    ("hey, how many times did i go to 99 speedmart", {"measure": "count", "shop": "99 speedmart", "filters": []}),
+    ("hi! how much did we blow at three stooges in total lol", {"measure": "sum", "shop": "three stooges",
+                                                                "filters": []}),
+    ("how often did i buy from unihakka from 15 march 2018 onwards?", {"measure": "count", "shop": "unihakka",
+        "filters": [{"column": "date", "op": ">=", "value": "2018-03-15"}]}),
+    ("how many reciepts in the last quarter of 2018?", {"measure": "count", "filters": [
+        {"column": "date", "op": ">=", "value": "2018-10-01"}, {"column": "date", "op": "<=", "value": "2018-12-31"}]}),
+    ("earliest receipt in q4 2017?", {"measure": "earliest", "filters": [
+        {"column": "date", "op": ">=", "value": "2017-10-01"}, {"column": "date", "op": "<=", "value": "2017-12-31"}]}),
+    ("when was my first visit to popular bookstore", {"measure": "earliest", "shop": "popular bookstore",
+                                                      "filters": []}),
+    ("jan vs feb 2018, which month did i have more receipts in?", {"measure": "count", "group_by": "month",
+        "filters": [{"column": "date", "op": ">=", "value": "2018-01-01"},
+                    {"column": "date", "op": "<=", "value": "2018-02-28"}]}),
+    ("hey what store did i go to most often in january 2018", {"measure": "count", "group_by": "shop", "filters": [
+        {"column": "date", "op": ">=", "value": "2018-01-01"}, {"column": "date", "op": "<=", "value": "2018-01-31"}]}),
 ])
 def test_collection_questions_go_to_aggregate_with_their_arguments(text: str, args: dict) -> None:
     assert _call(text) == (ToolName.AGGREGATE, args)
@@ -90,7 +106,9 @@ def test_an_undated_sum_at_a_shop_adds_up_only_several_receipts(receipts: int | 
 @pytest.mark.fast
 @pytest.mark.parametrize("text", ["what did I buy at the hardware store?", "how many calories did i eat at nandos",
                                   "how much gst did i pay in march 2018", "which receipts were paid in cash",
-                                  "how many items were on my mr diy receipts", "which payment card did i use most"])
+                                  "how many items were on my mr diy receipts", "which payment card did i use most",
+                                  "how many loyalty points have i earned at mr diy so far",
+                                  "what's the most expensive single item i bought at ikano?"])
 def test_what_no_field_holds_runs_no_tool(text: str) -> None:
     assert _call(text) == (None, {})
 

@@ -72,6 +72,14 @@ def test_a_run_of_the_typed_words_may_have_one_letter_misread_or_lost(tmp_path: 
     assert aggregate(table, "count", shop="stationery lian king").value == 0  # one letter in one run, no more
 
 
+def test_a_shop_typed_with_its_kind_or_legal_form_is_found(table: ImageTable) -> None:
+    """"aeon store" is AEON CO.; "mr diy sdn bhd" is also MR. D.I.Y. (M) where no SDN BHD was read."""
+    assert aggregate(table, "count", shop="aeon store").value == len(AEON)
+    assert aggregate(table, "count", shop="aeonstore").value == len(AEON)
+    assert aggregate(table, "count", shop="mr diy sdn bhd").value == len(MR_DIY)
+    assert aggregate(table, "count", shop="shell co").value == 2  # Shell's two, not AEON CO.'s
+
+
 def test_the_sum_spent_at_a_shop_in_a_year_names_its_receipts(table: ImageTable) -> None:
     result = aggregate(table, "sum", "total", [Condition("year", "=", 2018)], shop="aeon")
     assert result.value == pytest.approx(75.00 + 17.70 + 5.90 + 5.90) and result.currency is None

@@ -59,6 +59,15 @@ def test_comparisons_order_the_previous_results(text: str, column: str, descendi
     ("just the febuary one", [("date", "contains", "-02-")]),  # typed fast
     ("january only. go", [("date", "contains", "-01-")]),
     ("ah just the one from febuary 2017", [("date", ">=", "2017-02-01"), ("date", "<=", "2017-02-28")]),
+    ("spending in Q3 2017", [("date", ">=", "2017-07-01"), ("date", "<=", "2017-09-30")]),
+    ("the 2nd quarter of 2018", [("date", ">=", "2018-04-01"), ("date", "<=", "2018-06-30")]),
+    ("receipts since march 2018", [("date", ">=", "2018-03-01")]),
+    ("from 15 march 2018 onwards", [("date", ">=", "2018-03-15")]),
+    ("receipts from march 2018", [("date", ">=", "2018-03-01"), ("date", "<=", "2018-03-31")]),  # March's own
+    ("after march 2018", [("date", ">=", "2018-04-01")]),
+    ("before 1 feb 2018", [("date", "<=", "2018-01-31")]),
+    ("up to dec 2017", [("date", "<=", "2017-12-31")]),
+    ("jan vs feb 2018", [("date", ">=", "2018-01-01"), ("date", "<=", "2018-02-28")]),  # two adjacent months
     ("asia mart receipts", []),  # "mart" is no month
     ("may I see the receipts", []),  # nor is the verb "may"
 ])

@@ -41,6 +41,9 @@ MEASURES = ("count", "sum", "min", "max", "latest", "earliest")
 AMOUNT_COLUMNS = ("total", "price", "file_size")  # what sum, min and max add up or compare
 DATE_COLUMNS = ("date", "taken_at", "indexed_at")  # what latest and earliest compare (ISO text sorts as time)
 GROUPS = ("shop", "month", "year")
+# "aeon store", "bookstore", "coffeeshop": the name is the rest
+_KIND_OF_SHOP = re.compile(r"^(?:store|shop)s?$|(?<=\w{3})(?:store|shop)s?$")
+_LEGAL_FORMS = {"co", "company", "sdn", "bhd", "berhad", "inc", "ltd", "llc", "plc", "corp", "pte", "gmbh", "sb"}
 MONEY = ("total", "price")  # summed to the cent; a price is the metadata file's own, taken to be in one currency
 
 
@@ -139,14 +142,23 @@ def _name_readings(words: list[str]) -> list[list[re.Pattern]]:
     its letters with spaces anywhere ("mrdiy" in "mr d i y"), each typed word in any order ("stationery lian
     hing" is LIAN HING STATIONERY SDN BHD), and, where a run of typed words has MIN_MISREAD_LETTERS or more,
     that run with one character misread or lost and the other words as typed ("stationery lian hing" is also
-    LAN HING STATIONERY, as OCR read it)."""
+    LAN HING STATIONERY, as OCR read it). A word that ends in the kind of shop is also read without it
+    ("popular bookstore" is POPULAR BOOK CO.), and the company's legal form may be left out ("popular book co"
+    is also POPULAR BOOK (M) SDN BHD, where OCR did not read the "CO.")."""
+    spellings = [words]
+    without_kind = [shorter for word in words if (shorter := _KIND_OF_SHOP.sub("", word))]
+    without_legal_form = [word for word in words if word not in _LEGAL_FORMS]
+    for typed in (without_kind, without_legal_form):
+        if typed and typed not in spellings:
+            spellings.append(typed)
     readings = []
-    for start in range(len(words)):
-        for end in range(start + 1, len(words) + 1):
-            run, rest = "".join(words[start:end]), [name_pattern(word) for word in words[:start] + words[end:]]
-            readings.append([name_pattern(run), *rest])
-            if len(run) >= MIN_MISREAD_LETTERS:
-                readings.append([misread_name_pattern(run), *rest])
+    for typed in spellings:
+        for start in range(len(typed)):
+            for end in range(start + 1, len(typed) + 1):
+                run, rest = "".join(typed[start:end]), [name_pattern(word) for word in typed[:start] + typed[end:]]
+                readings.append([name_pattern(run), *rest])
+                if len(run) >= MIN_MISREAD_LETTERS:
+                    readings.append([misread_name_pattern(run), *rest])
     return readings
 
 

@@ -1,0 +1,26 @@
+"""Text search's name retriever on a real LanceDB table: a long name is found where OCR misread one character."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loupe.store.image_table import ImageTable
+from loupe.tools.text_search import _name_matches
+from tests.test_aggregate import INFO, _line, receipt_row
+
+pytestmark = pytest.mark.fast  # no model is loaded
+
+
+def test_a_long_name_with_one_character_misread_is_found_first(tmp_path: Path) -> None:
+    table = ImageTable.open_or_create(tmp_path / "index", INFO)
+    misread = receipt_row("042", [_line("Taste Of The WorId Sdn Bhd", 0.1), _line("TOTAL 64.15", 0.5)])
+    other = receipt_row("027", [_line("MR. D.I.Y. (M) SDN BHD", 0.1), _line("WORLD OF TOOLS", 0.2)],
+                        "/receipts/world.jpg")
+    table.upsert([misread, other])
+    ranked, shares = _name_matches(table, "the receipt from TASTE OF THE WORLD SDN BHD", None)
+    assert [row["id"] for row, _ in ranked] == [misread["id"], other["id"]]
+    assert shares[misread["id"]] == 1.0 and shares[other["id"]] < 0.5  # "world" alone is not the name
+    assert _name_matches(table, "taste of the wurst", None)[0][0][0]["id"] == misread["id"]  # "taste" is printed
+    assert _name_matches(table, "tasty wold", None)[0] == []  # two characters off is another name

@@ -213,21 +213,25 @@ def verify(query: LocalFeatures, candidates: dict[str, LocalFeatures],
 def _candidates(table: ImageTable, query: QueryImage, where: str | None) -> dict[str, dict]:
     """Rows by embedding, by content hash and by perceptual hash, each with its cosine and hash distance.
 
-    Two reads: the nearest rows by embedding and the rows whose hashes match, each with the local features
-    that verification needs, so no row is fetched twice (the perceptual hashes come from the table's cache).
+    At most two reads: the nearest rows by embedding and, where that missed any, the rows whose hashes match,
+    each with the local features that verification needs, so no row is fetched twice (the perceptual hashes
+    come from the table's cache).
     """
     rows = {row["id"]: row for row in table.vector_search("image_vector", query.vector, VECTOR_CANDIDATES, where,
                                                          extra_columns=FEATURE_COLUMNS)}
     for row in rows.values():
         row["cosine"] = 1.0 - float(row["_distance"])
 
-    hash_filter = f"sha256 = {sql_string(query.sha256)} OR pixel_sha256 = {sql_string(query.pixel_sha256)}"
     ids, hashes = table.perceptual_hashes()
     close = [ids[i] for i in np.flatnonzero(query.hash_distances(hashes)[0] <= NEAR_DUPLICATE_PHASH_BITS)]
-    if close:
-        hash_filter += " OR id IN (" + ", ".join(sql_string(i) for i in close[:200]) + ")"
-    extra = table.find(f"({hash_filter})" + (f" AND ({where})" if where else ""), limit=200,
-                       columns=[*RECORD_COLUMNS, *FEATURE_COLUMNS, "image_vector"])
+    # The same bytes or pixels give the same perceptual hash, so every exact copy is among ``close``: only the
+    # close rows the embedding search missed are read (none, most of the time), by content hash too past 200.
+    missing = [row_id for row_id in close if row_id not in rows][:200]
+    conditions = [f"id IN ({', '.join(sql_string(i) for i in missing)})"] if missing else []
+    if len(close) > 200:  # too many to name them all: the exact copies by their content hashes as well
+        conditions.append(f"sha256 = {sql_string(query.sha256)} OR pixel_sha256 = {sql_string(query.pixel_sha256)}")
+    extra = table.find(f"({' OR '.join(conditions)})" + (f" AND ({where})" if where else ""), limit=200,
+                       columns=[*RECORD_COLUMNS, *FEATURE_COLUMNS, "image_vector"]) if conditions else []
     for row in extra:
         if row["id"] not in rows:
             row["cosine"] = float(np.asarray(row.pop("image_vector"), np.float32) @ query.vector)

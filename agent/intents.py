@@ -325,8 +325,7 @@ def filters(text: str, today: date | None = None) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     if span := _span(text):
         found += [_condition("date", op, day) for op, day in ((">=", span[0]), ("<=", span[1])) if day]
-        for pattern in (_QUARTER, _SPAN, _OPEN_SPAN):
-            text = pattern.sub(" ", text)
+        text = _without_spans(text)
     month_years = [] if span else [(_month_number(m.group(1)), int(m.group(2))) for m in _MONTH_YEAR.finditer(text)]
     rest = _MONTH_YEAR.sub(" ", text)
     if len(month_years) == 1:
@@ -370,6 +369,13 @@ def _span(text: str) -> tuple[str | None, str | None] | None:
     if match := _OPEN_SPAN.search(text):
         return _open_span(match)
     return None
+
+
+def _without_spans(text: str) -> str:
+    """The text with the spans :func:`_span` reads taken out (quarters, "oct to dec 2017", "since march 2018")."""
+    for pattern in (_QUARTER, _SPAN, _OPEN_SPAN):
+        text = pattern.sub(" ", text)
+    return text
 
 
 def _open_span(match: re.Match) -> tuple[str | None, str | None] | None:
@@ -454,11 +460,7 @@ def search_words(text: str) -> str:
 
 
 def _strip_conditions(text: str) -> str:
-    words = text
-    if _span(text):
-        for pattern in (_QUARTER, _SPAN, _OPEN_SPAN):
-            words = pattern.sub(" ", words)
-    words = _MONTH_YEAR.sub(" ", words)
+    words = _MONTH_YEAR.sub(" ", _without_spans(text) if _span(text) else text)
     for pattern in (_RELATIVE_YEAR, _PRICE_BELOW, _PRICE_ABOVE, _YEAR):
         words = pattern.sub(" ", words)
     words = re.sub(r"\b(?:in|from|during|of|dated)\s+(?=\s|$)", " ", words, flags=re.I)

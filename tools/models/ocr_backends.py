@@ -137,7 +137,7 @@ def _no_extreme_aspect(image: Image.Image) -> Image.Image:
 # settings scale a picture's short side up to 736 px (18 times the pixels of a 200 px photo), turn each line by a
 # direction classifier and keep boxes above 0.5. Detecting at the picture's own size (at most DETECTION_SIDE on the
 # long side) with boxes from 0.3 and no classifier read more and cost less on both sets: SROIE line recall 0.835 ->
-# 0.848, ICDAR word recall 0.687 -> 0.712, 1.6 -> 1.0 s a receipt, 0.63 -> 0.54 s a scene. Leaving out the classifier
+# 0.848, ICDAR word recall 0.687 -> 0.712, 1.72 -> 1.53 s a receipt, 0.63 -> 0.54 s a scene. Leaving out the classifier
 # alone raised recall on both sets (0.835 -> 0.846, 0.687 -> 0.698): it turned more upright lines over than it
 # righted.
 DETECTION_SIDE = 1280

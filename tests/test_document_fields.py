@@ -48,9 +48,23 @@ def test_a_total_is_read_from_the_amount_in_its_row() -> None:
     ("GRAND TOTAL", "10 00", 10.00),  # OCR read the decimal point as a space
     ("GrossAmt", "47.80", None),  # before service tax: not what was paid
     ("Item", "10 00", None),  # a pair of numbers beside no total label stays a pair
+    ("TOTAL", "7-00", 7.00),  # OCR read the point as a hyphen
+    ("TL:RM", "28.60", 28.60),  # a till's abbreviation
+    ("TL", "28.60", None),  # a bare "TL" may be anything
 ])
 def test_labels_and_amounts_as_ocr_reads_them(label: str, amount: str, total: float | None) -> None:
     assert printed_total([_line(label, 0.05, 0.70, 0.4), _line(amount, 0.8, 0.70)]) == total
+
+
+def test_where_no_total_label_shows_an_amount_the_tender_less_the_change_is_the_total() -> None:
+    """026 as Loupe's OCR read it: TOTAL and CASH shared one printed amount, read as a line in CASH's row; the
+    tax summary's "TOTAL :" below is the amount before tax."""
+    lines = [_line("TOTAL", 0.05, 0.671), _line("CASH", 0.05, 0.688), _line("153.35", 0.8, 0.693),
+             _line("CHANGE", 0.05, 0.708), _line("0.00", 0.8, 0.716),
+             _line("GST SUMMARY", 0.3, 0.77), _line("TOTAL :", 0.05, 0.847), _line("144.68", 0.5, 0.853)]
+    assert printed_total(lines) == 153.35
+    no_change = [line for line in lines if line["text"] not in ("CHANGE", "0.00")]
+    assert printed_total(no_change) == 144.68  # cash handed over may be more than the bill: not taken alone
 
 
 def test_no_total_label_means_no_total() -> None:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 
 # Raised whenever a rule below changes what is read: `loupe index` then reads every stored row's text again.
-FIELDS_VERSION = 2
+FIELDS_VERSION = 3
 MONTHS = {name: number for number, names in enumerate(
     [("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"), ("may",), ("jun", "june"),
      ("jul", "july"), ("aug", "august"), ("sep", "sept", "september"), ("oct", "october"), ("nov", "november"),
@@ -39,14 +40,17 @@ _COMPACT = re.compile(r"(\d{2})(\d{2})(\d{2})(\d{2})")  # 20180304, 27032018: on
 _AMOUNT = re.compile(r"(?<![\d.\-])(\d{1,6}(?:,\d{3})*[.,]\d{2})(?![\d.])")
 _TOTAL = r"t[o0ua]t[a4]?l"  # OCR writes TOTL, TUTAL, TATAL
 _NET_AMOUNT = r"\bnet\s*am(?:oun)?t\b"  # "Net Amt :", "NET AMOUNT"
-_TOTAL_LINE = re.compile(rf"{_TOTAL}|jumlah|am(?:oun)?t\.? due|grand|nett|{_NET_AMOUNT}|round", re.I)
+_TOTAL_LINE = re.compile(rf"{_TOTAL}|\btl\s*:|jumlah|am(?:oun)?t\.? due|grand|nett|{_NET_AMOUNT}|round", re.I)
 _NOT_TOTAL = re.compile(rf"sub\s*-?\s*{_TOTAL}|{_TOTAL}\s*(qty|quantity|items?|tax|gst|discount|disc|saving)|"
                         r"\bqty\b|tax\b|change|cash|tender|paid|excl|\(ex\)", re.I)
 _FINAL_TOTAL = re.compile(rf"incl|grand|nett|net {_TOTAL}|{_NET_AMOUNT}|round\w* {_TOTAL}|am(?:oun)?t\.? due|"
                           rf"{_TOTAL} amount|payable|\(rm\)", re.I)
 _ROUNDING = re.compile(r"round", re.I)
 _TOTAL_WORD = re.compile(rf"{_TOTAL}|jumlah|amount|grand|nett", re.I)
-_SPACED_AMOUNT = re.compile(r"^\s*(\d{1,6}) (\d{2})\s*$")  # "10 00": a line of only an amount whose point OCR lost
+_SPACED_AMOUNT = re.compile(r"^\s*(\d{1,6})[ \-](\d{2})\s*$")  # "10 00", "7-00": an amount whose point OCR misread
+_TENDER = re.compile(r"^\W*(?:cash|tunai|visa|master\s*card|credit\s*card|debit\s*card|card|tender(?:ed)?|paid)\b"
+                     r"(?!.*chan?ge)", re.I)  # how it was paid, not "CASH CHANGE"
+_CHANGE = re.compile(r"chan?ge|\bbaki\b", re.I)
 _ADJUSTMENT = re.compile(r"(?<![\d.])-?\s?0[.,]0\d(?!\d)")  # a rounding adjustment: a few cents, either sign
 _SUMMARY = re.compile(r"summary|tax code", re.I)  # a tax summary's "Total:" row repeats the net amount
 FINAL_WEIGHT = 3  # a label that says the total is final (inclusive, grand, rounded) outweighs two plain ones
@@ -290,7 +294,10 @@ def printed_total(lines: list[dict]) -> float | None:
     found = [(amount, bounds[1], FINAL_WEIGHT if _FINAL_TOTAL.search(text) else 1)
              for text, bounds in placed if (amount := _labelled_amount(text, bounds, placed))]
     summary_top = min((top for text, (_, top, _, _) in placed if _SUMMARY.search(text)), default=2.0)
-    found = [candidate for candidate in found if candidate[1] <= summary_top] or found  # "Tax Code" may head items
+    above_summary = [candidate for candidate in found if candidate[1] <= summary_top]
+    if not above_summary and (paid := _tender_less_change(placed, summary_top)):
+        return paid
+    found = above_summary or found  # "Tax Code" may head the items, and then the totals lie below it
     weight: Counter[float] = Counter()
     lowest: dict[float, float] = {}
     for amount, top, points in found:
@@ -306,10 +313,31 @@ def _labelled_amount(text: str, bounds: Box, placed: list[tuple[str, Box]]) -> f
     """The amount a total label shows on its own line or on the nearest line to its right in its row."""
     if not _TOTAL_LINE.search(text) or _NOT_TOTAL.search(text) or _is_adjustment(text):
         return None
+    return _row_amount(bounds, placed, lambda other: other is text or not _NOT_TOTAL.search(other))
+
+
+def _row_amount(bounds: Box, placed: list[tuple[str, Box]], counts: Callable[[str], bool] = lambda _: True,
+                zero: bool = False) -> float | None:
+    """The last amount of the nearest line in the row of ``bounds`` that ``counts``; 0.00 only where ``zero``."""
     beside = [(distance, other_left, amounts[-1]) for distance, other_left, other in _row(bounds, placed)
-              if (other is text or not _NOT_TOTAL.search(other))
-              and (amounts := [a for a in _amounts_beside_label(other) if a > 0])]
+              if counts(other) and (amounts := [a for a in _amounts_beside_label(other) if a > 0 or zero])]
     return min(beside)[2] if beside else None
+
+
+def _tender_less_change(placed: list[tuple[str, Box]], summary_top: float) -> float | None:
+    """The total as paid, where no total label above a tax summary shows its amount (OCR may read the TOTAL
+    and CASH rows' shared amount as one line in the CASH row): the tender less the change printed on the
+    nearest change row below it, "CASH 153.35" and "CHANGE 0.00". Without a change row the tender may be more
+    than the bill, so nothing is taken."""
+    for text, bounds in sorted(placed, key=lambda line: line[1][1]):
+        if bounds[1] > summary_top or not _TENDER.search(text) or not (tender := _row_amount(bounds, placed)):
+            continue
+        changes = [change for other, other_bounds in sorted(placed, key=lambda line: line[1][1])
+                   if other_bounds[1] > bounds[1] and _CHANGE.search(other)
+                   and (change := _row_amount(other_bounds, placed, zero=True)) is not None]
+        if changes and 0 <= changes[0] < tender:
+            return round(tender - changes[0], 2)
+    return None
 
 
 def _amounts_beside_label(text: str) -> list[float]:

@@ -37,8 +37,9 @@ from loupe.tools.records import MatchedRecord, MatchLabel, ToolName
 SYSTEM_PROMPT = """You are Loupe, an image search assistant over the user's photo collection.
 Tools: image_search (same/near-duplicate/similar pictures; give image or record_id), text_search
 (printed text, captions, tags, metadata), ocr (read the text in an image or record), caption (describe one),
-aggregate (exact counts, sums, most/least, latest/earliest over all receipts, by shop, month or year: use it for
-"how much did I spend at X in 2018?" and never add up amounts yourself).
+aggregate (exact counts, sums, most/least, latest/earliest over all receipts, by shop, month or year, or with
+items=true over the items they print: use it for "how much did I spend at X in 2018?" or "the priciest thing I
+bought" and never add up amounts yourself).
 When the user attached an image, their message ends with [attached image: KEY]; pass image="attached".
 "#3" means the third record of the last results; use its id as record_id. Filters ("only 2019", "with a
 price") go in `filters` as conditions on columns year, price, taken_at, camera, file_name, title, format,

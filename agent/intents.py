@@ -154,8 +154,13 @@ _EARLIEST = re.compile(r"\b(first|earliest|oldest)\b", re.I)
 # "the earliest receipt in Q4 2017", "my first visit to popular": a date asked without "when"
 _FIRST_OR_LAST_ONE = re.compile(r"\b(first|earliest|oldest|last|latest|most recent|newest)\s+(?:[\w'-]+\s+)?"
                                 r"(?:receipts?|reciepts?|bills?|visits?|trips?|purchases?)\b", re.I)
-_MOST = re.compile(r"\b(biggest|largest|highest|priciest|dearest|most expensive|most i (?:ever )?(?:paid|spent))\b",
-                   re.I)
+_MOST = re.compile(r"\b(biggest|largest|highest|priciest|dearest|most expensive|most i (?:ever )?(?:paid|spent)|"
+                   r"top[- ]priced)\b", re.I)
+# Questions about the single items a receipt prints (tools/receipt_items.py): "the most expensive thing I bought",
+# "what did I buy at IKEA?", "how many products from AEON"; a "thing" or "stuff" only where it was bought.
+_ITEMS = re.compile(r"\b(?:items?|products?)\b|\b(?:things?|stuff)\b.*\b(?:bought|buy|got|get|ordered|order|"
+                    r"purchased)\b|\bwhat (?:did|do|have) (?:i|we) (?:buy|bought|get|got|order|ordered|purchase)\b",
+                    re.I)
 _LEAST = re.compile(r"\b(smallest|lowest|cheapest|least expensive|least i (?:ever )?(?:paid|spent))\b", re.I)
 _OF_MANY = re.compile(r"\b(receipts?|bills?|amount|total|paid|ever|i have|i've got|ive got|i got|trips?|visits?|"
                       r"purchases?|spen[dt])\b", re.I)
@@ -180,6 +185,8 @@ stuff fill up paid pay money month months year years receipt receipts reciepts r
 has got get i've ive i'd did do does was were is are at from to in on for by per each gets much
 spnd mny cash drop dropped damage add added adds come comes came make made keep kept had r everything grand
 purchase purchases vs versus more fewer less often
+item items product products thing things stuff single individual one across diff different distinct unique
+priced top order ordered purchased ever
 """.split())
 _SHOP_WORD = re.compile(r"[\w'&-]+(?:\.[\w&-]+)*\.?")
 
@@ -192,10 +199,11 @@ class Aggregation:
     shop: str = ""  # the shop's name as typed ("" for every record)
     group_by: str = ""  # shop, month or year ("" for one figure)
     maybe_one: bool = False  # "how much did I spend at X?": a sum, or one receipt's total if X has only one
+    items: bool = False  # over the item lines the receipts print, not the receipts
 
     def to_dict(self) -> dict[str, Any]:
         return {"measure": self.measure, **({"shop": self.shop} if self.shop else {}),
-                **({"group_by": self.group_by} if self.group_by else {})}
+                **({"group_by": self.group_by} if self.group_by else {}), **({"items": True} if self.items else {})}
 
 
 def aggregation(text: str, dated: bool) -> Aggregation | None:
@@ -210,6 +218,10 @@ def aggregation(text: str, dated: bool) -> Aggregation | None:
     words = _REASON.sub("", text)
     if _THESE.search(words) or _AMOUNT.search(words):
         return None
+    if _ITEMS.search(words) and not _GROUP.search(words):
+        measure = "max" if _MOST.search(words) else "min" if _LEAST.search(words) else \
+            "sum" if _SPENDING.search(words) and not _COUNT.search(words) else "count"
+        return Aggregation(measure, shop_words(words), items=True)
     if group := _GROUP.search(words):
         name = next(g for g in group.groups() if g) if any(group.groups()) else "shop"
         measure = "sum" if _SPENDING.search(words) and not _COUNT.search(words) else "count"
@@ -245,13 +257,12 @@ def shop_words(text: str) -> str:
 
 # What a receipt prints that Loupe does not read into a field: asked about, it says so rather than guess.
 _UNREADABLE = [(re.compile(pattern, re.I), what) for pattern, what in (
-    (r"\bwhat (?:did|do|have) (?:i|we) (?:buy|bought|get|order|ordered|purchase)\b|\b(?:items?|products?|"
-     r"things) (?:did|do) i\b|\bwhat items\b|\bhow many (?:items?|products?|things|pieces|units)\b|"
-     r"\b(?:single|individual|one)\s+(?:items?|products?|things?)\b|"
-     r"\b(?:items?|products?) (?:i|we) (?:bought|got|purchased|ordered)\b",
-     "the items bought"),
-    (r"\bhow (?:many|much) (?!receipts?\b|reciepts?\b|recipts?\b|times\b|bills?\b|visits?\b|trips?\b|money\b)"
-     r"[\w ]{1,30}? did (?:i|we) (?:buy|get|order|eat|drink|use)\b", "quantities"),
+    (r"\bhow (?:many|much) (?!receipts?\b|reciepts?\b|recipts?\b|times\b|bills?\b|visits?\b|trips?\b|money\b|"
+     r"items?\b|products?\b|things?\b|stuff\b|diff|different)[\w ]{1,30}? did (?:i|we) "
+     r"(?:buy|get|order|eat|drink|use)\b", "quantities"),
+    (r"\b(?:weight|weigh|grams?|kilos?)\b", "weights"),
+    (r"\b(?:country|countries|origin|made in)\b", "where things were made"),
+    (r"\bon sale\b|\bshelf price\b|\busual price\b", "discounts"),
     (r"\bcalories\b|\bnutrition", "calories"),
     (r"\b(?:gst|sst|vat|tax(?:es)?)\b", "taxes"),
     (r"\b(?:by|with|in) (?:card|cash|visa|mastercard|credit|debit)\b|\bpayment (?:methods?|cards?|types?)\b|"

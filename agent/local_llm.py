@@ -52,11 +52,13 @@ EXAMPLES = [
     ("aggregate", "how much did I spend at Golden Key Hardware in 2018?",
      {"measure": "sum", "shop": "Golden Key Hardware", "year": 2018}),
     ("aggregate", "when did I last go to Shell?", {"measure": "latest", "shop": "Shell"}),
+    ("aggregate", "what's the priciest thing I bought at Golden Key Hardware?",
+     {"measure": "max", "shop": "Golden Key Hardware", "items": True}),
 ]
 RULES = """Rules: image="attached" only when the user's message ends with [attached image: ...]; never put that
 key in record_id. No attached image: search the user's words with text_search (query = the shop, text or
 thing named), except a question about many receipts (how many, how much in all, the most or least, when
-last or first, which shop or month): aggregate computes it; never add up amounts yourself. "#2", "the second
+last or first, which shop or month, what was bought): aggregate computes it; never add up amounts yourself. "#2", "the second
 one", "that one": record_id = the id the last results gave that record."""
 # An answer shown with the result it reads from: given a sentence alone, the 0.5B model copied it word for
 # word, file name included; given a description in <...>, it answered with a list of tool names.

@@ -132,10 +132,10 @@ def explain(steps: list[Step], turn: Turn) -> str:
     """The explanation once every step ran, written from the tool results only (an aggregate's figure is
     stated by the answer node, agent/graph.py, for every model alike)."""
     if not steps and (unread := intents.unreadable(turn.request)):
-        return (f"({LABEL}) I cannot answer that: Loupe reads three things from each receipt, the shop, the date "
-                f"and the total, and {unread} is none of them, so any figure would be a guess. I can count or add "
-                "up receipts by shop and date, find the latest or the largest, or search for the receipts that "
-                "print a word.")
+        return (f"({LABEL}) I cannot answer that: Loupe reads four things from each receipt, the shop, the date, "
+                f"the total and the items with their amounts, and {unread} is none of them, so any figure would be "
+                "a guess. I can count or add up receipts by shop and date, find the latest or the largest receipt "
+                "or item, or search for the receipts that print a word.")
     lines = [f"({LABEL}) " + " ".join(f"I ran {step.tool}: {step.reason}." for step in steps)]
     runs = [run for run in turn.runs if run.call_id.startswith(CALL_PREFIX) and run.result]
     errors = [run.result["error"] for run in runs if run.result.get("error")]

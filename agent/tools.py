@@ -177,17 +177,20 @@ def make_tools(toolbox: Toolbox) -> list[BaseTool]:
 
     @tool("aggregate", response_format="content_and_artifact")
     def aggregate_tool(measure: Measure, shop: str = "", year: int | None = None, since: str = "", until: str = "",
-                       group_by: GroupBy | None = None,
+                       group_by: GroupBy | None = None, items: bool = False,
                        filters: list[FilterCondition] | None = None) -> tuple[str, dict]:
-        """Exact figures over ALL records, computed by Loupe from each receipt's printed shop, date and total.
+        """Exact figures over ALL records, computed by Loupe from each receipt's printed shop, date, total and
+        item lines.
         measure: "count" (how many receipts), "sum" (how much spent), "max" / "min" (the most / least paid on one
         receipt), "latest" / "earliest" (when last / first). shop: the shop's name as the user typed it.
         year, or since/until as YYYY-MM-DD, for a time span. group_by: "shop", "month" or "year" for "which shop
-        do I spend the most at?" (measure="sum", group_by="shop").
+        do I spend the most at?" (measure="sum", group_by="shop"). items=true: over the single items printed on
+        the receipts instead ("the most expensive thing I bought" -> measure="max", items=true; "what did I buy
+        at IKEA?" -> measure="count", items=true, shop="IKEA").
         Examples: "how much did I spend at AEON in 2018?" -> measure="sum", shop="AEON", year=2018;
         "when did I last go to Shell?" -> measure="latest", shop="Shell".
-        Repeat the figure exactly as given; never add up or compare amounts yourself. Loupe reads no items,
-        taxes, payment methods or quantities."""
+        Repeat the figure exactly as given; never add up or compare amounts yourself. Loupe reads no taxes,
+        payment methods or quantities."""
         def run():
             start = time.perf_counter()
             for name, day in (("since", since), ("until", until)):
@@ -195,9 +198,10 @@ def make_tools(toolbox: Toolbox) -> list[BaseTool]:
             conditions = [*_conditions(filters), *([{"column": "year", "op": "=", "value": year}] if year else []),
                           *([{"column": "date", "op": ">=", "value": since}] if since else []),
                           *([{"column": "date", "op": "<=", "value": until}] if until else [])]
-            figure = collection_figure(toolbox, measure, shop, conditions, group_by)
+            figure = collection_figure(toolbox, measure, shop, conditions, group_by, items)
             records = _figure_records(toolbox, figure)
-            query = {"measure": measure, "shop": shop, "group_by": group_by, "conditions": conditions}
+            query = {"measure": measure, "shop": shop, "group_by": group_by, "conditions": conditions,
+                     **({"items": True} if items else {})}
             result = {"tool": ToolName.AGGREGATE.value, "query": query,
                       "figure": figure, "answer": figure_text(figure), "records": records,
                       "listed_from": len((figure["top"] or figure)["ids"]),
@@ -209,10 +213,11 @@ def make_tools(toolbox: Toolbox) -> list[BaseTool]:
 
 
 def collection_figure(toolbox: Toolbox, measure: str, shop: str, conditions: list[dict[str, Any]],
-                      group_by: str | None) -> dict[str, Any]:
+                      group_by: str | None, items: bool = False) -> dict[str, Any]:
     """An aggregate as answers state it (figure_text): the figure, its scope and, per group, the one that leads;
-    the agent's aggregate tool and the MCP server's stats tool both give this."""
-    figure = asdict(aggregate(toolbox.table, measure, None, conditions, shop or None, group_by))
+    the agent's aggregate tool and the MCP server's stats tool both give this. ``items``: over item lines."""
+    column = "item" if items and measure in ("count", "sum", "min", "max") else None
+    figure = asdict(aggregate(toolbox.table, measure, column, conditions, shop or None, group_by))
     figure.update(shop=shop, conditions=conditions, group_by=group_by, top=_top(figure["groups"], measure))
     return figure
 
@@ -244,6 +249,8 @@ def _stated(figure: dict[str, Any], scope: str) -> str:
         first = {"min": "the smallest", "earliest": "the earliest"}.get(measure, "the most")
         return (f"{measure} per {figure['group_by']}{scope}, over {_many(selected, 'record')}: {first} is "
                 f"{top['key']} with {_value(top, measure)}.")
+    if measure == "count" and figure["column"] == "item":
+        return f"{_many(figure['value'], 'item line')}{scope}, on {_many(len(figure['ids']), 'record')}."
     if measure == "count":
         return f"{_many(figure['value'], 'record')}{scope}."
     if figure["value"] is None and not figure["per_currency"]:
@@ -251,7 +258,8 @@ def _stated(figure: dict[str, Any], scope: str) -> str:
     what = {"sum": f"The sum of the {figure['column']}s", "max": f"The largest {figure['column']}",
             "min": f"The smallest {figure['column']}", "latest": f"The latest {figure['column']}",
             "earliest": f"The earliest {figure['column']}"}[measure]
-    return f"{what}{scope} is {_value(figure, measure)}, from {_many(len(figure['ids']), 'record')}."
+    named = f" ({'; '.join(figure['items'][:3])})" if figure.get("items") else ""  # the item it is
+    return f"{what}{scope} is {_value(figure, measure)}{named}, from {_many(len(figure['ids']), 'record')}."
 
 
 def _value(figure: dict[str, Any], measure: str) -> str:

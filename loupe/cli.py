@@ -353,9 +353,10 @@ def duplicates(
 @app.command("stats")
 def stats(
     count: Annotated[bool, typer.Option("--count", help="How many records (the default).")] = False,
-    sum_of: Annotated[Optional[str], typer.Option("--sum", help="Add up total, price or file_size.")] = None,
-    min_of: Annotated[Optional[str], typer.Option("--min", help="The smallest total, price or file_size.")] = None,
-    max_of: Annotated[Optional[str], typer.Option("--max", help="The largest total, price or file_size.")] = None,
+    sum_of: Annotated[Optional[str], typer.Option("--sum", help="Add up total, price, file_size or item.")] = None,
+    min_of: Annotated[Optional[str], typer.Option("--min", help="The least total, price, file_size or item.")] = None,
+    max_of: Annotated[Optional[str], typer.Option("--max", help="The largest total, price, file_size or item.")] = None,
+    items: Annotated[bool, typer.Option("--items", help="With --count: count the item lines receipts print.")] = False,
     latest: Annotated[bool, typer.Option("--latest", help="The latest date, and its records.")] = False,
     earliest: Annotated[bool, typer.Option("--earliest", help="The earliest date, and its records.")] = False,
     shop: Annotated[Optional[str], typer.Option(help="Only this shop, however it is typed (\"mr diy\").")] = None,
@@ -366,7 +367,8 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """An exact figure over the index, computed from its columns: e.g. `loupe stats --sum total --shop aeon
-    --year 2018`, `loupe stats --count --group-by shop`. Prints the figure, its records and what was left out."""
+    --year 2018`, `loupe stats --count --group-by shop`, `loupe stats --max item --shop ikea` (the dearest item
+    line). Prints the figure, its records and what was left out."""
     from loupe.api import Collection
     from loupe.store.filters import Condition
     from loupe.tools.document_fields import iso_date
@@ -377,6 +379,8 @@ def stats(
     if len(asked) > 1:
         _fail("give one of --count, --sum, --min, --max, --latest, --earliest")
     measure, column = asked[0] if asked else ("count", None)
+    if items and measure == "count":
+        column = "item"
     days = {name: iso_date(day) if re.fullmatch(r"[\w /.\-]{6,20}", day) else None
             for name, day in (("--since", since), ("--until", until)) if day is not None}
     for name, day in days.items():
@@ -390,8 +394,9 @@ def stats(
     if as_json:
         print(json.dumps(dataclasses.asdict(result), indent=2, ensure_ascii=False))
         return
+    named = f" ({'; '.join(result.items[:3])})" if result.items else ""  # the dearest or cheapest item itself
     print(f"{measure}{f' of {result.column}' if result.column else ''} over {result.selected} records: "
-          f"{_figure_text(result)}")
+          f"{_figure_text(result)}{named}")
     for group in result.groups:
         print(f"  {group.key}: {_figure_text(group)} ({len(group.ids)} records)")
     shown = _user_errors(lambda: collection.toolbox.table.get(

@@ -30,6 +30,8 @@ from loupe.store.schema import RECORD_COLUMNS
 from loupe.tools.analysis import ImageAnalysis, StageTimer, analyse_images
 from loupe.tools.boundary import CollectionBoundary
 from loupe.tools.document_fields import FIELDS_VERSION, fold_lines, iso_date, printed_date, printed_shop, printed_total
+from loupe.tools.printed_title import printed_title
+from loupe.tools.receipt_items import printed_items
 from loupe.tools.image_file import SUPPORTED_SUFFIXES, rotated_hashes_of_thumbnail
 from loupe.tools.models import Models
 
@@ -316,7 +318,7 @@ class Indexer:
         is read again when the reading rules changed since (FIELDS_VERSION). No model runs."""
         stale = self.table.info.fields_version < FIELDS_VERSION
         missing = [Path(row["path"]) for row in self.table.find(
-            "true" if stale else "folded_text IS NULL OR rotated_phashes IS NULL OR shop IS NULL",
+            "true" if stale else " OR ".join(f"{column} IS NULL" for column in _NEVER_NULL_ONCE_READ),
             limit=max(self.table.count(), 1), columns=["path"])]
         rows = [{**row, **derived_columns(row), "rotated_phashes": _turned_hashes(row)}
                 for row in self._stored_rows(missing).values()]
@@ -501,17 +503,25 @@ def search_text(row: dict[str, Any]) -> str:
     return "\n".join(p for p in parts if p)
 
 
+# The derived columns that hold a value ("" or "[]" where nothing is printed) once read; NULL means not read yet.
+_NEVER_NULL_ONCE_READ = ("folded_text", "rotated_phashes", "shop", "items", "printed_title")
+
+
 def derived_columns(row: dict[str, Any]) -> dict[str, Any]:
-    """The columns computed from others (store/schema.py): the day, its year, the printed total and shop, folded text.
+    """The columns computed from others (store/schema.py): the day, its year, the printed total, shop, items and
+    title, and the folded text.
 
     The user's or the camera's date wins; a scanned receipt has neither, so its printed date counts.
     """
     date = iso_date(row.get("taken_at") or "") or printed_date(row.get("ocr_text") or "")
     taken_year = _YEAR.search(row.get("taken_at") or "")  # as _date_columns reads it; else the printed date's
+    lines = json.loads(row.get("ocr_lines") or "[]")
     return {"date": date, "year": int(taken_year.group()) if taken_year else (int(date[:4]) if date else None),
-            "total": printed_total(json.loads(row.get("ocr_lines") or "[]")),
+            "total": (total := printed_total(lines)),
             "folded_text": fold_lines(row.get("search_text") or ""),
-            "shop": printed_shop((row.get("ocr_text") or "").splitlines()) or ""}  # "": read, none printed
+            "shop": printed_shop((row.get("ocr_text") or "").splitlines()) or "",  # "": read, none printed
+            "items": json.dumps([item.as_dict() for item in printed_items(lines)], ensure_ascii=False),
+            "printed_title": printed_title(lines) or "" if total is None else ""}  # a receipt's title is its shop
 
 
 def _date_columns(exif_taken_at: str | None, metadata: Metadata | None) -> dict[str, Any]:

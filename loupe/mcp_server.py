@@ -112,15 +112,18 @@ class LoupeTools:
               year: YearArg = None,
               group_by: Annotated[Literal["shop", "month", "year"] | None, Field(
                   description="One figure per shop, month or year, the leading one named first.")] = None,
+              items: Annotated[bool, Field(description="Over the single items the receipts print (the most "
+                                                       "expensive thing bought; count: how many items).")] = False,
               ) -> CallToolResult:
-        """Exact figures over ALL records, computed by Loupe from each receipt's printed shop, date and total
-        (never estimate or add up amounts yourself): "how much did I spend at AEON in 2018?" is measure="sum",
-        shop="AEON", year=2018. The result names the records it came from and what was left out (no readable
-        total, another currency). Items, taxes and payment methods are not read."""
+        """Exact figures over ALL records, computed by Loupe from each receipt's printed shop, date, total and
+        item lines (never estimate or add up amounts yourself): "how much did I spend at AEON in 2018?" is
+        measure="sum", shop="AEON", year=2018. The result names the records it came from and what was left out
+        (no readable total, another currency). Taxes and payment methods are not read."""
         from loupe.agent.tools import collection_figure, figure_text
 
         conditions = [{"column": "year", "op": "=", "value": year}] if year else []
-        figure = self._run(lambda: collection_figure(self.collection.toolbox, measure, shop, conditions, group_by))
+        figure = self._run(lambda: collection_figure(self.collection.toolbox, measure, shop, conditions, group_by,
+                                                     items))
         return _result(figure_text(figure), {"figure": figure})
 
     def ocr(self, path: PathArg = "", upload_base64: UploadArg = "", record_id: RecordArg = "") -> CallToolResult:

@@ -23,7 +23,8 @@ INFO_FILE = "loupe-index.json"
 RECORD_COLUMNS = [
     "id", "path", "file_name", "sha256", "pixel_sha256", "phash", "file_size", "width", "height", "format",
     "taken_at", "year", "camera", "orientation", "ocr_text", "ocr_lines", "caption",
-    "caption_kind", "title", "description", "price", "metadata_json", "indexed_at", "date", "total", "shop",
+    "caption_kind", "title", "description", "price", "metadata_json", "indexed_at", "date", "total", "shop", "items",
+    "printed_title",
 ]
 
 
@@ -43,8 +44,9 @@ class IndexInfo:
     text_dim: int
     ocr: str
     captioner: str
-    # The rules the fields read from printed text (shop, date, total) were computed by (tools/document_fields.py's
-    # FIELDS_VERSION); 0 for an index from before they were versioned. `loupe index` reads them again when older.
+    # The rules the fields read from printed text (shop, date, total, items) were computed by
+    # (tools/document_fields.py's FIELDS_VERSION); 0 for an index from before they were versioned. `loupe index`
+    # reads them again when older.
     fields_version: int = 0
 
     def vector_models(self) -> tuple[str, int, str, int]:
@@ -61,7 +63,7 @@ class IndexInfo:
 
 
 # Added after indexes were first built; `loupe index` fills them from the stored text and thumbnail.
-DERIVED_COLUMNS = ("date", "total", "folded_text", "rotated_phashes", "shop")
+DERIVED_COLUMNS = ("date", "total", "folded_text", "rotated_phashes", "shop", "items", "printed_title")
 
 
 def image_table_schema(info: IndexInfo) -> pa.Schema:
@@ -110,4 +112,8 @@ def image_table_schema(info: IndexInfo) -> pa.Schema:
         pa.field("folded_text", pa.string()),  # search_text folded per line (no case, accents, punctuation)
         # the shop or company a receipt prints; "" once read and none is printed, NULL on a row not read yet
         pa.field("shop", pa.string()),
+        # JSON: the item lines a receipt prints, [{name, quantity, amount}]; "[]" once read and none is printed
+        pa.field("items", pa.string()),
+        # the largest text a picture prints (a cover's title); "" where none is read, or on a receipt (its shop)
+        pa.field("printed_title", pa.string()),
     ])

@@ -104,20 +104,34 @@ def test_an_undated_sum_at_a_shop_adds_up_only_several_receipts(receipts: int | 
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize("text", ["what did I buy at the hardware store?", "how many calories did i eat at nandos",
+@pytest.mark.parametrize("text", ["how many calories did i eat at nandos", "how many pens did i buy at teo heng",
                                   "how much gst did i pay in march 2018", "which receipts were paid in cash",
-                                  "how many items were on my mr diy receipts", "which payment card did i use most",
+                                  "which payment card did i use most",
+                                  "what country are the brands i bought at ikea from",
                                   "how many loyalty points have i earned at mr diy so far",
-                                  "what's the most expensive single item i bought at ikano?"])
+                                  "whats the total weight in grams of everything i've bought?"])
 def test_what_no_field_holds_runs_no_tool(text: str) -> None:
     assert _call(text) == (None, {})
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(("text", "args"), [
+    ("what did I buy at the hardware store?", {"measure": "count", "shop": "hardware"}),
+    ("how many items were on my mr diy receipts", {"measure": "count", "shop": "mr diy"}),
+    ("what's the most expensive single item i bought at ikano?", {"measure": "max", "shop": "ikano"}),
+    ("cheapest item on any of my receipts ever", {"measure": "min"}),
+    ("whats the priciest single thing i've ever bought", {"measure": "max"}),
+])
+def test_questions_about_what_was_bought_are_figures_over_item_lines(text: str, args: dict) -> None:
+    assert _call(text) == (ToolName.AGGREGATE, {**args, "items": True, "filters": []})
+    assert _call("the most expensive thing I photographed") [0] is ToolName.TEXT_SEARCH  # no item: nothing bought
 
 
 @pytest.mark.fast
 def test_the_local_models_prompt_offers_aggregate_for_questions_about_many_receipts() -> None:
     """The 1.5B model follows its examples: a "how much did I spend" shown as a text search, it searched."""
     prompt = tool_prompt([convert_to_openai_tool(tool) for tool in make_tools(None)])
-    assert "- aggregate(measure, shop, year, since, until, group_by, filters): Exact figures" in prompt
+    assert "- aggregate(measure, shop, year, since, until, group_by, items, filters): Exact figures" in prompt
     example = prompt.index("User: how much did I spend at Golden Key Hardware in 2018?")
     assert prompt[example:].splitlines()[1] == ('{"name": "aggregate", "arguments": {"measure": "sum", '
                                                '"shop": "Golden Key Hardware", "year": 2018}}')
@@ -197,10 +211,18 @@ def test_the_shop_spent_at_most_comes_first(assistant: Assistant) -> None:
 
 
 def test_a_question_no_field_answers_says_what_loupe_reads(assistant: Assistant) -> None:
-    answer = assistant.ask("what did I buy at the hardware store?", thread_id="items")
+    answer = assistant.ask("which receipts were paid in cash?", thread_id="paid")
     assert answer.trace == [] and answer.records == []
-    assert "cannot answer" in answer.words and "the shop, the date and the total" in answer.words
-    assert "the items bought" in answer.words
+    assert "cannot answer" in answer.words and "the shop, the date, the total and the items" in answer.words
+    assert "how it was paid" in answer.words
+
+
+def test_the_priciest_thing_bought_is_named_with_its_receipt(assistant: Assistant) -> None:
+    """MR DIY's receipts as Loupe's OCR reads them: 004's WD40 at 11.23 is the dearest item line."""
+    answer = assistant.ask("what's the most expensive thing I bought at mr diy?", thread_id="items")
+    assert [step["tool"] for step in answer.trace] == ["aggregate"]
+    assert answer.words.startswith("The largest item at 'mr diy' is 11.23 MYR (WD40")
+    assert _names(answer.records) == ["004.jpg"] and "items KILAT" in answer.text  # the record lists its items
 
 
 def test_a_follow_up_after_a_figure_searches_the_records_again(assistant: Assistant) -> None:

@@ -111,6 +111,18 @@ def test_rows_without_a_total_are_left_out_and_said_to_be(table: ImageTable) -> 
     assert result.left_out == ["1 of 2 records show no readable total"]
 
 
+def test_figures_over_item_lines_name_the_item_and_the_receipts_without_any(table: ImageTable) -> None:
+    """MR DIY's four receipts print 5, 2, 0 (as read) and 1 item lines; the priciest is the WD40 at 11.23."""
+    priciest = aggregate(table, "max", "item", shop="mr diy")
+    assert (priciest.value, priciest.items, priciest.currency) == (11.23, ["WD40 27ML MOO 2572"], "MYR")
+    assert priciest.ids == [_id(table, "004.jpg")] and priciest.selected == 4
+    assert priciest.left_out == ["1 of 4 records show no readable item lines"]
+    counted = aggregate(table, "count", "item", shop="mr diy")
+    assert counted.value == 8 and len(counted.ids) == 3 and counted.missing == [_id(table, "079.jpg")]
+    assert aggregate(table, "sum", "item", shop="unihakka").value == 8.20  # its items add up to its total
+    assert aggregate(table, "count", "item", shop="Starbucks").value == 0
+
+
 def test_a_dollar_sign_on_a_malaysian_receipt_is_ringgit(table: ImageTable) -> None:
     """UNIHAKKA (Johor) prints "$8.20" for RM 8.20: its total is added to the RM receipts', and the answer says so."""
     result = aggregate(table, "sum", conditions=[Condition("date", ">=", "2018-03-01")])
@@ -161,6 +173,7 @@ def test_groups_by_shop_fold_the_ways_a_name_is_printed(table: ImageTable) -> No
     (dict(measure="count", conditions=[{"column": "year", "op": "=", "value": "2018) OR (1=1"}]), "takes a number"),
     (dict(measure="count", conditions=[Condition("date", ">=", "2018' OR '1'='1\n")]), "control characters"),
     (dict(measure="count", shop="..."), "no letters or digits"),
+    (dict(measure="count", column="total"), "item lines with column 'item'"),
 ])
 def test_bad_requests_are_one_line_errors(table: ImageTable, call: dict, message: str) -> None:
     with pytest.raises(LoupeError, match=message) as error:
@@ -180,6 +193,10 @@ def test_the_python_api_and_loupe_stats_give_the_same_figure(table: ImageTable) 
     assert "86.00 MYR" in shell.output and "left out: 1 of 2 records show no readable total" in shell.output
     groups = runner.invoke(app, [*index, "--count", "--group-by", "shop"])
     assert "AEON CO. (M) BHD: 4 (4 records)" in groups.output
+    dearest = runner.invoke(app, [*index, "--max", "item", "--shop", "mr diy"])
+    assert "max of item over 4 records: 11.23 MYR (WD40 27ML MOO 2572)" in dearest.output
+    counted = runner.invoke(app, [*index, "--count", "--items", "--shop", "mr diy"]).output
+    assert "count of item over 4 records: 8" in counted and "left out: 1 of 4 records" in counted
     as_json = json.loads(runner.invoke(app, [*index, "--latest", "--shop", "shell", "--json"]).output)
     assert as_json["value"] == "2018-03-18" and as_json["measure"] == "latest"
     for bad, message in ((["--sum", "path"], "not on 'path'"), (["--since", "2018-01-01' OR 1=1"], "--since"),

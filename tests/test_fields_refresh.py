@@ -31,6 +31,7 @@ def test_an_index_read_under_older_rules_is_read_again_once(tmp_path: Path) -> N
     assert IndexInfo.load(settings.index_dir).fields_version == FIELDS_VERSION
     row = table.find("true", limit=1)[0]
     assert (row["shop"], row["year"], row["total"]) == ("CORNER BOOKSHOP", 2018, 12.5)
+    assert (row["items"], row["printed_title"]) == ("[]", "")  # read: no item lines; a receipt's title is its shop
 
     # As an older Loupe left it: a misread shop and year, and no version recorded.
     table._table.update(where="true", values={"shop": "12 HARBOUR", "year": 2006, "total": None})

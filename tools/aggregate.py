@@ -19,6 +19,7 @@ the words may come in another order ("stationery lian hing").
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter, defaultdict
@@ -38,13 +39,16 @@ from loupe.tools.document_fields import (
 )
 
 MEASURES = ("count", "sum", "min", "max", "latest", "earliest")
-AMOUNT_COLUMNS = ("total", "price", "file_size")  # what sum, min and max add up or compare
+# what sum, min and max add up or compare; "item" is the amount of each item line a receipt prints
+# (tools/receipt_items.py), so the figure is over item lines, and count counts them
+AMOUNT_COLUMNS = ("total", "price", "file_size", "item")
 DATE_COLUMNS = ("date", "taken_at", "indexed_at")  # what latest and earliest compare (ISO text sorts as time)
 GROUPS = ("shop", "month", "year")
 # "aeon store", "bookstore", "coffeeshop": the name is the rest
 _KIND_OF_SHOP = re.compile(r"^(?:store|shop)s?$|(?<=\w{3})(?:store|shop)s?$")
 _LEGAL_FORMS = {"co", "company", "sdn", "bhd", "berhad", "inc", "ltd", "llc", "plc", "corp", "pte", "gmbh", "sb"}
-MONEY = ("total", "price")  # summed to the cent; a price is the metadata file's own, taken to be in one currency
+MONEY = ("total", "price", "item")  # summed to the cent; a price is the metadata file's own, in one currency
+PRINTED_MONEY = ("total", "item")  # in the currency the receipt prints
 
 
 class AggregateError(LoupeError):
@@ -59,11 +63,13 @@ class Figure:
     when no row had the value, or when the rows' amounts are in more than one currency: then
     ``per_currency`` holds one figure per currency and ``left_out`` says why they were not combined.
     ``ids`` are the rows the value came from (every counted or summed row; the rows holding the minimum,
-    maximum, latest or earliest value); ``missing`` are the selected rows that lacked the column.
+    maximum, latest or earliest value); ``missing`` are the selected rows that lacked the column. Over item
+    lines, ``items`` names the items the minimum or maximum came from.
     """
 
     value: float | int | str | None
     ids: list[str]
+    items: list[str] = field(default_factory=list)
     currency: str | None = None  # "MYR", "$", ... as the receipts print it (totals only)
     per_currency: dict[str, float | str] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
@@ -101,9 +107,9 @@ def aggregate(table: ImageTable, measure: str, column: str | None = None,
     rows = _selected(table, where_clause(list(conditions)), shop, column)
     whole = _figure(measure, column, rows)
     groups = _groups(measure, column, rows, group_by) if group_by else []
-    ungrouped = sum(not _group_key(row, group_by) for row in rows) if group_by else 0
+    ungrouped = len({row["id"] for row in rows if not _group_key(row, group_by)}) if group_by else 0
     left_out = whole.left_out + ([f"in no group: {_many(ungrouped, 'record')} with no {group_by}"] if ungrouped else [])
-    return Aggregate(measure=measure, column=column, selected=len(rows), groups=groups,
+    return Aggregate(measure=measure, column=column, selected=len({row["id"] for row in rows}), groups=groups,
                      **{**vars(whole), "left_out": left_out})
 
 
@@ -111,7 +117,9 @@ def _column(measure: str, column: str | None) -> str | None:
     if measure not in MEASURES:
         raise AggregateError(f"unknown measure {str(measure)[:40]!r}: use one of {', '.join(MEASURES)}")
     if measure == "count":
-        return None
+        if column not in (None, "item"):
+            raise AggregateError(f"count counts records, or item lines with column 'item', not {str(column)[:40]!r}")
+        return column
     allowed = DATE_COLUMNS if measure in ("latest", "earliest") else AMOUNT_COLUMNS
     column = column or allowed[0]
     if column not in allowed:
@@ -121,16 +129,24 @@ def _column(measure: str, column: str | None) -> str | None:
 
 def _selected(table: ImageTable, where: str, shop: str | None, column: str | None) -> list[dict[str, Any]]:
     """The rows the filter selects, with the columns the figure and the groups need."""
-    columns = ["id", "shop", "date", *([column] if column and column != "date" else []),
-               *(["ocr_text"] if column == "total" else [])]
+    stored = "items" if column == "item" else column
+    columns = ["id", "shop", "date", *([stored] if stored and stored != "date" else []),
+               *(["ocr_text"] if column in PRINTED_MONEY else [])]
     rows = table.scan(columns, where or None).to_pylist()
-    if shop is None:
-        return rows
-    words = fold(shop).split()
-    if not words:
-        raise AggregateError(f"the shop {shop[:40]!r} has no letters or digits to match")
-    readings = _name_readings(words)
-    return [row for row in rows if row["shop"] and _found(fold(row["shop"]), readings)]
+    if shop is not None:
+        words = fold(shop).split()
+        if not words:
+            raise AggregateError(f"the shop {shop[:40]!r} has no letters or digits to match")
+        readings = _name_readings(words)
+        rows = [row for row in rows if row["shop"] and _found(fold(row["shop"]), readings)]
+    return rows if column != "item" else [line for row in rows for line in _item_lines(row)]
+
+
+def _item_lines(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """A receipt's row as one row per item line it prints, each with the item's amount as ``item``; a receipt
+    whose item lines were not read stays one row with no ``item``, so it is told as missing."""
+    items = json.loads(row.pop("items") or "[]")
+    return [{**row, "item": item["amount"], "item_name": item["name"]} for item in items] or [{**row, "item": None}]
 
 
 def _found(printed: str, readings: list[list[re.Pattern]]) -> bool:
@@ -163,23 +179,28 @@ def _name_readings(words: list[str]) -> list[list[re.Pattern]]:
 
 
 def _figure(measure: str, column: str | None, rows: list[dict[str, Any]]) -> Figure:
-    if measure == "count":
+    if measure == "count" and column is None:
         return Figure(value=len(rows), ids=[row["id"] for row in rows])
     having = [row for row in rows if row[column] is not None and row[column] != ""]
-    missing = [row["id"] for row in rows if row[column] is None or row[column] == ""]
-    left_out = [f"{len(missing)} of {_many(len(rows), 'record')} show no readable {column}"] if missing else []
-    if column != "total":
+    missing = list(dict.fromkeys(row["id"] for row in rows if row[column] is None or row[column] == ""))
+    selected = len({row["id"] for row in rows})
+    shown = "item lines" if column == "item" else column
+    left_out = [f"{len(missing)} of {_many(selected, 'record')} show no readable {shown}"] if missing else []
+    if measure == "count":
+        return Figure(value=len(having), ids=list(dict.fromkeys(row["id"] for row in having)), missing=missing,
+                      left_out=left_out)
+    if column not in PRINTED_MONEY:
         return Figure(**_compute(measure, column, having), missing=missing, left_out=left_out)
     by_currency: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
     for row in having:
         by_currency[printed_currency(row["ocr_text"] or "")].append(row)
-    dollars = sum(dollar_for_ringgit(row["ocr_text"] or "") for row in by_currency.get("MYR", []))
+    dollars = len({row["id"] for row in by_currency.get("MYR", []) if dollar_for_ringgit(row["ocr_text"] or "")})
     if dollars:
         left_out.append(f"{_many(dollars, 'receipt')} printing \"$\" with a Malaysian address or RM counted as MYR")
     signed = sorted(currency for currency in by_currency if currency)
     if len(signed) <= 1:  # a receipt that prints no currency is taken to be in the one the others print
         currency = signed[0] if signed else None
-        unsigned = len(by_currency.get(None, [])) if currency else 0
+        unsigned = len({row["id"] for row in by_currency.get(None, [])}) if currency else 0
         if unsigned:
             left_out.append(f"{_many(unsigned, 'receipt')} with no printed currency counted as {currency}")
         return Figure(**_compute(measure, column, having), currency=currency, missing=missing, left_out=left_out)
@@ -199,10 +220,13 @@ def _compute(measure: str, column: str, rows: list[dict[str, Any]]) -> dict[str,
         return {"value": None, "ids": []}
     if measure == "sum":
         total = math.fsum(row[column] for row in rows)
-        return {"value": round(total, 2) if column in MONEY else int(total), "ids": [row["id"] for row in rows]}
+        return {"value": round(total, 2) if column in MONEY else int(total),
+                "ids": list(dict.fromkeys(row["id"] for row in rows))}
     pick = max if measure in ("max", "latest") else min
     value = pick(row[column] for row in rows)
-    return {"value": value, "ids": [row["id"] for row in rows if row[column] == value]}
+    held = [row for row in rows if row[column] == value]
+    return {"value": value, "ids": list(dict.fromkeys(row["id"] for row in held)),
+            "items": [row["item_name"] for row in held if "item_name" in row]}
 
 
 def _groups(measure: str, column: str | None, rows: list[dict[str, Any]], group_by: str) -> list[Group]:

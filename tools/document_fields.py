@@ -17,8 +17,9 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable
 
-# Raised whenever a rule below changes what is read: `loupe index` then reads every stored row's text again.
-FIELDS_VERSION = 3
+# Raised whenever a rule below or in tools/receipt_items.py changes what is read: `loupe index` then reads every
+# stored row's text again.
+FIELDS_VERSION = 6
 MONTHS = {name: number for number, names in enumerate(
     [("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"), ("may",), ("jun", "june"),
      ("jul", "july"), ("aug", "august"), ("sep", "sept", "september"), ("oct", "october"), ("nov", "november"),
@@ -38,15 +39,15 @@ _DAY_MONTH_NAME = re.compile(rf"(?<!\d)(\d{{1,2}})[\s\-/.]*({_MONTH_NAMES})[a-z]
 _MONTH_NAME_DAY = re.compile(rf"\b({_MONTH_NAMES})[a-z]*\.?\s+(\d{{1,2}}),?\s+(\d{{4}})(?!\d)", re.I)
 _COMPACT = re.compile(r"(\d{2})(\d{2})(\d{2})(\d{2})")  # 20180304, 27032018: only as the whole text
 _AMOUNT = re.compile(r"(?<![\d.\-])(\d{1,6}(?:,\d{3})*[.,]\d{2})(?![\d.])")
-_TOTAL = r"t[o0ua]t[a4]?l"  # OCR writes TOTL, TUTAL, TATAL
+TOTAL = r"t[o0ua]t[a4]?l"  # the word as OCR writes it: TOTAL, TOTL, TUTAL, TATAL
 _NET_AMOUNT = r"\bnet\s*am(?:oun)?t\b"  # "Net Amt :", "NET AMOUNT"
-_TOTAL_LINE = re.compile(rf"{_TOTAL}|\btl\s*:|jumlah|am(?:oun)?t\.? due|grand|nett|{_NET_AMOUNT}|round", re.I)
-_NOT_TOTAL = re.compile(rf"sub\s*-?\s*{_TOTAL}|{_TOTAL}\s*(qty|quantity|items?|tax|gst|discount|disc|saving)|"
+_TOTAL_LINE = re.compile(rf"{TOTAL}|\btl\s*:|jumlah|am(?:oun)?t\.? due|grand|nett|{_NET_AMOUNT}|round", re.I)
+_NOT_TOTAL = re.compile(rf"sub\s*-?\s*{TOTAL}|{TOTAL}\s*(qty|quantity|items?|tax|gst|discount|disc|saving)|"
                         r"\bqty\b|tax\b|change|cash|tender|paid|excl|\(ex\)", re.I)
-_FINAL_TOTAL = re.compile(rf"incl|grand|nett|net {_TOTAL}|{_NET_AMOUNT}|round\w* {_TOTAL}|am(?:oun)?t\.? due|"
-                          rf"{_TOTAL} amount|payable|\(rm\)", re.I)
+_FINAL_TOTAL = re.compile(rf"incl|grand|nett|net {TOTAL}|{_NET_AMOUNT}|round\w* {TOTAL}|am(?:oun)?t\.? due|"
+                          rf"{TOTAL} amount|payable|\(rm\)", re.I)
 _ROUNDING = re.compile(r"round", re.I)
-_TOTAL_WORD = re.compile(rf"{_TOTAL}|jumlah|amount|grand|nett", re.I)
+_TOTAL_WORD = re.compile(rf"{TOTAL}|jumlah|amount|grand|nett", re.I)
 _SPACED_AMOUNT = re.compile(r"^\s*(\d{1,6})[ \-](\d{2})\s*$")  # "10 00", "7-00": an amount whose point OCR misread
 _TENDER = re.compile(r"^\W*(?:cash|tunai|visa|master\s*card|credit\s*card|debit\s*card|card|tender(?:ed)?|paid)\b"
                      r"(?!.*chan?ge)", re.I)  # how it was paid, not "CASH CHANGE"
@@ -290,7 +291,7 @@ def printed_total(lines: list[dict]) -> float | None:
     wins, and among equals the lowest on the page; where a rounding adjustment follows it, the rounded
     figure a customer paid (:func:`_after_rounding`).
     """
-    placed = [(line["text"], _bounds(line["box"])) for line in lines if line.get("text") and line.get("box")]
+    placed = [(line["text"], line_bounds(line["box"])) for line in lines if line.get("text") and line.get("box")]
     found = [(amount, bounds[1], FINAL_WEIGHT if _FINAL_TOTAL.search(text) else 1)
              for text, bounds in placed if (amount := _labelled_amount(text, bounds, placed))]
     summary_top = min((top for text, (_, top, _, _) in placed if _SUMMARY.search(text)), default=2.0)
@@ -345,7 +346,7 @@ def _amounts_beside_label(text: str) -> list[float]:
     reads a small decimal point as a space (elsewhere such a pair may be a quantity and a code)."""
     if spaced := _SPACED_AMOUNT.match(text):
         return [float(f"{spaced[1]}.{spaced[2]}")]
-    return [_number(amount) for amount in _AMOUNT.findall(text)]
+    return amounts_in(text)
 
 
 def _after_rounding(total: float, total_top: float, placed: list[tuple[str, Box]]) -> float:
@@ -359,7 +360,7 @@ def _after_rounding(total: float, total_top: float, placed: list[tuple[str, Box]
                        for cents in _ADJUSTMENT.findall(other)]
         row_bottom = (bounds[1] + bounds[3]) / 2 + (bounds[3] - bounds[1]) * ROW_TOLERANCE
         below = {amount for other, (_, top, _, bottom) in placed if (top + bottom) / 2 > row_bottom
-                 for amount in map(_number, _AMOUNT.findall(other))}
+                 for amount in amounts_in(other)}
         for adjustment in filter(None, adjustments):
             for paid in (round(total - adjustment, 2), round(total + adjustment, 2)):
                 if paid in below:
@@ -382,9 +383,14 @@ def _row(bounds: Box, placed: list[tuple[str, Box]]) -> list[tuple[float, float,
             if other_left >= left and abs((other_top + other_bottom) / 2 - middle) <= half]
 
 
-def _bounds(box: list[list[float]]) -> Box:
+def line_bounds(box: list[list[float]]) -> Box:
     xs, ys = [point[0] for point in box], [point[1] for point in box]
     return min(xs), min(ys), max(xs), max(ys)
+
+
+def amounts_in(text: str) -> list[float]:
+    """The amounts printed in a line, in order: "9.00", "1,234.50", "12,50" (a comma for the point), "$5.50"."""
+    return [_number(amount) for amount in _AMOUNT.findall(text)]
 
 
 def _number(text: str) -> float:

@@ -15,6 +15,7 @@ from typing import Any
 
 from loupe.store.image_table import ImageTable
 from loupe.store.schema import RECORD_COLUMNS
+from loupe.tools.receipt_items import described
 
 
 class MatchLabel(StrEnum):
@@ -45,9 +46,11 @@ MAX_TEXT_CHARS = 2_000
 MAX_FIELD_CHARS = 500
 
 STATED_COLUMNS = ("title", "description", "price", "taken_at", "camera")  # a record's facts, first the given ones
-PRINTED_COLUMNS = ("shop", "total", "date")  # then what its print says (tools/document_fields.py)
+# then what its print says (tools/document_fields.py, tools/receipt_items.py, tools/printed_title.py)
+PRINTED_COLUMNS = ("printed_title", "shop", "total", "date", "items")
 _METADATA_COLUMNS = ("title", "description", "price", "taken_at", "year", "camera", "width", "height",
-                     "format", "file_size", "sha256", "indexed_at", "date", "total", "shop")
+                     "format", "file_size", "sha256", "indexed_at", "date", "total", "shop", "items",
+                     "printed_title")
 
 
 @dataclass
@@ -136,11 +139,14 @@ class SearchResult:
 
 def _fact(key: str, value: Any) -> str:
     """One fact in words: an amount with its cents ("total 12.00"), anything else as it is."""
-    return f"{key} {value:.2f}" if key == "total" and isinstance(value, int | float) else f"{key} {value}"
+    if key == "total" and isinstance(value, int | float):
+        return f"total {value:.2f}"
+    return f"{key.replace('_', ' ')} {value}"  # "printed title ACE VENTURA"
 
 
 def record_from_row(row: dict[str, Any], score: float, match: MatchLabel, why: str,
                     matched_text: str = "") -> MatchedRecord:
+    row = {**row, "items": described(row.get("items"))}  # stored as JSON, shown in words
     metadata = {k: bounded(row.get(k), MAX_FIELD_CHARS) for k in _METADATA_COLUMNS if row.get(k) not in (None, "")}
     if row.get("metadata_json"):
         metadata["fields"] = {bounded(k, 100): bounded(v, MAX_FIELD_CHARS)

@@ -93,7 +93,8 @@ def collection_answers(root: Path) -> None:
     only, contains the truth's ``shop``; its date is the key's (D/M/Y unless the first or second number is over
     12; 2-digit years are 20YY; "05 MAR 2018", "2018-03-23" and "20180304" as written), kept when within
     ``since``..``until``; its total is the key's number (a "$" or "RM" dropped; an empty total is left out of
-    sums, minima and maxima, not of counts). count, sum
+    sums, minima and maxima, not of counts); with ``of: items``, the receipts' item lines as
+    sroie_items.jsonl writes them (counted, or their amounts added, or the least and largest). count, sum
     (to the cent), min and max of the totals, latest and earliest of the dates; with ``group_by`` (the company
     as letters and digits, the month, the year) the group with the largest figure, which must be one alone.
     """
@@ -110,22 +111,29 @@ def collection_answers(root: Path) -> None:
         first, second = (second, first) if second > 12 else (first, second)  # M/D where the second is a day
         return f"{2000 + year if year < 100 else year:04d}-{second:02d}-{first:02d}"
 
+    items = {entry["receipt"]: [item["amount"] for item in entry["items"]]
+             for entry in map(json.loads, (QUERY_SETS / "sroie_items.jsonl").read_text(encoding="utf-8").splitlines())}
     receipts = []
     for key_file in sorted((root / "sroie" / "key").glob("*.json")):
         key = {**json.loads(key_file.read_text(encoding="utf-8")), **KEY_ERRATA.get(key_file.stem, {})}
         amount = re.sub(r"[^\d.]", "", key["total"])
         receipts.append({"shop": re.sub(r"[^A-Z0-9]", "", key["company"].upper()), "date": day(key["date"]),
-                         "total": float(amount) if amount else None})
+                         "total": float(amount) if amount else None, "items": items[key_file.stem]})
 
-    def figure(measure: str, chosen: list[dict]) -> float | int | str | None:
+    def figure(measure: str, chosen: list[dict], of: str = "receipts") -> float | int | str | None:
+        if of == "items":  # the item lines written down by hand (sroie_items.jsonl): count them, or their amounts
+            amounts = [amount for r in chosen for amount in r["items"]]
+            return {"count": lambda: len(amounts), "sum": lambda: round(sum(amounts), 2),
+                    "min": lambda: min(amounts, default=None), "max": lambda: max(amounts, default=None)}[measure]()
         totals = [r["total"] for r in chosen if r["total"] is not None]
         dates = [r["date"] for r in chosen]
         return {"count": lambda: len(chosen), "sum": lambda: round(sum(totals), 2) if totals else None,
                 "min": lambda: min(totals, default=None), "max": lambda: max(totals, default=None),
                 "latest": lambda: max(dates, default=None), "earliest": lambda: min(dates, default=None)}[measure]()
 
-    # the second and third written apart, later, by people who had not read the planner
-    for name in ("collection_questions", "collection_questions_heldout", "collection_questions_fresh"):
+    # the second and third written apart, later, by people who had not read the planner; the items set so too
+    for name in ("collection_questions", "collection_questions_heldout", "collection_questions_fresh",
+                 "collection_items"):
         path = QUERY_SETS / f"{name}.jsonl"
         header, *entries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
                             if line.strip()]
@@ -136,7 +144,7 @@ def collection_answers(root: Path) -> None:
             chosen = [r for r in receipts if truth.get("shop", "") in r["shop"]
                       and truth.get("since", "") <= r["date"] <= truth.get("until", "9999")]
             if not truth.get("group_by"):
-                entry["expected_value"] = figure(truth["measure"], chosen)
+                entry["expected_value"] = figure(truth["measure"], chosen, truth.get("of", "receipts"))
                 continue
             width = {"shop": None, "month": 7, "year": 4}[truth["group_by"]]
             groups = defaultdict(list)

@@ -10,7 +10,8 @@ import dataclasses
 import shutil
 
 import pytest
-from langchain_core.messages import HumanMessage
+from langchain_core.language_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from loupe.agent.assistant import Assistant
@@ -215,6 +216,26 @@ def test_a_question_no_field_answers_says_what_loupe_reads(assistant: Assistant)
     assert answer.trace == [] and answer.records == []
     assert "cannot answer" in answer.words and "the shop, the date, the total and the items" in answer.words
     assert "how it was paid" in answer.words
+
+
+class OneCallModel(GenericFakeChatModel):
+    """A model scripted to make one aggregate call; asked again, its script is spent and it fails."""
+
+    def bind_tools(self, tools, **kwargs):
+        return self
+
+
+def test_a_figure_is_the_answer_without_asking_the_model_again(receipts: Toolbox) -> None:
+    """An LLM's words after a sum cost a local model a minute and add no fact: the figure answers the turn."""
+    call = AIMessage(content="", tool_calls=[{"name": "aggregate", "args": {"measure": "count", "shop": "mr diy"},
+                                              "id": "call_1"}])
+    helper = Assistant(receipts.settings, model=OneCallModel(messages=iter([call])), toolbox=receipts)
+    try:
+        answer = helper.ask("how many receipts do I have from Mr DIY?", thread_id="one-call")
+        assert answer.words == f"{len(MR_DIY)} records at 'mr diy'."
+        assert [step["tool"] for step in answer.trace] == ["aggregate"] and len(answer.records) == len(MR_DIY)
+    finally:
+        helper.close()
 
 
 def test_the_priciest_thing_bought_is_named_with_its_receipt(assistant: Assistant) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AnyMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph, add_messages
@@ -77,7 +77,9 @@ def build_graph(model: BaseChatModel, tools: list[BaseTool], check: CallCheck,
     planner = RuleBasedPlanner().bind_tools(tools)
 
     def call_model(state: AgentState) -> dict:
-        chosen = planner if invalid_calls(state["messages"]) >= MAX_INVALID else bound
+        messages = state["messages"]
+        handed_over = invalid_calls(messages) >= MAX_INVALID or gave_up(messages) or planner_took_over(messages)
+        chosen = planner if handed_over else bound
         reply = chosen.invoke([SystemMessage(SYSTEM_PROMPT), *state["messages"]])
         return {"messages": [reply]}
 
@@ -90,7 +92,9 @@ def build_graph(model: BaseChatModel, tools: list[BaseTool], check: CallCheck,
 
     def after_model(state: AgentState) -> str:
         last = state["messages"][-1]
-        return "check" if isinstance(last, AIMessage) and last.tool_calls else "answer"
+        if isinstance(last, AIMessage) and last.tool_calls:
+            return "check"
+        return "model" if gave_up(state["messages"]) else "answer"  # the planner takes the turn over
 
     def after_tools(state: AgentState) -> str:
         """A computed figure is the answer: the model is not asked to restate it (a local model's words about
@@ -109,7 +113,7 @@ def build_graph(model: BaseChatModel, tools: list[BaseTool], check: CallCheck,
     graph.add_node("tools", ToolNode(tools))
     graph.add_node("answer", assemble_answer)
     graph.add_edge(START, "model")
-    graph.add_conditional_edges("model", after_model, {"check": "check", "answer": "answer"})
+    graph.add_conditional_edges("model", after_model, {"check": "check", "model": "model", "answer": "answer"})
     graph.add_conditional_edges("check", after_check, {"tools": "tools", "model": "model", "answer": "answer"})
     graph.add_conditional_edges("tools", after_tools, {"model": "model", "answer": "answer"})
     graph.add_edge("answer", END)
@@ -138,6 +142,24 @@ def _refusal(call: dict, problem: str | None) -> ToolMessage:
                        artifact={"tool": call["name"], "error": reason, "refused": True, "records": []})
 
 
+def gave_up(messages: list[AnyMessage]) -> bool:
+    """The model answered in words after its only calls were refused, without correcting them: a small local
+    model then writes the refusal or an earlier answer as its own. Its first such reply only (the planner's
+    reply after it ends the turn)."""
+    turn = read_turn(messages)
+    ran = [run for run in turn.runs if run.result]
+    start = max(i for i, message in enumerate(messages) if isinstance(message, HumanMessage))
+    replies = [m for m in messages[start:] if isinstance(m, AIMessage) and not m.tool_calls]
+    return bool(ran) and all(run.result.get("refused") for run in ran) and len(replies) == 1
+
+
+def planner_took_over(messages: list[AnyMessage]) -> bool:
+    """The planner made calls in this turn after the model's were refused: it answers the rest of it."""
+    runs = read_turn(messages).runs
+    return any(run.call_id.startswith(CALL_PREFIX) for run in runs) and any(
+        run.result and run.result.get("refused") and not run.call_id.startswith(CALL_PREFIX) for run in runs)
+
+
 def invalid_calls(messages: list[AnyMessage]) -> int:
     """How many model steps of the current turn had a call refused."""
     return len({run.call_id for run in read_turn(messages).runs
@@ -164,6 +186,9 @@ def assemble_answer(state: AgentState) -> dict:
     fallback = ""
     if invalid_calls(messages) >= MAX_INVALID:
         fallback = f"the model's tool calls were invalid {MAX_INVALID} times; the {LABEL} answered this turn"
+    elif planner_took_over(messages):
+        fallback = f"the model did not correct a refused tool call; the {LABEL} answered this turn"
+    if fallback:
         words = f"({fallback}.)\n{words}"
     figures = [run.result for run in turn.runs if run.name == ToolName.AGGREGATE and run.result
                and run.result.get("answer")]

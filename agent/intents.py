@@ -206,6 +206,11 @@ class Aggregation:
                 **({"group_by": self.group_by} if self.group_by else {}), **({"items": True} if self.items else {})}
 
 
+def asks_about_items(text: str) -> bool:
+    """The request is about the single items bought ("the priciest thing I bought"), not about receipts."""
+    return bool(_ITEMS.search(text))
+
+
 def aggregation(text: str, dated: bool) -> Aggregation | None:
     """The collection question in ``text`` ("how much did I spend at AEON in 2018?", "when did I last go to
     Shell?", "which shop do I spend the most at?"), or None for a search or a question about earlier results.
@@ -218,7 +223,7 @@ def aggregation(text: str, dated: bool) -> Aggregation | None:
     words = _REASON.sub("", text)
     if _THESE.search(words) or _AMOUNT.search(words):
         return None
-    if _ITEMS.search(words) and not _GROUP.search(words):
+    if asks_about_items(words) and not _GROUP.search(words):
         measure = "max" if _MOST.search(words) else "min" if _LEAST.search(words) else \
             "sum" if _SPENDING.search(words) and not _COUNT.search(words) else "count"
         return Aggregation(measure, shop_words(words), items=True)

@@ -52,8 +52,6 @@ EXAMPLES = [
     ("aggregate", "how much did I spend at Golden Key Hardware in 2018?",
      {"measure": "sum", "shop": "Golden Key Hardware", "year": 2018}),
     ("aggregate", "when did I last go to Shell?", {"measure": "latest", "shop": "Shell"}),
-    ("aggregate", "what's the priciest thing I bought at Golden Key Hardware?",
-     {"measure": "max", "shop": "Golden Key Hardware", "items": True}),
 ]
 RULES = """Rules: image="attached" only when the user's message ends with [attached image: ...]; never put that
 key in record_id. No attached image: search the user's words with text_search (query = the shop, text or

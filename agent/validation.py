@@ -18,10 +18,13 @@ from typing import Any
 from langchain_core.tools import BaseTool
 from pydantic import ValidationError
 
+from loupe.agent import intents
 from loupe.agent.conversation import conversation_records, read_turn
+from loupe.agent.planner import CALL_PREFIX
 from loupe.agent.tools import CallRefused, check_image
 from loupe.base.errors import LoupeError
 from loupe.store.filters import where_clause
+from loupe.tools.document_fields import fold
 from loupe.tools.toolbox import Toolbox
 
 CallCheck = Callable[[dict[str, Any], dict[str, Any]], str | None]  # (tool call, graph state) -> problem or None
@@ -54,6 +57,9 @@ def call_problem(call: dict[str, Any], tools: dict[str, BaseTool], state: dict[s
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "arguments"
         return f"{tool.name}: {where}: {first['msg']}"
+    if call["name"] == "aggregate" and not str(call.get("id", "")).startswith(CALL_PREFIX) \
+            and (problem := _aggregate_problem(args, read_turn(state["messages"]).request)):
+        return problem  # the planner's calls come from the request's own words
     try:
         if call["name"] in _IMAGE_TOOLS:
             check_image(toolbox, state, str(args.get("image") or ""), str(args.get("record_id") or ""))
@@ -65,6 +71,30 @@ def call_problem(call: dict[str, Any], tools: dict[str, BaseTool], state: dict[s
         return str(exc)
     except LoupeError as exc:
         return str(exc)
+    return None
+
+
+def _aggregate_problem(args: dict[str, Any], request: str) -> str | None:
+    """An aggregate's arguments must come from the request: a small model copies its examples' shop ("Shell")
+    and item switch into questions that name neither."""
+    if args.get("items") and not intents.asks_about_items(request):
+        return ("aggregate: items=true is for questions about the single items bought; this one is about "
+                "receipts: leave items out")
+    numbers = set(re.findall(r"\d+", request))
+    implied = {str(c["value"]) for c in intents.filters(request) if c["column"] == "year"}  # "last year"
+    if args.get("year") and str(args["year"]) not in numbers | implied:
+        return f"aggregate: the request names no year {str(args['year'])[:10]}: leave year out"
+    for condition in args.get("filters") or []:
+        value = dict(condition).get("value")
+        if isinstance(value, int | float) and not isinstance(value, bool) and \
+                f"{value:g}" not in numbers | implied:
+            return f"aggregate: the request names no {value!r}: filter only on what the user asked"
+        if dict(condition).get("op") in ("is set", "is not set"):
+            return "aggregate: every figure already counts only the records that have its column: leave that filter out"
+    shop = "".join(fold(str(args.get("shop") or "")).split())
+    if shop and shop not in "".join(fold(request).split()) and not any(
+            word in fold(request).split() for word in fold(str(args["shop"])).split() if len(word) >= 3):
+        return f"aggregate: the request names no shop {str(args['shop'])[:40]!r}; give shop only as the user typed it"
     return None
 
 

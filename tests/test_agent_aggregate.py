@@ -219,7 +219,7 @@ def test_a_question_no_field_answers_says_what_loupe_reads(assistant: Assistant)
 
 
 class OneCallModel(GenericFakeChatModel):
-    """A model scripted to make one aggregate call; asked again, its script is spent and it fails."""
+    """A model that follows its script; asked once more, the script is spent and it fails."""
 
     def bind_tools(self, tools, **kwargs):
         return self
@@ -236,6 +236,28 @@ def test_a_figure_is_the_answer_without_asking_the_model_again(receipts: Toolbox
         assert [step["tool"] for step in answer.trace] == ["aggregate"] and len(answer.records) == len(MR_DIY)
     finally:
         helper.close()
+
+
+@pytest.mark.parametrize(("request_text", "copied", "problem"), [
+    ("how many receipts do I have from Mr DIY?", {"measure": "count", "shop": "Mr DIY", "items": True},
+     "items=true is for questions about the single items"),
+    ("how many receipts do I have from Mr DIY?", {"measure": "count", "shop": "Shell"}, "names no shop 'Shell'"),
+    ("how many receipts do I have from Mr DIY?", {"measure": "count", "shop": "Mr DIY", "year": 2023},
+     "names no year 2023"),
+])
+def test_arguments_the_request_never_gave_are_refused_and_the_planner_answers(
+        receipts: Toolbox, request_text: str, copied: dict, problem: str) -> None:
+    """A 1.5B model copies its examples' shop and switches into other questions, then, refused, writes words:
+    the planner takes the turn over and computes what was asked."""
+    script = iter([AIMessage(content="", tool_calls=[{"name": "aggregate", "args": copied, "id": "call_1"}]),
+                   AIMessage(content="ok")])
+    helper = Assistant(receipts.settings, model=OneCallModel(messages=script), toolbox=receipts)
+    try:
+        answer = helper.ask(request_text, thread_id=f"copied-{problem}")
+    finally:
+        helper.close()
+    assert problem in answer.trace[0]["error"] and answer.trace[1]["args"]["shop"] == "Mr DIY"
+    assert answer.words.startswith(f"{len(MR_DIY)} records at 'Mr DIY'.") and "the rule-based planner" in answer.words
 
 
 def test_the_priciest_thing_bought_is_named_with_its_receipt(assistant: Assistant) -> None:

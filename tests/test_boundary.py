@@ -198,7 +198,9 @@ def test_hostile_filters_from_a_model_are_refused_as_typed_values(world: dict, c
     assistant = Assistant(world["settings"], model=ToolCallingFake(messages=script), toolbox=world["toolbox"])
     answer = assistant.ask("find the receipt", thread_id=f"filter-{error}")
     assistant.close()
-    assert error in answer.trace[0].get("error", "") and answer.records == []
+    assert error in answer.trace[0].get("error", "")
+    # the model gave up after the refusal: the planner answered "find the receipt" with filters of its own
+    assert all(step.get("refused") or condition not in step["args"].get("filters", []) for step in answer.trace)
     assert world["toolbox"].table.count() == 5  # nothing lost
 
 

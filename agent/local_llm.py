@@ -56,8 +56,8 @@ EXAMPLES = [
 RULES = """Rules: image="attached" only when the user's message ends with [attached image: ...]; never put that
 key in record_id. No attached image: search the user's words with text_search (query = the shop, text or
 thing named), except a question about many receipts (how many, how much in all, the most or least, when
-last or first, which shop or month, what was bought): aggregate computes it; never add up amounts yourself. "#2", "the second
-one", "that one": record_id = the id the last results gave that record."""
+last or first, which shop or month, what was bought): aggregate computes it; never add up amounts yourself.
+"#2", "the second one", "that one": record_id = the id the last results gave that record."""
 # An answer shown with the result it reads from: given a sentence alone, the 0.5B model copied it word for
 # word, file name included; given a description in <...>, it answered with a list of tool names.
 ANSWER_EXAMPLE = ('Tool result: text_search: 1 results\n#1 id=5e6f7a8b9c0d1e2f file="IMG_0412.jpg" text match '

@@ -29,8 +29,9 @@ _HEADER_WORD = re.compile(r"^(?:items?|desc|description|code|qty|quantity|price|
 _END = re.compile(rf"{TOTAL}|\bsub\s*-?\s*t|\bqty\s*(?:\(s\)|s)?\s*:|\bitem\s*\(s\)|item\s*count|"
                   r"no\.?\s*(?:of\s*)?items|\bgross\b|\bgst\b|\btax\b|round|amt\.?\s*due|amount\s*due|\bnett?\b|"
                   r"jumlah|\bcash\b|change", re.I)
-_PREAMBLE = re.compile(r"(?<![\w/-])\d{1,2}[/\-.]\d{1,2}[/\-.]\d{2,4}|\d{1,2}:\d\d|invoice|receipt|cashier|\btable\b|\bslip\b|"
-                       r"\btrans\b|member|\bbill\b|\bdate\b", re.I)
+# what is printed above the items: a date (not inside a stock code, "WA36-6/60"), a time, the till's labels
+_PREAMBLE = re.compile(r"(?<![\w/-])\d{1,2}[/\-.]\d{1,2}[/\-.]\d{2,4}|\d{1,2}:\d\d|invoice|receipt|cashier|"
+                       r"\btable\b|\bslip\b|\btrans\b|member|\bbill\b|\bdate\b", re.I)
 _TAX_CODE = re.compile(r"^[A-Z]{1,3}\W?$")  # "SR", "ZRL", "S", "T*"
 _UNIT = re.compile(r"(?<![^\W\d_])(?:rm|x|pcs?|units?|kg|g|ea|box(?:s|es)?|pkt|btl|ctn|nos?)(?![^\W\d_])", re.I)
 _SIZE = re.compile(r"\d+[.,]\d+\s*(?:mm|cm|ml|kg|g|l|m|ltr|oz|inch|in)\b", re.I)  # "1.25MM", "1.50 L"
@@ -93,9 +94,9 @@ def printed_items(lines: list[dict]) -> list[Item]:
 def _rows(lines: list[dict]) -> list[Row]:
     """Lines gathered into rows: a line whose centre lies within ROW_TOLERANCE of its height from a row's
     first line's centre joins that row."""
-    placed = sorted((line_bounds(line["box"]), line["text"].strip()) for line in lines
-                    if line.get("text", "").strip() and line.get("box"))
-    placed.sort(key=lambda item: (item[0][1] + item[0][3]) / 2)
+    placed = sorted(((line_bounds(line["box"]), line["text"].strip()) for line in lines
+                     if line.get("text", "").strip() and line.get("box")),
+                    key=lambda item: ((item[0][1] + item[0][3]) / 2, item[0], item[1]))  # by centre, top to bottom
     rows: list[tuple[float, float, Row]] = []  # centre, height of the row's first line, its lines
     for (left, top, _, bottom), text in placed:
         middle = (top + bottom) / 2

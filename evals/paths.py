@@ -12,4 +12,5 @@ from pathlib import Path
 EVALS = Path(__file__).resolve().parent
 DATASETS = Path(os.environ.get("LOUPE_DATASETS") or EVALS.parents[1] / "shared" / "datasets")
 QUERY_SETS = EVALS / "querysets"
+ANNOTATIONS = EVALS / "annotations"  # ground truth written by hand where a dataset has none (not query sets)
 RESULTS = EVALS / "results"

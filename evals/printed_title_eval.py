@@ -2,7 +2,7 @@
 
     python -m loupe.evals.printed_title_eval [--datasets ../shared/datasets]
 
-Two sets: the 50 SMVS DVD covers, whose titles evals/querysets/smvs_titles.jsonl holds (written from the
+Two sets: the 50 SMVS DVD covers, whose titles evals/annotations/smvs_titles.jsonl holds (written from the
 cover images by someone who had not read the rule; a title drawn as a logo that text OCR cannot read is
 marked not legible and reported apart), and the 100 SROIE receipts, whose largest print is the shop's name
 (SROIE's company key). A read title is right when, folded and without spaces, it is at least SIMILAR alike
@@ -20,12 +20,12 @@ from pathlib import Path
 
 from loupe.base.config import load_settings
 from loupe.evals.agent_eval import build_index
-from loupe.evals.paths import DATASETS, RESULTS
+from loupe.evals.paths import ANNOTATIONS, DATASETS, RESULTS
 from loupe.tools.document_fields import fold
 from loupe.tools.printed_title import MIN_CONFIDENCE, printed_title
 from loupe.tools.process import configure_process
 
-TITLES_FILE = Path(__file__).parent / "querysets" / "smvs_titles.jsonl"
+TITLES_FILE = ANNOTATIONS / "smvs_titles.jsonl"
 SIMILAR = 0.6
 CONFIDENCES = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)
 

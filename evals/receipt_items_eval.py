@@ -2,7 +2,7 @@
 
     python -m loupe.evals.receipt_items_eval [--datasets ../shared/datasets]
 
-SROIE's keys have no items, so evals/querysets/sroie_items.jsonl holds them: for each receipt, every
+SROIE's keys have no items, so evals/annotations/sroie_items.jsonl holds them: for each receipt, every
 thing bought with its printed name, quantity and line amount, written from the receipt image and the
 dataset's own transcription (box/ID.csv) by someone who had not read the rules. A read item is right when
 its amount equals a written item's to the cent and its name is that item's printed name give or take OCR
@@ -22,12 +22,12 @@ from pathlib import Path
 from loupe.base.config import load_settings
 from loupe.evals.agent_eval import build_index
 from loupe.evals.document_fields_eval import truth_lines
-from loupe.evals.paths import DATASETS, RESULTS
+from loupe.evals.paths import ANNOTATIONS, DATASETS, RESULTS
 from loupe.tools.document_fields import fold
 from loupe.tools.process import configure_process
 from loupe.tools.receipt_items import Item, printed_items
 
-ITEMS_FILE = Path(__file__).parent / "querysets" / "sroie_items.jsonl"
+ITEMS_FILE = ANNOTATIONS / "sroie_items.jsonl"
 NAME_SIMILARITY = 0.5  # OCR misreads a few letters of a name; a different item's name shares far fewer
 
 

@@ -70,3 +70,13 @@ def test_cli_rejects_unknown_pipelines_and_missing_collections(tmp_path: Path) -
     assert result.exit_code == 1 and "unknown pipeline 'magic'" in result.output
     result = runner.invoke(app, ["eval", str(queries), "--datasets", str(tmp_path)])
     assert result.exit_code == 1 and "collection folder(s) ['nowhere'] not found" in result.output
+
+
+@pytest.mark.fast
+def test_every_shipped_query_set_reads_so_eval_all_can_run_them() -> None:
+    """`loupe eval all` runs every file in evals/querysets/: hand-written ground truth lives in evals/annotations/."""
+    from loupe.evals.query_files import read_query_file
+    from loupe.evals.tasks import query_set_files
+
+    files = query_set_files("all")
+    assert len(files) >= 14 and all(read_query_file(path)[0]["task"] for path in files)

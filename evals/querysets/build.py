@@ -24,7 +24,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from loupe.evals.paths import DATASETS, QUERY_SETS
+from loupe.evals.paths import ANNOTATIONS, DATASETS, QUERY_SETS
 from loupe.tools.training.text_boxes import HELD_OUT_SHARE, held_out, natural_key
 
 
@@ -94,8 +94,8 @@ def collection_answers(root: Path) -> None:
     12; 2-digit years are 20YY; "05 MAR 2018", "2018-03-23" and "20180304" as written), kept when within
     ``since``..``until``; its total is the key's number (a "$" or "RM" dropped; an empty total is left out of
     sums, minima and maxima, not of counts); with ``of: items``, the receipts' item lines as
-    sroie_items.jsonl writes them (counted, or their amounts added, or the least and largest). count, sum
-    (to the cent), min and max of the totals, latest and earliest of the dates; with ``group_by`` (the company
+    evals/annotations/sroie_items.jsonl writes them (counted, or their amounts added, or the least and
+    largest). count, sum (to the cent), min and max of the totals, latest and earliest of the dates; with ``group_by`` (the company
     as letters and digits, the month, the year) the group with the largest figure, which must be one alone.
     """
     months = {name: number for number, name in enumerate(
@@ -112,7 +112,7 @@ def collection_answers(root: Path) -> None:
         return f"{2000 + year if year < 100 else year:04d}-{second:02d}-{first:02d}"
 
     items = {entry["receipt"]: [item["amount"] for item in entry["items"]]
-             for entry in map(json.loads, (QUERY_SETS / "sroie_items.jsonl").read_text(encoding="utf-8").splitlines())}
+             for entry in map(json.loads, (ANNOTATIONS / "sroie_items.jsonl").read_text(encoding="utf-8").splitlines())}
     receipts = []
     for key_file in sorted((root / "sroie" / "key").glob("*.json")):
         key = {**json.loads(key_file.read_text(encoding="utf-8")), **KEY_ERRATA.get(key_file.stem, {})}

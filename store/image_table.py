@@ -63,6 +63,10 @@ def _writing(location: IndexLocation, what: str) -> Iterator[None]:
         raise
 
 
+# Rows without text carry a zero vector in the text columns: a text search keeps to the rows that have one.
+_WITH_VECTOR = {"ocr_vector": "has_text", "caption_vector": "caption != ''"}
+
+
 def _run(query: Any, where: str | None) -> list[dict[str, Any]]:
     """Execute a query; a bad user filter becomes a message, not a traceback."""
     try:
@@ -84,6 +88,8 @@ class ImageTable:
         self._hashes: tuple[int, list[str], np.ndarray] | None = None  # (table version, ids, hashes)
         self._folded: tuple[int, list[str], list[str]] | None = None  # (table version, ids, folded texts)
         self._words: tuple[int, set[str]] | None = None  # (table version, words of the folded texts)
+        self._unit_vectors: dict[str, tuple[int, list[str], np.ndarray]] = {}  # column -> (version, ids, rows)
+        self._searched_images = False
 
     @classmethod
     def open(cls, index: IndexLocation | str | Path) -> ImageTable:
@@ -293,11 +299,44 @@ class ImageTable:
     ) -> list[dict[str, Any]]:
         """Nearest rows by cosine distance, each with ``_distance`` (0 = same direction) and the record's columns
         (plus ``extra_columns``, read in the same query)."""
+        if column == "image_vector" and where is None and column not in self.indexes() \
+                and self.count() < VECTOR_INDEX_MIN_ROWS:
+            if self._searched_images:  # a process that searched once searches again: worth the vectors in memory
+                return self._scanned_nearest(column, vector, limit, extra_columns)
+            self._searched_images = True  # a one-shot search (the CLI) does not pay for reading them all
         if column != "image_vector":
-            # Rows without text carry a zero vector: keep them out of text search.
-            text_filter = "has_text" if column == "ocr_vector" else "caption != ''"
-            where = f"({where}) AND {text_filter}" if where else text_filter
+            where = f"({where}) AND {_WITH_VECTOR[column]}" if where else _WITH_VECTOR[column]
         return _run(self._nearest(column, vector.astype(np.float32), limit, where, extra_columns), where)
+
+    def _scanned_nearest(self, column: str, vector: np.ndarray, limit: int,
+                         extra_columns: list[str] | None) -> list[dict[str, Any]]:
+        """The k-NN of an unfiltered image search below VECTOR_INDEX_MIN_ROWS, where LanceDB has no vector index
+        and reads every vector from disk (58 ms for 10,000 image vectors on 2 cores): the unit vectors are kept
+        in memory per table version, as the perceptual hashes are (read once in about 0.1 s), and the distances
+        are one matrix product; with the rows read by id, 17 ms. The same cosine distance, rows and columns as
+        the LanceDB query returns. (For the 384-wide text vectors the LanceDB query is as fast.)"""
+        version = self._table.version
+        if column not in self._unit_vectors or self._unit_vectors[column][0] != version:
+            scanned = self.scan(["id", column])
+            vectors = np.concatenate([chunk.values.to_numpy(zero_copy_only=False).reshape(len(chunk), -1)
+                                      for chunk in scanned[column].chunks]) if len(scanned) else np.zeros((0, 1))
+            norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
+            kept = norms > 0  # a zero vector has no direction
+            if not kept.all():
+                vectors, norms = vectors[kept], norms[kept]
+            vectors /= norms[:, None]  # in place: a second 50 MB copy took longer than the scan
+            self._unit_vectors[column] = (version, [i for i, k in zip(scanned["id"].to_pylist(), kept) if k],
+                                          vectors)
+        _, ids, units = self._unit_vectors[column]
+        if not ids:
+            return []
+        query = vector.astype(np.float32) / max(float(np.linalg.norm(vector)), 1e-12)
+        distances = 1.0 - np.einsum("ij,j->i", units, query)  # not BLAS: its spinning threads slowed what followed
+        nearest = np.argpartition(distances, limit - 1)[:limit] if limit < len(ids) else np.arange(len(ids))
+        nearest = nearest[np.argsort(distances[nearest], kind="stable")]
+        rows = self.get([ids[i] for i in nearest], columns=[*RECORD_COLUMNS, *(extra_columns or [])])
+        distance_of = {ids[i]: float(distances[i]) for i in nearest}
+        return [{**row, "_distance": distance_of[row["id"]]} for row in rows]
 
     def nearest_to_any(self, column: str, vectors: np.ndarray, limit: int, where: str | None = None,
                        extra_columns: list[str] | None = None) -> dict[str, dict[str, Any]]:

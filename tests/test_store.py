@@ -146,3 +146,23 @@ def test_a_second_writer_on_one_index_stops_with_one_line_and_readers_go_on(tmp_
             Indexer(Settings(index_dir=tmp_path / "index"), None, ImageTable.open(tmp_path / "index")).run([])
         assert ImageTable.open(tmp_path / "index").count() == 5
     assert Indexer(Settings(index_dir=tmp_path / "index"), None, table).run([]).unchanged == 0  # free again
+
+
+def test_repeated_image_searches_read_the_vectors_once_and_find_what_lancedb_finds(tmp_path: Path) -> None:
+    """Below the vector index's size LanceDB reads every vector from disk per search; from a process's second
+    image search on they are kept in memory per table version, with the same rows and distances."""
+    table = _table(tmp_path, 300)
+    blank = {**synthetic_rows(300, 1, INFO, np.random.default_rng(3))[0], "image_vector": np.zeros(1280, np.float32)}
+    table.append([blank])  # a zero vector has no direction: never a neighbour
+    query = np.random.default_rng(4).standard_normal(1280).astype(np.float32)
+    lancedb_rows = table._nearest("image_vector", query, 20, None, ["orb_keypoints"]).to_list()
+    first = table.vector_search("image_vector", query, 20, extra_columns=["orb_keypoints"])  # LanceDB's query
+    kept = table.vector_search("image_vector", query, 20, extra_columns=["orb_keypoints"])  # from memory
+    assert table._unit_vectors["image_vector"][1].count(blank["id"]) == 0
+    for found in (first, kept):
+        assert [row["id"] for row in found] == [row["id"] for row in lancedb_rows]
+        assert np.allclose([row["_distance"] for row in found], [row["_distance"] for row in lancedb_rows], atol=1e-6)
+        assert set(found[0]) == set(lancedb_rows[0])
+    added = {**synthetic_rows(400, 1, INFO, np.random.default_rng(5))[0], "image_vector": query}
+    table.append([added])  # a new table version: read again
+    assert table.vector_search("image_vector", query, 1)[0]["id"] == added["id"]

@@ -367,7 +367,7 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """An exact figure over the index, computed from its columns: e.g. `loupe stats --sum total --shop aeon
-    --year 2018`, `loupe stats --count --group-by shop`, `loupe stats --max item --shop ikea` (the dearest item
+    --year 2018`, `loupe stats --count --group-by shop`, `loupe stats --max item --shop ikano` (the dearest item
     line). Prints the figure, its records and what was left out."""
     from loupe.api import Collection
     from loupe.store.filters import Condition

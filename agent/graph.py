@@ -3,16 +3,20 @@
     START -> model --(tool calls)--> tools -> model
                    --(no tool calls)--> answer -> END
 
-    START -> model --(tool calls)--> check --(all valid)--> tools -> model
+    START -> model --(tool calls)--> check --(all valid)--> tools --(other results)--> model
+                                                                  --(only computed figures)--> answer
                                            --(one invalid)--> model (told why)
                    --(no tool calls)--> answer -> END
+                   --(words after a refused call)--> model (the planner)
 
-The model node is any LangChain chat model with the four tools bound (an
+The model node is any LangChain chat model with the five tools bound (an
 OpenAI model, an OpenAI-compatible server, the local GGUF model, or the
 rule-based planner). Every tool call is checked before it runs
 (agent/validation.py); the model is told why a call was invalid and may try
 again once, then the rule-based planner takes over the turn and the answer
-says so. The answer node assembles the explained answer: an aggregate's
+says so; so it does when the model answers in words instead of correcting a
+refused call. A turn whose tools returned only aggregate figures is answered
+by the figures: no model restates them. The answer node assembles the explained answer: an aggregate's
 figure as the tool computed it (whatever the model's words make of it), the
 model's words (with any record no tool returned taken out), then the matched
 records with why each matched, and the trace of tool calls.
@@ -80,7 +84,7 @@ def build_graph(model: BaseChatModel, tools: list[BaseTool], check: CallCheck,
         messages = state["messages"]
         handed_over = invalid_calls(messages) >= MAX_INVALID or gave_up(messages) or planner_took_over(messages)
         chosen = planner if handed_over else bound
-        reply = chosen.invoke([SystemMessage(SYSTEM_PROMPT), *state["messages"]])
+        reply = chosen.invoke([SystemMessage(SYSTEM_PROMPT), *messages])
         return {"messages": [reply]}
 
     def check_calls(state: AgentState) -> dict:

@@ -184,9 +184,9 @@ shop shops shopped shopping store stores place places station outlet merchant tr
 stuff fill up paid pay money month months year years receipt receipts reciepts recipts resit bills bill have
 has got get i've ive i'd did do does was were is are at from to in on for by per each gets much
 spnd mny cash drop dropped damage add added adds come comes came make made keep kept had r everything grand
-purchase purchases vs versus more fewer less often
-item items product products thing things stuff single individual one across diff different distinct unique
-priced top order ordered purchased ever
+purchase purchases vs versus more fewer less
+item items product products thing things single individual one across diff different distinct unique
+priced top order ordered purchased
 """.split())
 _SHOP_WORD = re.compile(r"[\w'&-]+(?:\.[\w&-]+)*\.?")
 

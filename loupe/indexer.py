@@ -521,7 +521,7 @@ def derived_columns(row: dict[str, Any]) -> dict[str, Any]:
             "folded_text": fold_lines(row.get("search_text") or ""),
             "shop": printed_shop((row.get("ocr_text") or "").splitlines()) or "",  # "": read, none printed
             "items": json.dumps([item.as_dict() for item in printed_items(lines)], ensure_ascii=False),
-            "printed_title": printed_title(lines) or "" if total is None else ""}  # a receipt's title is its shop
+            "printed_title": (printed_title(lines) or "") if total is None else ""}  # a receipt's title: its shop
 
 
 def _date_columns(exif_taken_at: str | None, metadata: Metadata | None) -> dict[str, Any]:

@@ -299,11 +299,12 @@ class ImageTable:
     ) -> list[dict[str, Any]]:
         """Nearest rows by cosine distance, each with ``_distance`` (0 = same direction) and the record's columns
         (plus ``extra_columns``, read in the same query)."""
-        if column == "image_vector" and where is None and column not in self.indexes() \
-                and self.count() < VECTOR_INDEX_MIN_ROWS:
-            if self._searched_images:  # a process that searched once searches again: worth the vectors in memory
+        if column == "image_vector" and where is None:
+            # A process that searched once searches again: from its second search on, the vectors are worth
+            # keeping in memory; a one-shot search (the CLI) does not pay for reading them all.
+            if self._searched_images and self.count() < VECTOR_INDEX_MIN_ROWS and column not in self.indexes():
                 return self._scanned_nearest(column, vector, limit, extra_columns)
-            self._searched_images = True  # a one-shot search (the CLI) does not pay for reading them all
+            self._searched_images = True
         if column != "image_vector":
             where = f"({where}) AND {_WITH_VECTOR[column]}" if where else _WITH_VECTOR[column]
         return _run(self._nearest(column, vector.astype(np.float32), limit, where, extra_columns), where)

@@ -330,10 +330,11 @@ def _tender_less_change(placed: list[tuple[str, Box]], summary_top: float) -> fl
     and CASH rows' shared amount as one line in the CASH row): the tender less the change printed on the
     nearest change row below it, "CASH 153.35" and "CHANGE 0.00". Without a change row the tender may be more
     than the bill, so nothing is taken."""
-    for text, bounds in sorted(placed, key=lambda line: line[1][1]):
+    top_down = sorted(placed, key=lambda line: line[1][1])
+    for text, bounds in top_down:
         if bounds[1] > summary_top or not _TENDER.search(text) or not (tender := _row_amount(bounds, placed)):
             continue
-        changes = [change for other, other_bounds in sorted(placed, key=lambda line: line[1][1])
+        changes = [change for other, other_bounds in top_down
                    if other_bounds[1] > bounds[1] and _CHANGE.search(other)
                    and (change := _row_amount(other_bounds, placed, zero=True)) is not None]
         if changes and 0 <= changes[0] < tender:

@@ -69,6 +69,30 @@ def test_where_no_total_label_shows_an_amount_the_tender_less_the_change_is_the_
 
 def test_no_total_label_means_no_total() -> None:
     assert printed_total([_line("THANK YOU", 0.1, 0.9), _line("12.00", 0.8, 0.9)]) is None
+    amounts = [_line("9.00", 0.8, 0.5), _line("3.00", 0.8, 0.53), _line("13.00", 0.8, 0.56)]
+    assert printed_total(amounts) is None  # 9 + 3 is not 13: no amount adds up the others
+
+
+def test_without_a_total_label_the_amount_its_column_adds_up_to_is_the_total() -> None:
+    """047 as Loupe's OCR read it, tilted: close rows, CASH's amount a row below it, no change row."""
+    lines = [_line("OPT.05", 0.30, 0.375, 0.07), _line("RM 149.00", 0.386, 0.377, 0.083),
+             _line("RN 21.00", 0.392, 0.387, 0.078), _line("DPI.O4", 0.30, 0.39, 0.07), _line("CASH", 0.30, 0.414, 0.04),
+             _line("170.00", 0.372, 0.425, 0.096), _line("RM", 0.317, 0.428, 0.04)]
+    assert printed_total(lines) == 170.00
+    elsewhere = [line if line["text"] != "RN 21.00" else _line("RN 21.00", 0.2, 0.387, 0.078) for line in lines]
+    assert printed_total(elsewhere) is None  # 21.00 in another column: 149.00 alone adds up to nothing
+
+
+def test_a_rounded_bill_that_is_not_a_multiple_of_5_cents_is_misread_and_the_tender_says_what_it_was() -> None:
+    """008 as Loupe's OCR read it: subtotal 106.10, GST 6.37 and rounding -0.02 make 112.45, as CASH says."""
+    lines = [_line("Rounding (RM) :", 0.05, 0.62), _line("-0.02", 0.8, 0.62), _line("Total (RM) :", 0.05, 0.64),
+             _line("112.46", 0.8, 0.64), _line("CASH :", 0.05, 0.66), _line("112.45", 0.8, 0.66),
+             _line("Change (RM) :", 0.05, 0.68), _line("0.00", 0.8, 0.68)]
+    assert printed_total(lines) == 112.45
+    unrounded = [line for line in lines if line["text"] not in ("Rounding (RM) :", "-0.02")]
+    assert printed_total(unrounded) == 112.46  # without a rounding line a bill may end in any cent
+    far = [line if line["text"] != "112.45" else _line("102.45", 0.8, 0.66) for line in lines]
+    assert printed_total(far) == 112.46  # ten dollars apart is no misread cent
 
 
 def test_folding_forgives_case_accents_punctuation_and_number_words() -> None:
@@ -171,9 +195,9 @@ def test_every_amount_format_of_sroie_keys_is_read(keyed: str, amount: float | N
 
 @pytest.mark.parametrize(("stem", "total", "currency"), [
     ("000", 9.00, "MYR"), ("006", 327.00, None), ("030", 8.20, "MYR"), ("081", 3.90, "MYR"), ("031", 75.00, None),
-    ("072", 49.40, "MYR"), ("061", 129.30, "MYR"), ("022", 9.00, None),
+    ("072", 49.40, "MYR"), ("061", 129.30, "MYR"), ("022", 9.00, None), ("047", 170.00, "MYR"),
 ])  # 030: UNIHAKKA prints "$8.20" in Johor; 072: TOTAL INCL. GST 49.39, rounding 0.01, TOTAL 49.40; 061: "Amt Due";
-# 022: a "Tax Code" column heads its items, above the total
+# 022: a "Tax Code" column heads its items, above the total; 047: no total label, but its amounts add up
 def test_a_receipts_total_and_currency_are_read_from_its_lines(stem: str, total: float, currency: str | None) -> None:
     lines = _receipt(stem)
     assert printed_total(lines) == total

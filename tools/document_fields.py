@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 # Raised whenever a rule below or in tools/receipt_items.py changes what is read: `loupe index` then reads every
 # stored row's text again.
-FIELDS_VERSION = 6
+FIELDS_VERSION = 7
 MONTHS = {name: number for number, names in enumerate(
     [("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"), ("may",), ("jun", "june"),
      ("jul", "july"), ("aug", "august"), ("sep", "sept", "september"), ("oct", "october"), ("nov", "november"),
@@ -55,6 +55,7 @@ _CHANGE = re.compile(r"chan?ge|\bbaki\b", re.I)
 _ADJUSTMENT = re.compile(r"(?<![\d.])-?\s?0[.,]0\d(?!\d)")  # a rounding adjustment: a few cents, either sign
 _SUMMARY = re.compile(r"summary|tax code", re.I)  # a tax summary's "Total:" row repeats the net amount
 FINAL_WEIGHT = 3  # a label that says the total is final (inclusive, grand, rounded) outweighs two plain ones
+COLUMN_EDGE = 0.02  # right-aligned amounts end within 2% of the page's width of each other
 ROW_TOLERANCE = 0.6  # an amount whose centre lies within 0.6 line heights of a label's centre is on its row
 
 # The shop's name is printed in a receipt's first lines, often after a cashier's name, a till number or a slogan.
@@ -305,9 +306,9 @@ def printed_total(lines: list[dict]) -> float | None:
         weight[amount] += points
         lowest[amount] = max(lowest.get(amount, 0.0), top)
     if not weight:
-        return None
+        return _sum_of_the_lines_above(placed)
     total = max(weight, key=lambda amount: (weight[amount], lowest[amount]))
-    return _after_rounding(total, lowest[total], placed)
+    return _rounded_as_paid(_after_rounding(total, lowest[total], placed), placed, summary_top)
 
 
 def _labelled_amount(text: str, bounds: Box, placed: list[tuple[str, Box]]) -> float | None:
@@ -339,6 +340,35 @@ def _tender_less_change(placed: list[tuple[str, Box]], summary_top: float) -> fl
                    and (change := _row_amount(other_bounds, placed, zero=True)) is not None]
         if changes and 0 <= changes[0] < tender:
             return round(tender - changes[0], 2)
+    return None
+
+
+def _rounded_as_paid(total: float, placed: list[tuple[str, Box]], summary_top: float) -> float:
+    """Where a rounding adjustment is printed, the bill is rounded to 5 cents (cash rounding, as in Malaysia or
+    Australia). A total that is not, a few cents from a tender less change that is, has a misread digit: 008's
+    "Total (RM) : 112.46" beside "CASH : 112.45" and "Change (RM) : 0.00" (its subtotal, tax and rounding add up
+    to 112.45 as well)."""
+    if _cents(total) % 5 == 0 or not any(_is_adjustment(text) for text, _ in placed):
+        return total
+    paid = _tender_less_change(placed, summary_top)
+    return paid if paid is not None and _cents(paid) % 5 == 0 and abs(paid - total) < 0.10 else total
+
+
+def _cents(amount: float) -> int:
+    return round(amount * 100)
+
+
+def _sum_of_the_lines_above(placed: list[tuple[str, Box]]) -> float | None:
+    """A receipt with no total label: the first amount that at least two amounts above it in its column add up
+    to (047 prints "RM 149.00", "RM 21.00", "CASH", "RM 170.00"). A column is the lines whose right edges lie
+    within COLUMN_EDGE of each other, as a till prints its amounts right-aligned; rows are not used, as a
+    photo's tilt runs close rows together. An amount that adds up nothing is no total."""
+    amounts = sorted(((bounds[1], bounds[2], found[-1]) for text, bounds in placed
+                      if (found := _amounts_beside_label(text))), key=lambda line: line[0])
+    for index, (_, right, amount) in enumerate(amounts):
+        column = [_cents(above) for _, other_right, above in amounts[:index] if abs(other_right - right) <= COLUMN_EDGE]
+        if len(column) >= 2 and sum(column) == _cents(amount):
+            return amount
     return None
 
 

@@ -189,6 +189,7 @@ item items product products thing things single individual one across diff diffe
 priced top order ordered purchased
 """.split())
 _SHOP_WORD = re.compile(r"[\w'&-]+(?:\.[\w&-]+)*\.?")
+_AT_SHOP = re.compile(r"\b(?:at|from)\s+(.+)$", re.I)
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ def asks_about_items(text: str) -> bool:
     return bool(_ITEMS.search(text))
 
 
-def aggregation(text: str, dated: bool) -> Aggregation | None:
+def aggregation(text: str, dated: bool, earlier_results: bool = True) -> Aggregation | None:
     """The collection question in ``text`` ("how much did I spend at AEON in 2018?", "when did I last go to
     Shell?", "which shop do I spend the most at?"), or None for a search or a question about earlier results.
 
@@ -219,9 +220,12 @@ def aggregation(text: str, dated: bool) -> Aggregation | None:
     date, "altogether", "in total", "all my") is one; without one, a sum at a shop is ``maybe_one``: "how much
     did I spend at AEON?" adds up five receipts, "how much did we spend at Nando's that night?" asks for one
     receipt's total, which text search finds and reads. "show me / pull up ..." asks for the receipts.
+
+    ``earlier_results``: the conversation has shown records, which "those" or "these" may point back at;
+    before any, "Hon Hwa Hardware: the dearest item on those bills" means the bills of the shop it names.
     """
     words = _REASON.sub("", text)
-    if _THESE.search(words) or _AMOUNT.search(words):
+    if (_THESE.search(words) and (earlier_results or not shop_words(words))) or _AMOUNT.search(words):
         return None
     if asks_about_items(words) and not _GROUP.search(words):
         measure = "max" if _MOST.search(words) else "min" if _LEAST.search(words) else \
@@ -253,11 +257,17 @@ def aggregation(text: str, dated: bool) -> Aggregation | None:
 
 def shop_words(text: str) -> str:
     """The shop a collection question names: its words without the question's own, the dates and the filler
-    ("how many receipts do I have from MR D.I.Y.?" -> "MR D.I.Y"); "" when none is left."""
-    words = [w.rstrip(".") for w in _SHOP_WORD.findall(_strip_conditions(text))]
-    kept = [w for w in words if any(ch.isalnum() for ch in w)
-            and w.lower() not in _EMPTY_WORDS and w.lower() not in _QUESTION_WORDS]
-    return " ".join(kept)
+    ("how many receipts do I have from MR D.I.Y.?" -> "MR D.I.Y"); "" when none is left. Where a shop follows
+    "at" or "from", only the words after it: "the dearest book thing I bought from Popular" -> "Popular"."""
+    unconditioned = _strip_conditions(text)
+    after = _AT_SHOP.search(unconditioned)
+    return next(filter(None, (_named(part) for part in ([after.group(1)] if after else []) + [unconditioned])), "")
+
+
+def _named(text: str) -> str:
+    words = [w.rstrip(".") for w in _SHOP_WORD.findall(text)]
+    return " ".join(w for w in words if any(ch.isalnum() for ch in w)
+                    and w.lower() not in _EMPTY_WORDS and w.lower() not in _QUESTION_WORDS)
 
 
 # What a receipt prints that Loupe does not read into a field: asked about, it says so rather than guess.

@@ -74,7 +74,8 @@ def plan(turn: Turn, receipts_at: Callable[[str], int] | None = None) -> list[St
     wanted = intents.filters(text)
     ordered = intents.order(text)
     previous = turn.previous_search
-    asked = None if turn.image else intents.aggregation(text, any(c["column"] in ("date", "year") for c in wanted))
+    asked = None if turn.image else intents.aggregation(text, any(c["column"] in ("date", "year") for c in wanted),
+                                                        earlier_results=bool(turn.previous_records))
     if asked is not None and asked.maybe_one and (receipts_at is None or receipts_at(asked.shop) < 2):
         asked = None
     about_all = asked is not None and bool(asked.shop or asked.group_by or asked.measure in ("count", "sum"))

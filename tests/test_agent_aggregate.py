@@ -122,6 +122,11 @@ def test_what_no_field_holds_runs_no_tool(text: str) -> None:
     ("what's the most expensive single item i bought at ikano?", {"measure": "max", "shop": "ikano"}),
     ("cheapest item on any of my receipts ever", {"measure": "min"}),
     ("whats the priciest single thing i've ever bought", {"measure": "max"}),
+    ("dearest book/stationery thing i bought from popular bookstore?", {"measure": "max",
+                                                                        "shop": "popular bookstore"}),
+    # before any results, "those bills" are the bills of the shop the question names
+    ("hon hwa hardware - what was the biggest single item cost on those bills", {"measure": "max",
+                                                                                 "shop": "hon hwa hardware"}),
 ])
 def test_questions_about_what_was_bought_are_figures_over_item_lines(text: str, args: dict) -> None:
     assert _call(text) == (ToolName.AGGREGATE, {**args, "items": True, "filters": []})

@@ -80,6 +80,14 @@ def test_a_shop_typed_with_its_kind_or_legal_form_is_found(table: ImageTable) ->
     assert aggregate(table, "count", shop="shell co").value == 2  # Shell's two, not AEON CO.'s
 
 
+def test_a_shop_typed_with_its_branch_is_found_where_its_receipts_print_the_branch(table: ImageTable) -> None:
+    """AEON's receipts print "AEON TAMAN MALURI SC" under the company's name; no shop name has "maluri"."""
+    assert aggregate(table, "count", shop="aeon maluri").value == len(AEON)
+    assert aggregate(table, "count", "item", shop="aeon maluri").value == 6  # 1 + 3 + 1 + 1 printed item lines
+    assert aggregate(table, "count", shop="mr diy maluri").value == 0  # MR D.I.Y.'s receipts print no Maluri
+    assert aggregate(table, "count", shop="aeon co").value == len(AEON)  # the name alone needs no branch
+
+
 def test_the_sum_spent_at_a_shop_in_a_year_names_its_receipts(table: ImageTable) -> None:
     result = aggregate(table, "sum", "total", [Condition("year", "=", 2018)], shop="aeon")
     assert result.value == pytest.approx(75.00 + 17.70 + 5.90 + 5.90) and result.currency is None

@@ -34,6 +34,31 @@ def test_names_printed_below_their_numbers_are_read_with_their_counts() -> None:
     assert len(items) == 7 and round(sum(item.amount for item in items), 2) == 144.68  # its subtotal
 
 
+def test_without_a_column_header_the_items_start_at_the_first_amount() -> None:
+    """AEON prints no header and its till's date below the totals; "GST ID" under the address ends nothing."""
+    lines = [_line("AEON CO. (M) BHD (126926-H)", 0.27, 0.10, 0.4), _line("3RD FLR, AEON TAMAN MALURI SC", 0.26, 0.12),
+             _line("GST ID :002017394688", 0.31, 0.20), _line("MON-SUN:1000 HRS - 2200 HRS", 0.28, 0.25),
+             _line("000008190901", 0.21, 0.30), _line("5.90SR", 0.75, 0.30, 0.1), _line("STERILE FILTRAT", 0.22, 0.33),
+             _line("Sub-total", 0.10, 0.38), _line("5.90", 0.79, 0.38, 0.1), _line("09/02/2018 12:53", 0.11, 0.61)]
+    assert printed_items(lines) == [Item("STERILE FILTRAT", 1.0, 5.90)]
+    assert printed_items(_receipt("071")) == [Item("SAKUMASHIKIDROP", 1.0, 5.90), Item("BINDER CLIP -BL", 1.0, 5.90),
+                                              Item("150YEN CAR NECK", 1.0, 5.90)]
+
+
+def test_a_header_with_a_stray_number_is_a_header_and_a_tax_code_in_the_amount_is_no_name() -> None:
+    """099 as Loupe's OCR read it: "11" left of the column names; 052's "10.00 ZRL" (zero-rated)."""
+    lines = [_line("Time: 16:15:00", 0.56, 0.44), _line("Salesperson", 0.05, 0.47), _line("Ref. :", 0.56, 0.47),
+             _line("11", 0.05, 0.52, 0.02), _line("Qty", 0.34, 0.52, 0.05), _line("S/Price", 0.47, 0.52, 0.1),
+             _line("Amount", 0.63, 0.52, 0.1), _line("Tax", 0.79, 0.52, 0.05),
+             _line("1470", 0.06, 0.55, 0.05), _line("3", 0.36, 0.55, 0.02), _line("15.90", 0.49, 0.55, 0.08),
+             _line("47.70", 0.67, 0.55, 0.08), _line("SR", 0.81, 0.55, 0.03), _line("25KG SIKA CREAM-88", 0.06, 0.58),
+             _line("Total Qty:", 0.15, 0.61), _line("3", 0.37, 0.61, 0.02), _line("47.70", 0.69, 0.61, 0.08)]
+    assert printed_items(lines) == [Item("25KG SIKA CREAM-88", 3.0, 47.70)]
+    zero_rated = [_line("Item", 0.05, 0.30), _line("Amt", 0.7, 0.30, 0.1), _line("02", 0.05, 0.33, 0.03),
+                  _line("10.00 ZRL", 0.7, 0.33, 0.15), _line("SUB TOTAL", 0.05, 0.36), _line("10.00", 0.7, 0.36, 0.1)]
+    assert printed_items(zero_rated) == []  # a code and an amount: no name is printed, so no item is made up
+
+
 def test_names_printed_above_and_discounts_below_are_read() -> None:
     assert printed_items(_receipt("000")) == [Item("KF MODELLING CLAY KIDDY FISH", 1.0, 9.00)]
     assert printed_items(_receipt("072")) == [  # "2pc @ 9.89" under the name; "Member Discount -1.20"

@@ -44,6 +44,7 @@ MEASURES = ("count", "sum", "min", "max", "latest", "earliest")
 AMOUNT_COLUMNS = ("total", "price", "file_size", "item")
 DATE_COLUMNS = ("date", "taken_at", "indexed_at")  # what latest and earliest compare (ISO text sorts as time)
 GROUPS = ("shop", "month", "year")
+BRANCH_LETTERS = 4  # a branch or mall typed beside a shop's name ("maluri", "tebrau"), not "the" or "co"
 # "aeon store", "bookstore", "coffeeshop": the name is the rest
 _KIND_OF_SHOP = re.compile(r"^(?:store|shop)s?$|(?<=\w{3})(?:store|shop)s?$")
 _LEGAL_FORMS = {"co", "company", "sdn", "bhd", "berhad", "inc", "ltd", "llc", "plc", "corp", "pte", "gmbh", "sb"}
@@ -138,8 +139,27 @@ def _selected(table: ImageTable, where: str, shop: str | None, column: str | Non
         if not words:
             raise AggregateError(f"the shop {shop[:40]!r} has no letters or digits to match")
         readings = _name_readings(words)
-        rows = [row for row in rows if row["shop"] and _found(fold(row["shop"]), readings)]
+        rows = [row for row in rows if row["shop"] and _found(fold(row["shop"]), readings)] or \
+            _at_a_branch(table, where, words, columns)
     return rows if column != "item" else [line for row in rows for line in _item_lines(row)]
+
+
+def _at_a_branch(table: ImageTable, where: str, words: list[str], columns: list[str]) -> list[dict[str, Any]]:
+    """Where no shop name has every typed word, a shop typed with its branch or mall ("aeon maluri": AEON CO.
+    (M) BHD, whose receipts print "AEON TAMAN MALURI SC"): the longest run of the words that a shop name has,
+    with each other word printed on the receipt. Words of fewer than BRANCH_LETTERS letters are no branch."""
+    rows = table.scan([*dict.fromkeys([*columns, "folded_text"])], where or None).to_pylist()
+    for length in range(len(words) - 1, 0, -1):
+        for start in range(len(words) - length + 1):
+            rest = words[:start] + words[start + length:]
+            if any(len(word) < BRANCH_LETTERS for word in rest):
+                continue
+            readings, printed = _name_readings(words[start:start + length]), [name_pattern(word) for word in rest]
+            found = [row for row in rows if row["shop"] and _found(fold(row["shop"]), readings)
+                     and all(pattern.search(row["folded_text"] or "") for pattern in printed)]
+            if found:
+                return [{key: value for key, value in row.items() if key in columns} for row in found]
+    return []
 
 
 def _item_lines(row: dict[str, Any]) -> list[dict[str, Any]]:

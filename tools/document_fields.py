@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 # Raised whenever a rule below or in tools/receipt_items.py changes what is read: `loupe index` then reads every
 # stored row's text again.
-FIELDS_VERSION = 7
+FIELDS_VERSION = 8
 MONTHS = {name: number for number, names in enumerate(
     [("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"), ("may",), ("jun", "june"),
      ("jul", "july"), ("aug", "august"), ("sep", "sept", "september"), ("oct", "october"), ("nov", "november"),

@@ -32,6 +32,7 @@ _END = re.compile(rf"{TOTAL}|\bsub\s*-?\s*t|\bqty\s*(?:\(s\)|s)?\s*:|\bitem\s*\(
 # what is printed above the items: a date (not inside a stock code, "WA36-6/60"), a time, the till's labels
 _PREAMBLE = re.compile(r"(?<![\w/-])\d{1,2}[/\-.]\d{1,2}[/\-.]\d{2,4}|\d{1,2}:\d\d|invoice|receipt|cashier|"
                        r"\btable\b|\bslip\b|\btrans\b|member|\bbill\b|\bdate\b", re.I)
+_STRAY_NUMBER = re.compile(r"^\d{1,2}$")
 _TAX_CODE = re.compile(r"^[A-Z]{1,3}\W?$")  # "SR", "ZRL", "S", "T*"
 _UNIT = re.compile(r"(?<![^\W\d_])(?:rm|x|pcs?|units?|kg|g|ea|box(?:s|es)?|pkt|btl|ctn|nos?)(?![^\W\d_])", re.I)
 _SIZE = re.compile(r"\d+[.,]\d+\s*(?:mm|cm|ml|kg|g|l|m|ltr|oz|inch|in)\b", re.I)  # "1.25MM", "1.50 L"
@@ -70,7 +71,9 @@ def printed_items(lines: list[dict]) -> list[Item]:
     """The item lines of a receipt, top to bottom; [] where no item region is found."""
     rows = _rows(lines)
     start = _items_start(rows)
-    end = next((index for index in range(start, len(rows)) if _ends_items(rows[index])), len(rows))
+    first_amount = next((index for index in range(start, len(rows)) if _amount(rows[index]) is not None), len(rows))
+    # a totals word above every amount is the shop's own ("GST ID: 002017394688" under the address), no total
+    end = next((index for index in range(first_amount, len(rows)) if _ends_items(rows[index])), len(rows))
     region = rows[start:end]
     names_below = bool(region) and _amount(region[0]) is not None and not _own_name(region[0])
     items: list[Item] = []
@@ -126,12 +129,19 @@ def _items_start(rows: list[Row]) -> int:
             last += 1
         return last + 1
     preamble = [index for index in range(totals) if any(_PREAMBLE.search(text) for _, text in rows[index])]
-    return preamble[-1] + 1 if preamble else 0
+    if preamble:
+        return preamble[-1] + 1
+    # nothing marks where the items begin (AEON prints its till's date below the totals): the first amount row,
+    # as the address and opening hours above it name no item
+    return next((index for index in range(totals) if _amount(rows[index]) is not None), 0)
 
 
 def _is_header(row: Row, least: int = 2) -> bool:
     """A row of column names and no digits: two in three of its words name a column (OCR misreads some:
-    "Itern Qty Totäl"; a tax summary's "GST Summary Amount (RM) Tax (RM)" is not a header)."""
+    "Itern Qty Totäl"; a tax summary's "GST Summary Amount (RM) Tax (RM)" is not a header). A number of one or
+    two digits that OCR read left of the names is a stray mark ("11 | Qty | S/Price | Amount | Tax")."""
+    if len(row) > 1 and _STRAY_NUMBER.match(row[0][1]):
+        row = row[1:]
     words = [word for _, text in row for word in fold(text).split()]
     named = sum(bool(_HEADER_WORD.match(word)) for word in words)
     return named >= least and 3 * named >= 2 * len(words) and not any(char.isdigit() for _, text in row
@@ -158,9 +168,11 @@ def _discount(row: Row) -> float | None:
 
 
 def _own_name(row: Row) -> str:
-    """The text of a row's lines that could name an item (not a code, count, price or unit)."""
+    """The text of a row's lines that could name an item (not a code, count, price or unit, nor a tax code
+    read into the amount's line: "10.00 ZRL")."""
+    last = _without_amounts(row[-1][1]).strip()
     return " ".join(_clean(text) for _, text in row[:-1] if _could_name(text)) or (
-        _clean(_without_amounts(row[-1][1])) if _could_name(_without_amounts(row[-1][1])) else "")
+        _clean(last) if _could_name(last) and not _TAX_CODE.match(last) else "")
 
 
 def _name_beside(region: list[Row], index: int, below: bool) -> str:

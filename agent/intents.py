@@ -129,6 +129,7 @@ _REFINE_START = re.compile(r"^\s*(only|just|but only|now only|drop|exclude|remov
 
 _FILLER = [re.compile(p, re.I) for p in (
     r"^\s*(?:hey|hi|hello|ok|okay|um+|hmm+|so|yo)\b[\s,!.]*",
+    r"^\s*quick (?:one|question|q)\b[\s,:!.-]*",
     r"\b(?:please|pls|plz|kindly|thanks|thank you|thx|asap|right now|now)\b[\s,!.]*",
     r"^\s*(?:can|could|would|will) (?:you|u)\s+(?:please\s+)?(?:help me\s+)?",
     r"^\s*(?:i(?:'m| am)|im)\s+(?:looking|searching|trying to find|trying to locate)\s+(?:for\s+)?",
@@ -158,7 +159,7 @@ _MOST = re.compile(r"\b(biggest|largest|highest|priciest|dearest|most expensive|
                    r"top[- ]priced)\b", re.I)
 # Questions about the single items a receipt prints (tools/receipt_items.py): "the most expensive thing I bought",
 # "what did I buy at IKEA?", "how many products from AEON"; a "thing" or "stuff" only where it was bought.
-_ITEMS = re.compile(r"\b(?:items?|products?)\b|\b(?:things?|stuff)\b.*\b(?:bought|buy|got|get|ordered|order|"
+_ITEMS = re.compile(r"\b(?:items?|products?|dish(?:es)?)\b|\b(?:things?|stuff)\b.*\b(?:bought|buy|got|get|ordered|order|"
                     r"purchased)\b|\bwhat (?:did|do|have) (?:i|we) (?:buy|bought|get|got|order|ordered|purchase)\b",
                     re.I)
 _LEAST = re.compile(r"\b(smallest|lowest|cheapest|least expensive|least i (?:ever )?(?:paid|spent))\b", re.I)
@@ -186,10 +187,10 @@ has got get i've ive i'd did do does was were is are at from to in on for by per
 spnd mny cash drop dropped damage add added adds come comes came make made keep kept had r everything grand
 purchase purchases vs versus more fewer less
 item items product products thing things single individual one across diff different distinct unique
-priced top order ordered purchased
+priced top order ordered purchased dish dishes line lines listed branch branches collection library quick
 """.split())
 _SHOP_WORD = re.compile(r"[\w'&-]+(?:\.[\w&-]+)*\.?")
-_AT_SHOP = re.compile(r"\b(?:at|from)\s+(.+)$", re.I)
+_AT_SHOP = re.compile(r"\b(?:at|from)\s+([^?!;,]+)", re.I)  # up to the question's end: "at Mr. DIY? any branch"
 
 
 @dataclass(frozen=True)
@@ -276,6 +277,9 @@ _UNREADABLE = [(re.compile(pattern, re.I), what) for pattern, what in (
      r"items?\b|products?\b|things?\b|stuff\b|diff|different)[\w ]{1,30}? did (?:i|we) "
      r"(?:buy|get|order|eat|drink|use)\b", "quantities"),
     (r"\b(?:weight|weigh|grams?|kilos?)\b", "weights"),
+    (r"\b(?:opens?|opening|closes?|closing)\b.*\b(?:time|hours?|\w+days?)\b|\bopening hours\b", "opening hours"),
+    (r"\bwhat time\b|\btime of (?:the )?day\b|\bwhat hour\b", "times of day"),
+    (r"\bweather\b", "the weather"),
     (r"\b(?:country|countries|origin|made in)\b", "where things were made"),
     (r"\bon sale\b|\bshelf price\b|\busual price\b", "discounts"),
     (r"\bcalories\b|\bnutrition", "calories"),

@@ -77,6 +77,12 @@ def _year(year: int) -> dict:
                     {"column": "date", "op": "<=", "value": "2018-02-28"}]}),
     ("hey what store did i go to most often in january 2018", {"measure": "count", "group_by": "shop", "filters": [
         {"column": "date", "op": ">=", "value": "2018-01-01"}, {"column": "date", "op": "<=", "value": "2018-01-31"}]}),
+    # the shop ends with the question: what follows is not its name
+    ("how many times have i shopped at Mr. DIY? any branch counts", {"measure": "count", "shop": "Mr DIY",
+                                                                    "filters": []}),
+    ("quick one - number of receipts in march 2018?", {"measure": "count", "filters": [
+        {"column": "date", "op": ">=", "value": "2018-03-01"}, {"column": "date", "op": "<=", "value": "2018-03-31"}]}),
+    ("whats the oldest receipt date in my collection", {"measure": "earliest", "filters": []}),
 ])
 def test_collection_questions_go_to_aggregate_with_their_arguments(text: str, args: dict) -> None:
     assert _call(text) == (ToolName.AGGREGATE, args)
@@ -110,7 +116,10 @@ def test_an_undated_sum_at_a_shop_adds_up_only_several_receipts(receipts: int | 
                                   "which payment card did i use most",
                                   "what country are the brands i bought at ikea from",
                                   "how many loyalty points have i earned at mr diy so far",
-                                  "whats the total weight in grams of everything i've bought?"])
+                                  "whats the total weight in grams of everything i've bought?",
+                                  "what time does popular bookstore close on sundays?",
+                                  "what time of day did i fill up petrol at shell?",
+                                  "what was the weather like the day i went to three stooges"])
 def test_what_no_field_holds_runs_no_tool(text: str) -> None:
     assert _call(text) == (None, {})
 
@@ -127,6 +136,10 @@ def test_what_no_field_holds_runs_no_tool(text: str) -> None:
     # before any results, "those bills" are the bills of the shop the question names
     ("hon hwa hardware - what was the biggest single item cost on those bills", {"measure": "max",
                                                                                  "shop": "hon hwa hardware"}),
+    ("whats the priciest dish on my timeless kitchenette bill", {"measure": "max", "shop": "timeless kitchenette"}),
+    ("across my popular bookstore receipts how many item lines are there in total?", {"measure": "count",
+                                                                                      "shop": "popular bookstore"}),
+    ("how many individual items are listed across all my receipts?", {"measure": "count"}),
 ])
 def test_questions_about_what_was_bought_are_figures_over_item_lines(text: str, args: dict) -> None:
     assert _call(text) == (ToolName.AGGREGATE, {**args, "items": True, "filters": []})

@@ -131,9 +131,10 @@ def collection_answers(root: Path) -> None:
                 "min": lambda: min(totals, default=None), "max": lambda: max(totals, default=None),
                 "latest": lambda: max(dates, default=None), "earliest": lambda: min(dates, default=None)}[measure]()
 
-    # the second and third written apart, later, by people who had not read the planner; the items set so too
+    # the second and third written apart, later, by people who had not read the planner; the items set and the
+    # unseen set so too (the unseen one's first run is its held-out figure)
     for name in ("collection_questions", "collection_questions_heldout", "collection_questions_fresh",
-                 "collection_items"):
+                 "collection_items", "collection_questions_unseen"):
         path = QUERY_SETS / f"{name}.jsonl"
         header, *entries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
                             if line.strip()]

@@ -94,6 +94,7 @@ def fused_runs(pipeline: Pipeline, query: Query, bridge: TextBridge | None,
     for weight in WEIGHTS:
         scores, _, rows = search.fuse(rankings, {**search.RETRIEVER_WEIGHTS, "text-bridge": weight})
         order = sorted(scores, key=lambda i: search._rank_key(scores[i], coverage.get(i, 0.0)))
+        rows = search.full_rows(pipeline.toolbox.table, rows, order)
         ranked[weight] = [_relative(rows[i]["path"], datasets) for i in order]
     return ranked, seconds
 

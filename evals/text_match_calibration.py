@@ -49,6 +49,7 @@ def candidates(toolbox, entries: list[dict]) -> list[dict]:
         judged = search.match_scores(rankings)  # what text_search judges a match by (no bridge)
         expected = set(entry.get("expected_records") or [])
         ranked = sorted(scores, key=lambda i: -scores[i])[:search.PER_RETRIEVER]
+        rows = search.full_rows(toolbox.table, rows, ranked)
         found.append({"id": entry["id"], "nothing": bool(entry.get("expect_nothing")),
                       "candidates": [(judged.get(i, 0.0), coverage.get(i, 0.0),
                                       any(rows[i]["path"].endswith("/" + e) for e in expected)) for i in ranked]})

@@ -89,7 +89,7 @@ class ImageTable:
         self._folded: tuple[int, list[str], list[str]] | None = None  # (table version, ids, folded texts)
         self._words: tuple[int, set[str]] | None = None  # (table version, words of the folded texts)
         self._unit_vectors: dict[str, tuple[int, list[str], np.ndarray]] = {}  # column -> (version, ids, rows)
-        self._searched_images = False
+        self._searched: set[str] = set()  # vector columns searched unfiltered in this process
 
     @classmethod
     def open(cls, index: IndexLocation | str | Path) -> ImageTable:
@@ -295,27 +295,30 @@ class ImageTable:
 
     def vector_search(
         self, column: str, vector: np.ndarray, limit: int, where: str | None = None,
-        extra_columns: list[str] | None = None,
+        extra_columns: list[str] | None = None, ids_only: bool = False,
     ) -> list[dict[str, Any]]:
         """Nearest rows by cosine distance, each with ``_distance`` (0 = same direction) and the record's columns
-        (plus ``extra_columns``, read in the same query)."""
-        if column == "image_vector" and where is None:
-            # A process that searched once searches again: from its second search on, the vectors are worth
-            # keeping in memory; a one-shot search (the CLI) does not pay for reading them all.
-            if self._searched_images and self.count() < VECTOR_INDEX_MIN_ROWS and column not in self.indexes():
-                return self._scanned_nearest(column, vector, limit, extra_columns)
-            self._searched_images = True
+        (plus ``extra_columns``, read in the same query), or with ``ids_only`` only their ``id``: text search
+        fuses several retrievers' rankings and reads the rows of the few it returns once (:meth:`get`)."""
+        if where is None:
+            # A process that searched a column once searches it again: from its second search on, the vectors
+            # are worth keeping in memory; a one-shot search (the CLI) does not pay for reading them all.
+            if column in self._searched and self.count() < VECTOR_INDEX_MIN_ROWS and column not in self.indexes():
+                return self._scanned_nearest(column, vector, limit, extra_columns, ids_only)
+            self._searched.add(column)
         if column != "image_vector":
             where = f"({where}) AND {_WITH_VECTOR[column]}" if where else _WITH_VECTOR[column]
-        return _run(self._nearest(column, vector.astype(np.float32), limit, where, extra_columns), where)
+        query = self._nearest(column, vector.astype(np.float32), limit, where, extra_columns, ids_only)
+        return _run(query, where)
 
     def _scanned_nearest(self, column: str, vector: np.ndarray, limit: int,
-                         extra_columns: list[str] | None) -> list[dict[str, Any]]:
-        """The k-NN of an unfiltered image search below VECTOR_INDEX_MIN_ROWS, where LanceDB has no vector index
-        and reads every vector from disk (58 ms for 10,000 image vectors on 2 cores): the unit vectors are kept
-        in memory per table version, as the perceptual hashes are (read once in about 0.1 s), and the distances
+                         extra_columns: list[str] | None, ids_only: bool = False) -> list[dict[str, Any]]:
+        """The k-NN of an unfiltered search below VECTOR_INDEX_MIN_ROWS, where LanceDB has no vector index and
+        reads every vector from disk (58 ms for 10,000 image vectors on 2 cores): the unit vectors are kept in
+        memory per table version, as the perceptual hashes are (read once in about 0.1 s), and the distances
         are one matrix product; with the rows read by id, 17 ms. The same cosine distance, rows and columns as
-        the LanceDB query returns. (For the 384-wide text vectors the LanceDB query is as fast.)"""
+        the LanceDB query returns. A zero vector (no text, no caption) is never a neighbour, as the text
+        columns' condition (_WITH_VECTOR) leaves those rows out of LanceDB's query."""
         version = self._table.version
         if column not in self._unit_vectors or self._unit_vectors[column][0] != version:
             scanned = self.scan(["id", column])
@@ -335,6 +338,8 @@ class ImageTable:
         distances = 1.0 - np.einsum("ij,j->i", units, query)  # not BLAS: its spinning threads slowed what followed
         nearest = np.argpartition(distances, limit - 1)[:limit] if limit < len(ids) else np.arange(len(ids))
         nearest = nearest[np.argsort(distances[nearest], kind="stable")]
+        if ids_only:
+            return [{"id": ids[i], "_distance": float(distances[i])} for i in nearest]
         rows = self.get([ids[i] for i in nearest], columns=[*RECORD_COLUMNS, *(extra_columns or [])])
         distance_of = {ids[i]: float(distances[i]) for i in nearest}
         return [{**row, "_distance": distance_of[row["id"]]} for row in rows]
@@ -352,12 +357,14 @@ class ImageTable:
         return nearest
 
     def _nearest(self, column: str, vectors: np.ndarray | list[np.ndarray], limit: int, where: str | None,
-                 extra_columns: list[str] | None) -> Any:
-        """The cosine k-NN query for one vector or a batch, with the record's columns, filtered before the search."""
+                 extra_columns: list[str] | None, ids_only: bool = False) -> Any:
+        """The cosine k-NN query for one vector or a batch, with the record's columns (or only the id), filtered
+        before the search."""
+        columns = ["id"] if ids_only else [*RECORD_COLUMNS, *(extra_columns or [])]
         query = (
             self._table.search(vectors, vector_column_name=column)
             .distance_type("cosine")
-            .select([*RECORD_COLUMNS, *(extra_columns or []), "_distance"])
+            .select([*columns, "_distance"])
             .limit(limit)
         )
         if where:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from loupe.evals.document_fields_eval import truth_lines
@@ -11,7 +13,7 @@ from loupe.tools.document_fields import (MIN_MISREAD_LETTERS, dollar_for_ringgit
                                          misread_name_pattern, name_pattern, printed_currency,
                                          printed_date, printed_shop, printed_total)
 from loupe.tools.records import MatchedRecord, MatchLabel, ordered
-from loupe.tools.text_search import name_runs, spelled_as_stored
+from loupe.tools.text_search import _near_copy, name_runs, spelled_as_stored
 
 pytestmark = pytest.mark.fast  # no model is loaded: part of the fast tier
 
@@ -130,6 +132,26 @@ def test_name_runs_skip_request_words_at_their_ends() -> None:
     runs = [run for _, _, run in name_runs("the receipts from three stooges please")]
     assert runs[0] == "3stooges"  # number words fold to digits, as on "3 STOOGES" and "THREE STOOGES"
     assert "the" not in runs and "please" not in runs and "receipts" not in runs
+
+
+def test_the_near_copy_test_lets_through_every_text_the_misread_pattern_finds() -> None:
+    """Text search tries the misread pattern (costly to compile) only on texts that pass _near_copy, so it must
+    never turn away one the pattern would find: random names, each text holding a copy with a letter
+    replaced or lost, or none."""
+    chance = random.Random(0)
+    for _ in range(3000):
+        run = "".join(chance.choice("abc") for _ in range(chance.randint(MIN_MISREAD_LETTERS, 12)))
+        text = "".join(chance.choice("abc ") for _ in range(chance.randint(0, 20)))
+        changed = list(run)
+        if chance.random() < 0.5:
+            changed[chance.randrange(len(run))] = chance.choice("abz")
+        else:
+            del changed[chance.randrange(len(run))]
+        at = chance.randint(0, len(text))
+        text = text[:at] + " " + "".join(changed) + " " + text[at:]
+        if misread_name_pattern(run).search(text):
+            assert _near_copy(run, text.replace(" ", "")), (run, text)
+    assert not _near_copy("lianhing", "lainhignstationery")  # two letters swapped is two misread
 
 
 def test_a_misspelt_name_is_spelled_as_stored() -> None:

@@ -166,3 +166,23 @@ def test_repeated_image_searches_read_the_vectors_once_and_find_what_lancedb_fin
     added = {**synthetic_rows(400, 1, INFO, np.random.default_rng(5))[0], "image_vector": query}
     table.append([added])  # a new table version: read again
     assert table.vector_search("image_vector", query, 1)[0]["id"] == added["id"]
+
+
+def test_repeated_text_searches_leave_out_rows_without_text_as_lancedb_does(tmp_path: Path) -> None:
+    """The OCR-text vectors are kept in memory too; a row without text (a zero vector) is never a neighbour."""
+    table = _table(tmp_path, 300)
+    blank = {**synthetic_rows(300, 1, INFO, np.random.default_rng(3))[0], "has_text": False, "ocr_text": "",
+             "ocr_vector": np.zeros(INFO.text_dim, np.float32)}
+    table.append([blank])
+    query = np.random.default_rng(6).standard_normal(INFO.text_dim).astype(np.float32)
+    lancedb_rows = table._nearest("ocr_vector", query, 301, "has_text", None).to_list()
+    first = table.vector_search("ocr_vector", query, 301)  # LanceDB's query, with its has_text condition
+    kept = table.vector_search("ocr_vector", query, 301)  # from memory
+    assert "ocr_vector" in table._unit_vectors and len(lancedb_rows) == 300
+    for found in (first, kept):
+        assert [row["id"] for row in found] == [row["id"] for row in lancedb_rows]
+        assert np.allclose([row["_distance"] for row in found], [row["_distance"] for row in lancedb_rows], atol=1e-6)
+    bare = table.vector_search("ocr_vector", query, 5, ids_only=True)  # what text search fuses: ids, no columns
+    filtered = table.vector_search("ocr_vector", query, 5, where="has_text", ids_only=True)  # LanceDB's query
+    assert [set(row) for row in bare + filtered] == [{"id", "_distance"}] * 10
+    assert [row["id"] for row in bare] == [row["id"] for row in filtered] == [row["id"] for row in kept[:5]]

@@ -99,7 +99,8 @@ def text_search(table: ImageTable, models: Models, query: str, k: int = 10,
         matches_only = False
     ranked_ids = [i for i in sorted(scores, key=lambda i: _rank_key(scores[i], coverage.get(i, 0.0)))
                   if not matches_only or is_match(calibrated.get(i, 0.0), coverage.get(i, 0.0))][:k]
-    records = [_record(rows[i], scores[i], evidence[i], query) for i in ranked_ids]
+    rows = full_rows(table, rows, ranked_ids)
+    records = [_record(rows[i], scores[i], evidence[i], query) for i in ranked_ids if "path" in rows[i]]
     attach_thumbnails(table, records)
     note = ""
     if not records:
@@ -107,6 +108,13 @@ def text_search(table: ImageTable, models: Models, query: str, k: int = 10,
                 f"no indexed text, caption or metadata matches {query!r}")
     return SearchResult(tool=ToolName.TEXT_SEARCH, query={"text": query, "k": k, "where": where or ""},
                         records=records, seconds=time.perf_counter() - start, note=note)
+
+
+def full_rows(table: ImageTable, rows: dict[str, dict], ids: list[str]) -> dict[str, dict]:
+    """``rows`` with the record's columns for each of ``ids``: the semantic and name retrievers rank ids only,
+    and the rows of those returned are read in one query rather than each retriever's fifty."""
+    light = [i for i in ids if "path" not in rows[i]]
+    return {**rows, **{row["id"]: row for row in table.get(light)}} if light else rows
 
 
 def subject_words(query: str) -> list[str]:
@@ -148,7 +156,8 @@ def fuse(rankings: dict[str, list[tuple[dict, str]]], weights: dict[str, float] 
         for rank, (row, detail) in enumerate(ranked):
             fused[row["id"]] += weights.get(retriever, 1.0) / (RRF_K + rank + 1)
             evidence[row["id"]].append(f"{retriever} #{rank + 1}{detail}")
-            rows.setdefault(row["id"], row)
+            if row["id"] not in rows or "path" in row:  # a retriever's whole row over another's bare id
+                rows[row["id"]] = row
     # Normalised by what a record ranked first by every retriever that ran would get, so a record
     # found by one weak retriever scores low even when no other retriever found anything. The bridge is
     # left out of that: it ranks every picture for any words, and counting it would lower every score the
@@ -166,7 +175,7 @@ def _rankings(table: ImageTable, models: Models, query: str, where: str | None,
     query_vector = models.text_embedder.embed([query])[0]
     for retriever, column in (("ocr-semantic", "ocr_vector"), ("caption-semantic", "caption_vector")):
         hits = [(row, 1.0 - row["_distance"]) for row in
-                table.vector_search(column, query_vector, PER_RETRIEVER, where)]
+                table.vector_search(column, query_vector, PER_RETRIEVER, where, ids_only=True)]
         floor = SEMANTIC_FLOORS[retriever]
         rankings[retriever] = [(row, f" (cosine {c:.2f})") for row, c in hits if c >= floor]
 
@@ -189,7 +198,8 @@ def _rankings(table: ImageTable, models: Models, query: str, where: str | None,
     encoder = models.image_encoder
     if encoder.has_text_tower:
         vector = encoder.embed_texts([query])[0]
-        hits = [(row, 1.0 - row["_distance"]) for row in table.vector_search("image_vector", vector, PER_RETRIEVER, where)]
+        hits = [(row, 1.0 - row["_distance"])
+                for row in table.vector_search("image_vector", vector, PER_RETRIEVER, where, ids_only=True)]
         rankings["image-text"] = [(row, f" (cosine {c:.2f})") for row, c in hits if c >= encoder.text_match_cosine]
     elif not numbers and max(coverage.values(), default=0.0) < MATCH_NAME_COVERAGE:
         if bridge == "packaged":
@@ -197,7 +207,7 @@ def _rankings(table: ImageTable, models: Models, query: str, where: str | None,
         if bridge is not None:
             vector = bridge.to_image_space(query_vector[None])[0]
             hits = [(row, 1.0 - row["_distance"]) for row in
-                    table.vector_search("image_vector", vector, PER_RETRIEVER, where)]
+                    table.vector_search("image_vector", vector, PER_RETRIEVER, where, ids_only=True)]
             if hits and hits[0][1] >= BRIDGE_PLACED:  # else the words are none the map can place
                 rankings[BRIDGE] = [(row, f" (cosine {c:.2f})") for row, c in hits if c >= bridge.floor]
     return rankings, coverage
@@ -253,7 +263,8 @@ def _name_matches(table: ImageTable, query: str, where: str | None) -> tuple[lis
     run_weight = {run: sum(weight.get(w, 0.0) for w in words) for words, _, run in runs}
     shares = {ids[i]: min(1.0, run_weight[run] / total) for i, run in covering.items()}
     order = list(best)[:PER_RETRIEVER]  # insertion order: by the run that found them
-    rows = {row["id"]: row for row in table.get([ids[i] for i in order], where=where)}
+    rows = {ids[i]: {"id": ids[i]} for i in order} if where is None else \
+        {row["id"]: row for row in table.get([ids[i] for i in order], columns=["id"], where=where)}
     ranked = [(rows[ids[i]], f" (name {best[i]!r}, {shares[ids[i]]:.0%} of the request)")
               for i in order if ids[i] in rows]
     return ranked, shares
@@ -261,10 +272,35 @@ def _name_matches(table: ImageTable, query: str, where: str | None) -> tuple[lis
 
 def _misread_hits(run: str, texts: list[str], squeezed: list[str]) -> list[int]:
     """The records that hold a long run with one character misread or lost, as OCR prints a name ("taste of the
-    worid"): one half of the run is then intact, so a plain substring test finds the texts to try the pattern on."""
-    half, pattern = len(run) // 2, misread_name_pattern(run)
-    return [index for index, text in enumerate(squeezed)
-            if (run[:half] in text or run[half:] in text) and pattern.search(texts[index])]
+    worid"): one half of the run is then intact, so a plain substring test finds the texts to try; where one of
+    them has such a near copy of the run with its spaces taken out, the pattern checks it at word boundaries.
+    (The pattern's compilation, 2 alternatives a letter, cost more than the rest of a query's name search.)"""
+    half = len(run) // 2
+    candidates = [index for index, text in enumerate(squeezed)
+                  if (run[:half] in text or run[half:] in text) and _near_copy(run, text)]
+    if not candidates:
+        return []
+    pattern = misread_name_pattern(run)
+    return [index for index in candidates if pattern.search(texts[index])]
+
+
+def _near_copy(run: str, text: str) -> bool:
+    """Whether ``text`` holds ``run`` with one character replaced or left out, around an intact half of it."""
+    length, half = len(run), len(run) // 2
+    for start, intact in ((0, run[:half]), (half, run[half:])):
+        found = text.find(intact)
+        while found >= 0:
+            begin = found - start  # where the run would begin in text
+            window = text[max(begin, 0):begin + length]
+            if begin >= 0 and len(window) == length and sum(a != b for a, b in zip(window, run)) <= 1:
+                return True
+            lost_at = range(half, length) if start == 0 else range(half)  # the lost character is in the other half
+            first = begin if start == 0 else begin + 1
+            shorter = text[first:first + length - 1] if first >= 0 else ""
+            if len(shorter) == length - 1 and any(run[:k] + run[k + 1:] == shorter for k in lost_at):
+                return True
+            found = text.find(intact, found + 1)
+    return False
 
 
 def spelled_as_stored(query: str, vocabulary: set[str]) -> str:

@@ -89,6 +89,16 @@ _SPAN = re.compile(rf"\b(?:(?:from|between)\s+)?(?:the\s+)?(?:(?P<first_day>\d{{
                    rf"(?P<first_month>{_MONTH}|may))\s*(?P<link>to|till|until|through|and|-|vs\.?|versus|or)\s*"
                    rf"(?:the\s+)?(?:(?P<last_day>\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+)?"
                    rf"(?P<last_month>{_MONTH}|may)\.?\s*,?\s*(?P<year>(?:19|20)\d\d)\b", re.I)
+# Two whole dates: "between 1 October 2018 and 31 December 2018", "from 5 jan 2018 to feb 2018".
+_DAY_SPAN = re.compile(rf"\b(?:(?:from|between)\s+)?(?:the\s+)?(?:(\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+)?"
+                       rf"({_MONTH}|may)\.?\s*,?\s*((?:19|20)\d\d)\s*(?:to|till|until|through|and|-)\s*"
+                       rf"(?:the\s+)?(?:(\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+)?({_MONTH}|may)\.?\s*,?\s*"
+                       rf"((?:19|20)\d\d)\b", re.I)
+# A month as digits: "02/2018", "3-2018"
+_NUMERIC_MONTH_YEAR = re.compile(r"(?<![\d/.\-])(0?[1-9]|1[0-2])[/.\-]((?:19|20)\d\d)(?![\d/.\-])")
+# A half of a year: "the first half of 2018", "H2 2017"
+_HALF = re.compile(r"\b(?:the\s+)?(first|1st|second|2nd|last)\s+half\s+(?:of\s+)?((?:19|20)\d\d)\b|"
+                   r"\bh([12])\s*(?:of\s+)?((?:19|20)\d\d)\b", re.I)
 _VERSUS = re.compile(r"vs\.?|versus|or", re.I)  # "jan vs feb 2018" compares two months: a span only if adjacent
 # A quarter of a year: "Q3 2017", "the last quarter of 2018", "4th quarter 2017".
 _QUARTERS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4, "last": 4,
@@ -188,6 +198,8 @@ spnd mny cash drop dropped damage add added adds come comes came make made keep 
 purchase purchases vs versus more fewer less
 item items product products thing things single individual one across diff different distinct unique
 priced top order ordered purchased dish dishes line lines listed branch branches collection library quick
+good morning afternoon evening kindly kind grateful if whole over counting thank very wat wat's wats half dated
+between overall amounts
 """.split())
 _SHOP_WORD = re.compile(r"[\w'&-]+(?:\.[\w&-]+)*\.?")
 _AT_SHOP = re.compile(r"\b(?:at|from)\s+([^?!;,]+)", re.I)  # up to the question's end: "at Mr. DIY? any branch"
@@ -280,6 +292,10 @@ _UNREADABLE = [(re.compile(pattern, re.I), what) for pattern, what in (
     (r"\b(?:opens?|opening|closes?|closing)\b.*\b(?:time|hours?|\w+days?)\b|\bopening hours\b", "opening hours"),
     (r"\bwhat time\b|\btime of (?:the )?day\b|\bwhat hour\b", "times of day"),
     (r"\bweather\b", "the weather"),
+    (r"\b(?:what|which|wat) table\b|\btable (?:number|no)\b", "table numbers"),
+    (r"\baddress(?:es)?\b", "addresses"),
+    (r"\b(?:phone|telephone|tel|contact|fax)\s*(?:number|no)?\b", "phone numbers"),
+    (r"\b(?:receipt|invoice|bill|doc(?:ument)?|order|transaction)\s*(?:number|no\b|#)", "receipt numbers"),
     (r"\b(?:country|countries|origin|made in)\b", "where things were made"),
     (r"\bon sale\b|\bshelf price\b|\busual price\b", "discounts"),
     (r"\bcalories\b|\bnutrition", "calories"),
@@ -295,7 +311,8 @@ _UNREADABLE = [(re.compile(pattern, re.I), what) for pattern, what in (
     (r"\bservice charge", "service charges"),
     (r"\b(?:average|mean)\b", "averages"),
 )]
-_QUESTION = re.compile(r"\?\s*$|^\s*(?:how|hw|what|whats|what's|which|who|did|do|does|was|were|when|where)\b", re.I)
+_QUESTION = re.compile(r"\?\s*$|^\s*(?:how|hw|what|whats|what's|wat|wats|wat's|which|who|did|do|does|was|were|when|"
+                       r"where)\b", re.I)
 
 
 def unreadable(text: str) -> str:
@@ -357,7 +374,8 @@ def filters(text: str, today: date | None = None) -> list[dict[str, Any]]:
         found += [_condition("date", op, day) for op, day in ((">=", span[0]), ("<=", span[1])) if day]
         text = _without_spans(text)
     month_years = [] if span else [(_month_number(m.group(1)), int(m.group(2))) for m in _MONTH_YEAR.finditer(text)]
-    rest = _MONTH_YEAR.sub(" ", text)
+    month_years += [] if span else [(int(m.group(1)), int(m.group(2))) for m in _NUMERIC_MONTH_YEAR.finditer(text)]
+    rest = _NUMERIC_MONTH_YEAR.sub(" ", _MONTH_YEAR.sub(" ", text))
     if len(month_years) == 1:
         month, year = month_years[0]
         last_day = calendar.monthrange(year, month)[1]
@@ -389,11 +407,17 @@ def _span(text: str) -> tuple[str | None, str | None] | None:
     """The first and last day of a span of months or of days in one month ("oct to dec 2017"), of two adjacent
     months compared ("jan vs feb 2018"), of a quarter ("Q3 2017"), or from or up to a day ("since 15 march
     2018": no last day; "before march 2018": no first day), if any."""
+    if half := _HALF.search(text):
+        second = (half.group(3) or "") == "2" or (half.group(1) or "").lower() in ("second", "2nd", "last")
+        year = int(half.group(2) or half.group(4))
+        return (f"{year:04d}-07-01", f"{year:04d}-12-31") if second else (f"{year:04d}-01-01", f"{year:04d}-06-30")
     if quarter := _QUARTER.search(text):
         number = int(quarter.group(1)) if quarter.group(1) else _QUARTERS[quarter.group(3).lower()]
         year = int(quarter.group(2) or quarter.group(4))
         last = 3 * number
         return f"{year:04d}-{last - 2:02d}-01", f"{year:04d}-{last:02d}-{calendar.monthrange(year, last)[1]:02d}"
+    if match := _DAY_SPAN.search(text):
+        return _dated_span(match)
     if match := _SPAN.search(text):
         return _closed_span(match)
     if match := _OPEN_SPAN.search(text):
@@ -403,7 +427,7 @@ def _span(text: str) -> tuple[str | None, str | None] | None:
 
 def _without_spans(text: str) -> str:
     """The text with the spans :func:`_span` reads taken out (quarters, "oct to dec 2017", "since march 2018")."""
-    for pattern in (_QUARTER, _SPAN, _OPEN_SPAN):
+    for pattern in (_HALF, _QUARTER, _DAY_SPAN, _SPAN, _OPEN_SPAN):
         text = pattern.sub(" ", text)
     return text
 
@@ -422,6 +446,19 @@ def _open_span(match: re.Match) -> tuple[str | None, str | None] | None:
     if word in ("until", "till", "up to"):
         return None, last.isoformat()
     return ((last + timedelta(days=1)) if word == "after" else first).isoformat(), None
+
+
+def _dated_span(match: re.Match) -> tuple[str, str] | None:
+    """From one day or month of a year to another's: the first day of the first, the last day of the last."""
+    first_year, last_year = int(match.group(3)), int(match.group(6))
+    first_month, last_month = _month_number(match.group(2)), _month_number(match.group(5))
+    last_of_month = calendar.monthrange(last_year, last_month)[1]
+    try:
+        first = date(first_year, first_month, int(match.group(1) or 1))
+        last = date(last_year, last_month, int(match.group(4) or last_of_month))
+    except ValueError:  # "31 February"
+        return None
+    return (first.isoformat(), last.isoformat()) if first <= last else None
 
 
 def _closed_span(match: re.Match) -> tuple[str, str] | None:
@@ -490,7 +527,7 @@ def search_words(text: str) -> str:
 
 
 def _strip_conditions(text: str) -> str:
-    words = _MONTH_YEAR.sub(" ", _without_spans(text) if _span(text) else text)
+    words = _NUMERIC_MONTH_YEAR.sub(" ", _MONTH_YEAR.sub(" ", _without_spans(text) if _span(text) else text))
     for pattern in (_RELATIVE_YEAR, _PRICE_BELOW, _PRICE_ABOVE, _YEAR):
         words = pattern.sub(" ", words)
     words = re.sub(r"\b(?:in|from|during|of|dated)\s+(?=\s|$)", " ", words, flags=re.I)

@@ -83,6 +83,17 @@ def _year(year: int) -> dict:
     ("quick one - number of receipts in march 2018?", {"measure": "count", "filters": [
         {"column": "date", "op": ">=", "value": "2018-03-01"}, {"column": "date", "op": "<=", "value": "2018-03-31"}]}),
     ("whats the oldest receipt date in my collection", {"measure": "earliest", "filters": []}),
+    # politeness, halves of a year, a month in digits, two whole dates
+    ("Good afternoon. Could you kindly tell me how many receipts I kept over the whole of 2017? Thank you very much.",
+     {"measure": "count", "filters": [_year(2017)]}),
+    ("99 speed mart receipts, first half of 2018 - how many?", {"measure": "count", "shop": "99 speed mart", "filters": [
+        {"column": "date", "op": ">=", "value": "2018-01-01"}, {"column": "date", "op": "<=", "value": "2018-06-30"}]}),
+    ("how much did i spend altogether in 02/2018", {"measure": "sum", "filters": [
+        {"column": "date", "op": ">=", "value": "2018-02-01"}, {"column": "date", "op": "<=", "value": "2018-02-28"}]}),
+    ("Please could you tell me the total amount on my receipts dated between 1 October 2018 and 31 December 2018?",
+     {"measure": "sum", "filters": [{"column": "date", "op": ">=", "value": "2018-10-01"},
+                                    {"column": "date", "op": "<=", "value": "2018-12-31"}]}),
+    ("wat's the total of all my 99 speedmart receipts", {"measure": "sum", "shop": "99 speedmart", "filters": []}),
 ])
 def test_collection_questions_go_to_aggregate_with_their_arguments(text: str, args: dict) -> None:
     assert _call(text) == (ToolName.AGGREGATE, args)
@@ -119,7 +130,10 @@ def test_an_undated_sum_at_a_shop_adds_up_only_several_receipts(receipts: int | 
                                   "whats the total weight in grams of everything i've bought?",
                                   "what time does popular bookstore close on sundays?",
                                   "what time of day did i fill up petrol at shell?",
-                                  "what was the weather like the day i went to three stooges"])
+                                  "what was the weather like the day i went to three stooges",
+                                  "wat table was i at in three stooges", "whats the phone no. for unihakka",
+                                  "Could you please give me the address of the Popular bookshop where I bought my things?",
+                                  "receipt number of my nando's bill?"])
 def test_what_no_field_holds_runs_no_tool(text: str) -> None:
     assert _call(text) == (None, {})
 

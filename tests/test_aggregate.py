@@ -88,6 +88,13 @@ def test_a_shop_typed_with_its_branch_is_found_where_its_receipts_print_the_bran
     assert aggregate(table, "count", shop="aeon co").value == len(AEON)  # the name alone needs no branch
 
 
+def test_a_misspelt_shop_is_read_as_the_name_the_receipts_print(table: ImageTable) -> None:
+    """"unihaka" (a K lost, seven letters: too short to be read with a letter lost) is UNIHAKKA, as printed."""
+    unihakka = aggregate(table, "count", shop="unihakka")
+    assert unihakka.value == 1 and aggregate(table, "count", shop="unihaka").ids == unihakka.ids
+    assert aggregate(table, "count", shop="walmart").value == 0  # no printed word like it: nothing is made to match
+
+
 def test_the_sum_spent_at_a_shop_in_a_year_names_its_receipts(table: ImageTable) -> None:
     result = aggregate(table, "sum", "total", [Condition("year", "=", 2018)], shop="aeon")
     assert result.value == pytest.approx(75.00 + 17.70 + 5.90 + 5.90) and result.currency is None

@@ -37,6 +37,7 @@ from loupe.tools.document_fields import (
     name_pattern,
     printed_currency,
 )
+from loupe.tools.text_search import spelled_as_stored
 
 MEASURES = ("count", "sum", "min", "max", "latest", "earliest")
 # what sum, min and max add up or compare; "item" is the amount of each item line a receipt prints
@@ -138,10 +139,17 @@ def _selected(table: ImageTable, where: str, shop: str | None, column: str | Non
         words = fold(shop).split()
         if not words:
             raise AggregateError(f"the shop {shop[:40]!r} has no letters or digits to match")
-        readings = _name_readings(words)
-        rows = [row for row in rows if row["shop"] and _found(fold(row["shop"]), readings)] or \
-            _at_a_branch(table, where, words, columns)
+        # where no shop has the words as typed: spelled as the collection prints them ("unihaka" is UNIHAKKA),
+        # else a shop and its branch ("aeon maluri")
+        rows = _at_shop(rows, words) or _at_shop(rows, spelled_as_stored(" ".join(words), table.folded_words()).split()) \
+            or _at_a_branch(table, where, words, columns)
     return rows if column != "item" else [line for row in rows for line in _item_lines(row)]
+
+
+def _at_shop(rows: list[dict[str, Any]], words: list[str]) -> list[dict[str, Any]]:
+    """The rows whose shop has the typed words, as :func:`_name_readings` reads them."""
+    readings = _name_readings(words)
+    return [row for row in rows if row["shop"] and _found(fold(row["shop"]), readings)]
 
 
 def _at_a_branch(table: ImageTable, where: str, words: list[str], columns: list[str]) -> list[dict[str, Any]]:

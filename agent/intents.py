@@ -30,7 +30,8 @@ _THING = r"(?:one|ones|result|results|receipt|receipts|picture|pictures|image|im
 _EXPLICIT = re.compile(r"#\s?(\d+)|\b(?:number|no\.?|nr\.?|result|item|record|entry)\s?#?(\d+)\b", re.I)
 _ORDINAL = re.compile(rf"\b(?:the\s+)?({'|'.join(_ORDINALS)})(?:\s+({'|'.join(_COUNTS)}))?(?:\s+{_THING})?\b", re.I)
 _PRONOUN = re.compile(rf"\b(it|that|tht|dat|this|them|those|these|him|her|the same)\b(?:\s+{_THING})?|"
-                      rf"\b(?:that|tht|this|the)\s+{_THING}\b",
+                      rf"\b(?:that|tht|this|the)\s+{_THING}\b|"
+                      r"\b(?:spen[dt]|paid|pay|bought|buy|got|get)\s+there\b",  # "how much did we spend there?"
                       re.I)
 
 TEXT = re.compile(r"\b(read|reading|transcribe|transcription|transcript|ocr|copy|extract|text|says?|said|written|"
@@ -43,7 +44,8 @@ CAPTION = re.compile(r"\b(describe|description|caption|what (?:is|'s) (?:in|show
                      r"what (?:does|do) (?:it|this|that|they|the \w+) look like|"
                      r"what does (?:it|this|that) show|what (?:is|'s) (?:it|this|that) (?:of|showing)|"
                      r"what is (?:it|this|that)\b(?! (?:from|dated|for)))", re.I)
-ASKS_TOTAL = re.compile(r"\b(how much|total|amount|spen[dt]|cost|costs|price|paid|pay|sum)\b", re.I)
+ASKS_TOTAL = re.compile(r"\b(how much|total|totl|ttl|amount|amt|payable|due|spen[dt]|cost|costs|price|paid|pay|sum)\b",
+                        re.I)
 ASKS_DATE = re.compile(r"\b(when|date|dated|what day|which day)\b", re.I)
 FIND = re.compile(r"\b(do (?:we|i|you) have|have (?:we|i) got|in (?:my|the) (?:collection|library|photos|files)|"
                   r"already|anywhere|find|search|look (?:for|up)|match(?:es|ing)?|other cop(?:y|ies)|duplicates?)\b",
@@ -129,12 +131,13 @@ those them they ones one only just now then so ok okay okey hmm hm um well pleas
 about show me give list keep drop exclude remove without hide filter narrow instead rather also same again
 receipts receipt bills bill photos pictures images pics results ones dated date made taken bought i my we our
 you any anything there here out of among thos tho tell can could would will should shall let see
-narrow ah oh uh er yeah yes yep go hey hi hello yo lol haha hehe omg btw
+narrow ah oh uh er yeah yes yep go hey hi hello yo lol haha hehe omg btw actually
 cost costs costing price priced prices paid spent spend pay expensive cheap amount total money
 """.split())
 _WORD = re.compile(r"[\w'-]+")
 _ABOUT_THESE = re.compile(r"^\s*(which|what|who|and|so|ok)\b|\b(these|those|them|the ones|of the)\b", re.I)
-_REFINE_START = re.compile(r"^\s*(only|just|but only|now only|drop|exclude|remove|without|hide|keep only|filter|"
+_REFINE_START = re.compile(r"^\s*(?:(?:hmm+|hm+|um+|uh|ok(?:ay)?|so|oh|ah|well|actually|no|nah|cool|nice)[\s,.!]+)*"
+                           r"(only|just|but only|now only|drop|exclude|remove|without|hide|keep only|filter|"
                            r"narrow|and|what about|how about)\b", re.I)
 
 _FILLER = [re.compile(p, re.I) for p in (

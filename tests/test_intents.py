@@ -24,9 +24,21 @@ TODAY = date(2026, 12, 1)
     ("the last one", ["r5"]), ("the last two", ["r4", "r5"]), ("the first two", ["r1", "r2"]),
     ("now find more like tht one", ["r1"]),
     ("the 2nd receipt, what's the total?", ["r2"]), ("#9", []),
+    ("cool, how much did we spend there?", ["r1"]),  # the shop of the receipt just found
 ])
 def test_follow_ups_point_back_by_pronoun_ordinal_and_number(text: str, expected: list[str]) -> None:
     assert [r.id for r in intents.points_back(text, RECORDS, has_image=False)] == expected
+
+
+@pytest.mark.parametrize("text", ["hmm just the 2018 ones actually", "ok, only the ones from march",
+                                  "actually, without the screenshots"])
+def test_a_narrowing_after_an_interjection_still_narrows(text: str) -> None:
+    assert intents.refines(text, "everything from mr diy")
+
+
+@pytest.mark.parametrize("text", ["wats the totl on dis", "amt payable on this pls", "how much is due on this one"])
+def test_a_total_asked_in_shorthand_is_a_total(text: str) -> None:
+    assert intents.ASKS_TOTAL.search(text)
 
 
 def test_a_new_request_is_not_taken_for_a_reference() -> None:
@@ -34,6 +46,7 @@ def test_a_new_request_is_not_taken_for_a_reference() -> None:
     assert intents.points_back(long_request, RECORDS, has_image=False) == []
     assert intents.points_back("find this", RECORDS, has_image=True) == []  # "this" is the new image
     assert intents.points_back("read that one", [], has_image=False) == []
+    assert intents.points_back("is there a receipt from shell?", RECORDS, has_image=False) == []  # no "spend there"
 
 
 @pytest.mark.parametrize(("text", "column", "descending"), [

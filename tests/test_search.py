@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -109,6 +110,17 @@ def test_receipt_found_by_total(indexed: Toolbox) -> None:
         names = [r.file_name for r in indexed.text_search(f"total {total}", k=5).records]
         found += f"receipt_{receipt}.jpg" in names
     assert found >= len(sroie_ids()) - 1, f"only {found} of {len(sroie_ids())} receipts found by their total"
+
+
+def test_an_amount_run_into_its_currency_and_only_words_of_a_request_finds_the_receipts_that_print_it(
+        indexed: Toolbox) -> None:
+    """"Would you find the receipt where I paid RM73.00, please?": the amount is all it names, so a record that
+    prints it as a whole amount is a match to show (the agent shows matches only), and one printing 173.00 is not."""
+    for receipt in sroie_ids():
+        total = sroie_key(receipt)["total"]
+        shown = indexed.text_search(f"the receipt where I paid RM{total}", k=10, matches_only=True).records
+        assert f"receipt_{receipt}.jpg" in [r.file_name for r in shown], total
+        assert all(re.search(rf"(?<![\d.,]){re.escape(total)}(?!\d)", r.ocr_text or "") for r in shown), total
 
 
 def test_where_filter_restricts_results(indexed: Toolbox) -> None:

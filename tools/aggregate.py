@@ -30,6 +30,7 @@ from loupe.base.errors import LoupeError
 from loupe.store.filters import Condition, where_clause
 from loupe.store.image_table import ImageTable
 from loupe.tools.document_fields import (
+    KIND_OF_SHOP,
     MIN_MISREAD_LETTERS,
     dollar_for_ringgit,
     fold,
@@ -47,7 +48,6 @@ DATE_COLUMNS = ("date", "taken_at", "indexed_at")  # what latest and earliest co
 GROUPS = ("shop", "month", "year")
 BRANCH_LETTERS = 4  # a branch or mall typed beside a shop's name ("maluri", "tebrau"), not "the" or "co"
 # "aeon store", "bookstore", "coffeeshop": the name is the rest
-_KIND_OF_SHOP = re.compile(r"^(?:store|shop)s?$|(?<=\w{3})(?:store|shop)s?$")
 _LEGAL_FORMS = {"co", "company", "sdn", "bhd", "berhad", "inc", "ltd", "llc", "plc", "corp", "pte", "gmbh", "sb"}
 MONEY = ("total", "price", "item")  # summed to the cent; a price is the metadata file's own, in one currency
 PRINTED_MONEY = ("total", "item")  # in the currency the receipt prints
@@ -190,7 +190,7 @@ def _name_readings(words: list[str]) -> list[list[re.Pattern]]:
     ("popular bookstore" is POPULAR BOOK CO.), and the company's legal form may be left out ("popular book co"
     is also POPULAR BOOK (M) SDN BHD, where OCR did not read the "CO.")."""
     spellings = [words]
-    without_kind = [shorter for word in words if (shorter := _KIND_OF_SHOP.sub("", word))]
+    without_kind = [shorter for word in words if (shorter := KIND_OF_SHOP.sub("", word))]
     without_legal_form = [word for word in words if word not in _LEGAL_FORMS]
     for typed in (without_kind, without_legal_form):
         if typed and typed not in spellings:

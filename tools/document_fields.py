@@ -123,6 +123,10 @@ def _whole_words(body: str) -> re.Pattern:
     return re.compile(r"(?<![^\W_])" + body + r"(?![^\W_])")
 
 
+# "aeon store", "bookstore", "coffeeshop": a shop typed with its kind; the name is the rest ("popular bookstore" is
+# POPULAR BOOK CO.)
+KIND_OF_SHOP = re.compile(r"^(?:store|shop)s?$|(?<=\w{3})(?:store|shop)s?$")
+
 # A shop's name of at least this many letters and digits may have one of them misread (misread_name_pattern).
 # Chosen on the two collection question sets, both development sets by then (README, "Questions about the
 # collection"): the names OCR misread there have 8 and 11; "aeon", "shell" or "kfc" with a letter free would

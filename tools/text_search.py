@@ -35,7 +35,7 @@ from collections import defaultdict
 from typing import Literal
 
 from loupe.store.image_table import ImageTable
-from loupe.tools.document_fields import MIN_MISREAD_LETTERS, fold, misread_name_pattern, name_pattern
+from loupe.tools.document_fields import KIND_OF_SHOP, MIN_MISREAD_LETTERS, fold, misread_name_pattern, name_pattern
 from loupe.tools.models import Models
 from loupe.tools.models.text_bridge import TextBridge, bridge_for
 from loupe.tools.records import MatchedRecord, MatchLabel, SearchResult, ToolName, attach_thumbnails, record_from_row
@@ -73,9 +73,12 @@ looking trying think sure remember bought buy went go got lost store shop receip
 recipts receit receits bill bills invoice invoices photo photos picture pictures pic pics image images scan scans
 one ones last month year week day ago before much many spend spent pay paid cost costs price total amount
 everything stuff thing things bunch again already
+like i'd id i'll wonder wondering tell kind lovely cool nice great hmm actually whether u ur slip slips claim claims
+expense expenses reimbursement d ll ve re m s t
 """.split())
+_CURRENCY_WORDS = frozenset({"rm", "myr", "usd", "sgd", "eur", "gbp"})  # beside an amount, it names no subject
 _LITERAL = re.compile(r'"([^"]+)"|\b(\d+[.,]\d+)\b')
-_NUMBER = re.compile(r"\b\d+[.,]\d+\b")
+_NUMBER = re.compile(r"(?<![\d.,])\d+[.,]\d+(?!\d)")  # also run into a currency: "RM73.00"
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -194,6 +197,10 @@ def _rankings(table: ImageTable, models: Models, query: str, where: str | None,
         rankings["exact"] = [(found[i], f" (contains {', '.join(repr(p) for p in contained[i])})") for i in ranked]
 
     rankings["name"], coverage = _name_matches(table, query, where)
+    if numbers and _CURRENCY_WORDS.issuperset(subject_words(_NUMBER.sub(" ", query))):
+        # the amounts are all the request names ("the receipt where I paid RM73.00"): a record printing each matches
+        whole = [re.compile(rf"(?<![\d.,]){re.escape(number)}(?!\d)") for number in numbers]  # 9.00, not 19.00
+        coverage.update({i: 1.0 for i, row in found.items() if all(p.search(row.get("ocr_text") or "") for p in whole)})
 
     encoder = models.image_encoder
     if encoder.has_text_tower:
@@ -238,8 +245,24 @@ def _name_matches(table: ImageTable, query: str, where: str | None) -> tuple[lis
     The share is what tells a name found ("three stooges" in THREE STOOGES) from a word of the request
     that happens to be printed somewhere ("station" of "Caltex station" on a Shell receipt).
     """
+    spelled = spelled_as_stored(query, table.folded_words())
+    without_kind = " ".join(KIND_OF_SHOP.sub("", word) or word for word in spelled.split())
+    if without_kind == spelled or len(subject_words(spelled)) < 2:  # "the bookshop photo" names no shop
+        return _runs_found(table, spelled, where)
+    # a shop typed with its kind ("popular bookshop" is POPULAR BOOK CO.), read both ways: the reading that
+    # covers more of the request ranks first (a photo tagged "bookshop" holds the word as typed)
+    readings = sorted((_runs_found(table, words, where) for words in (spelled, without_kind)),
+                      key=lambda found: -max(found[1].values(), default=0.0))
+    ranked = list({row["id"]: (row, detail) for found, _ in reversed(readings) for row, detail in found}.values())
+    first = {row["id"] for row, _ in readings[0][0]}
+    ranked.sort(key=lambda item: item[0]["id"] not in first)
+    shares = {i: max(found[1].get(i, 0.0) for found in readings) for found in readings for i in found[1]}
+    return ranked[:PER_RETRIEVER], shares
+
+
+def _runs_found(table: ImageTable, query: str, where: str | None) -> tuple[list[tuple[dict, str]], dict[str, float]]:
+    """:func:`_name_matches` for one reading of the (folded, spelled as stored) query."""
     ids, texts = table.folded_texts()
-    query = spelled_as_stored(query, table.folded_words())
     limit = max(MIN_GENERIC_RECORDS, GENERIC_SHARE * len(texts))
     runs = name_runs(query)
     best: dict[int, str] = {}  # row index -> the run of most words it holds, for ranking

@@ -172,7 +172,8 @@ _MOST = re.compile(r"\b(biggest|largest|highest|priciest|dearest|most expensive|
                    r"top[- ]priced)\b", re.I)
 # Questions about the single items a receipt prints (tools/receipt_items.py): "the most expensive thing I bought",
 # "what did I buy at IKEA?", "how many products from AEON"; a "thing" or "stuff" only where it was bought.
-_ITEMS = re.compile(r"\b(?:items?|products?|dish(?:es)?)\b|\b(?:things?|stuff)\b.*\b(?:bought|buy|got|get|ordered|order|"
+_ITEMS = re.compile(r"\b(?:items?|products?|dish(?:es)?)\b|"
+                    r"\b(?:things?|stuff)\b.*\b(?:bought|buy|got|get|ordered|order|"
                     r"purchased)\b|\bwhat (?:did|do|have) (?:i|we) (?:buy|bought|get|got|order|ordered|purchase)\b",
                     re.I)
 _LEAST = re.compile(r"\b(smallest|lowest|cheapest|least expensive|least i (?:ever )?(?:paid|spent))\b", re.I)
@@ -297,7 +298,7 @@ _UNREADABLE = [(re.compile(pattern, re.I), what) for pattern, what in (
     (r"\bweather\b", "the weather"),
     (r"\b(?:what|which|wat) table\b|\btable (?:number|no)\b", "table numbers"),
     (r"\baddress(?:es)?\b", "addresses"),
-    (r"\b(?:phone|telephone|tel|contact|fax)\s*(?:number|no)?\b", "phone numbers"),
+    (r"\b(?:phone|tel|contact|fax)\s*(?:number|no\b)|\btelephone\b|\bphone (?:for|of)\b", "phone numbers"),
     (r"\b(?:receipt|invoice|bill|doc(?:ument)?|order|transaction)\s*(?:number|no\b|#)", "receipt numbers"),
     (r"\b(?:country|countries|origin|made in)\b", "where things were made"),
     (r"\bon sale\b|\bshelf price\b|\busual price\b", "discounts"),

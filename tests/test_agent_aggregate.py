@@ -86,8 +86,9 @@ def _year(year: int) -> dict:
     # politeness, halves of a year, a month in digits, two whole dates
     ("Good afternoon. Could you kindly tell me how many receipts I kept over the whole of 2017? Thank you very much.",
      {"measure": "count", "filters": [_year(2017)]}),
-    ("99 speed mart receipts, first half of 2018 - how many?", {"measure": "count", "shop": "99 speed mart", "filters": [
-        {"column": "date", "op": ">=", "value": "2018-01-01"}, {"column": "date", "op": "<=", "value": "2018-06-30"}]}),
+    ("99 speed mart receipts, first half of 2018 - how many?", {"measure": "count", "shop": "99 speed mart",
+        "filters": [{"column": "date", "op": ">=", "value": "2018-01-01"},
+                    {"column": "date", "op": "<=", "value": "2018-06-30"}]}),
     ("how much did i spend altogether in 02/2018", {"measure": "sum", "filters": [
         {"column": "date", "op": ">=", "value": "2018-02-01"}, {"column": "date", "op": "<=", "value": "2018-02-28"}]}),
     ("Please could you tell me the total amount on my receipts dated between 1 October 2018 and 31 December 2018?",
@@ -132,7 +133,8 @@ def test_an_undated_sum_at_a_shop_adds_up_only_several_receipts(receipts: int | 
                                   "what time of day did i fill up petrol at shell?",
                                   "what was the weather like the day i went to three stooges",
                                   "wat table was i at in three stooges", "whats the phone no. for unihakka",
-                                  "Could you please give me the address of the Popular bookshop where I bought my things?",
+                                  "Could you please give me the address of the Popular bookshop where I bought "
+                                  "my things?",
                                   "receipt number of my nando's bill?"])
 def test_what_no_field_holds_runs_no_tool(text: str) -> None:
     assert _call(text) == (None, {})

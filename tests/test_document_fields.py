@@ -78,7 +78,8 @@ def test_no_total_label_means_no_total() -> None:
 def test_without_a_total_label_the_amount_its_column_adds_up_to_is_the_total() -> None:
     """047 as Loupe's OCR read it, tilted: close rows, CASH's amount a row below it, no change row."""
     lines = [_line("OPT.05", 0.30, 0.375, 0.07), _line("RM 149.00", 0.386, 0.377, 0.083),
-             _line("RN 21.00", 0.392, 0.387, 0.078), _line("DPI.O4", 0.30, 0.39, 0.07), _line("CASH", 0.30, 0.414, 0.04),
+             _line("RN 21.00", 0.392, 0.387, 0.078), _line("DPI.O4", 0.30, 0.39, 0.07),
+             _line("CASH", 0.30, 0.414, 0.04),
              _line("170.00", 0.372, 0.425, 0.096), _line("RM", 0.317, 0.428, 0.04)]
     assert printed_total(lines) == 170.00
     elsewhere = [line if line["text"] != "RN 21.00" else _line("RN 21.00", 0.2, 0.387, 0.078) for line in lines]

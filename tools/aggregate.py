@@ -141,8 +141,8 @@ def _selected(table: ImageTable, where: str, shop: str | None, column: str | Non
             raise AggregateError(f"the shop {shop[:40]!r} has no letters or digits to match")
         # where no shop has the words as typed: spelled as the collection prints them ("unihaka" is UNIHAKKA),
         # else a shop and its branch ("aeon maluri")
-        rows = _at_shop(rows, words) or _at_shop(rows, spelled_as_stored(" ".join(words), table.folded_words()).split()) \
-            or _at_a_branch(table, where, words, columns)
+        respelled = spelled_as_stored(" ".join(words), table.folded_words()).split()
+        rows = _at_shop(rows, words) or _at_shop(rows, respelled) or _at_a_branch(table, where, words, columns)
     return rows if column != "item" else [line for row in rows for line in _item_lines(row)]
 
 

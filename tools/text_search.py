@@ -251,12 +251,12 @@ def _name_matches(table: ImageTable, query: str, where: str | None) -> tuple[lis
         return _runs_found(table, spelled, where)
     # a shop typed with its kind ("popular bookshop" is POPULAR BOOK CO.), read both ways: the reading that
     # covers more of the request ranks first (a photo tagged "bookshop" holds the word as typed)
-    readings = sorted((_runs_found(table, words, where) for words in (spelled, without_kind)),
-                      key=lambda found: -max(found[1].values(), default=0.0))
-    ranked = list({row["id"]: (row, detail) for found, _ in reversed(readings) for row, detail in found}.values())
-    first = {row["id"] for row, _ in readings[0][0]}
-    ranked.sort(key=lambda item: item[0]["id"] not in first)
-    shares = {i: max(found[1].get(i, 0.0) for found in readings) for found in readings for i in found[1]}
+    (first, first_shares), (second, second_shares) = sorted(
+        (_runs_found(table, words, where) for words in (spelled, without_kind)),
+        key=lambda reading: -max(reading[1].values(), default=0.0))
+    seen = {row["id"] for row, _ in first}
+    ranked = first + [(row, detail) for row, detail in second if row["id"] not in seen]
+    shares = {**second_shares, **{i: max(share, second_shares.get(i, 0.0)) for i, share in first_shares.items()}}
     return ranked[:PER_RETRIEVER], shares
 
 

@@ -95,8 +95,9 @@ def collection_answers(root: Path) -> None:
     ``since``..``until``; its total is the key's number (a "$" or "RM" dropped; an empty total is left out of
     sums, minima and maxima, not of counts); with ``of: items``, the receipts' item lines as
     evals/annotations/sroie_items.jsonl writes them (counted, or their amounts added, or the least and
-    largest). count, sum (to the cent), min and max of the totals, latest and earliest of the dates; with ``group_by`` (the company
-    as letters and digits, the month, the year) the group with the largest figure, which must be one alone.
+    largest). count, sum (to the cent), min and max of the totals, latest and earliest of the dates; with
+    ``group_by`` (the company as letters and digits, the month, the year) the group with the largest figure,
+    which must be one alone.
     """
     months = {name: number for number, name in enumerate(
         ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}

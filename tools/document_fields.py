@@ -110,12 +110,14 @@ def name_pattern(letters: str) -> re.Pattern:
 
 def misread_name_pattern(letters: str) -> re.Pattern:
     """Like :func:`name_pattern`, but one of the letters may be misread as any other letter or digit, or lost:
-    OCR does both to a printed name ("LJAN HING" and "LAN HING" for LIAN HING, "79 SPEED MART" for 99). For
-    names of MIN_MISREAD_LETTERS or more only, where the other letters still say which name it is."""
-    misread = [" ?".join(re.escape(ch) if k != at else r"[^\W_]" for k, ch in enumerate(letters))
-               for at in range(len(letters))]
-    lost = [" ?".join(re.escape(ch) for k, ch in enumerate(letters) if k != at) for at in range(len(letters))]
-    return _whole_words("(?:" + "|".join(misread + lost) + ")")
+    OCR does both to a printed name ("LJAN HING" and "LAN HING" for LIAN HING, "79 SPEED MART" for 99). The
+    person typing may lose one too: a letter the print has between two typed ones ("99 spedmart" is 99 SPEED
+    MART). For names of MIN_MISREAD_LETTERS or more only, where the other letters still say which name it is."""
+    escaped = [re.escape(ch) for ch in letters]
+    misread = [" ?".join(ch if k != at else r"[^\W_]" for k, ch in enumerate(escaped)) for at in range(len(letters))]
+    lost = [" ?".join(ch for k, ch in enumerate(escaped) if k != at) for at in range(len(letters))]
+    typed_short = [" ?".join([*escaped[:at], r"[^\W_]", *escaped[at:]]) for at in range(1, len(letters))]
+    return _whole_words("(?:" + "|".join(misread + lost + typed_short) + ")")
 
 
 def _whole_words(body: str) -> re.Pattern:

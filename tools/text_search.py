@@ -308,7 +308,8 @@ def _misread_hits(run: str, texts: list[str], squeezed: list[str]) -> list[int]:
 
 
 def _near_copy(run: str, text: str) -> bool:
-    """Whether ``text`` holds ``run`` with one character replaced or left out, around an intact half of it."""
+    """Whether ``text`` holds ``run`` with one character replaced, left out or put in (inside it), around an
+    intact half of it."""
     length, half = len(run), len(run) // 2
     for start, intact in ((0, run[:half]), (half, run[half:])):
         found = text.find(intact)
@@ -321,6 +322,11 @@ def _near_copy(run: str, text: str) -> bool:
             first = begin if start == 0 else begin + 1
             shorter = text[first:first + length - 1] if first >= 0 else ""
             if len(shorter) == length - 1 and any(run[:k] + run[k + 1:] == shorter for k in lost_at):
+                return True
+            put_at = range(half, length) if start == 0 else range(1, half + 1)  # where a character was put in
+            first = begin if start == 0 else begin - 1
+            longer = text[first:first + length + 1] if first >= 0 else ""
+            if len(longer) == length + 1 and any(longer[:k] + longer[k + 1:] == run for k in put_at):
                 return True
             found = text.find(intact, found + 1)
     return False

@@ -140,9 +140,10 @@ def _selected(table: ImageTable, where: str, shop: str | None, column: str | Non
         if not words:
             raise AggregateError(f"the shop {shop[:40]!r} has no letters or digits to match")
         # where no shop has the words as typed: spelled as the collection prints them ("unihaka" is UNIHAKKA),
-        # else a shop and its branch ("aeon maluri")
-        respelled = spelled_as_stored(" ".join(words), table.folded_words()).split()
-        rows = _at_shop(rows, words) or _at_shop(rows, respelled) or _at_a_branch(table, where, words, columns)
+        # else a shop and its branch ("aeon maluri"); each tried only when the one before found nothing
+        rows = (_at_shop(rows, words)
+                or _at_shop(rows, spelled_as_stored(" ".join(words), table.folded_words()).split())
+                or _at_a_branch(table, rows, words))
     return rows if column != "item" else [line for row in rows for line in _item_lines(row)]
 
 
@@ -152,11 +153,12 @@ def _at_shop(rows: list[dict[str, Any]], words: list[str]) -> list[dict[str, Any
     return [row for row in rows if row["shop"] and _found(fold(row["shop"]), readings)]
 
 
-def _at_a_branch(table: ImageTable, where: str, words: list[str], columns: list[str]) -> list[dict[str, Any]]:
+def _at_a_branch(table: ImageTable, rows: list[dict[str, Any]], words: list[str]) -> list[dict[str, Any]]:
     """Where no shop name has every typed word, a shop typed with its branch or mall ("aeon maluri": AEON CO.
-    (M) BHD, whose receipts print "AEON TAMAN MALURI SC"): the longest run of the words that a shop name has,
-    with each other word printed on the receipt. Words of fewer than BRANCH_LETTERS letters are no branch."""
-    rows = table.scan([*dict.fromkeys([*columns, "folded_text"])], where or None).to_pylist()
+    (M) BHD, whose receipts print "AEON TAMAN MALURI SC"): the rows whose shop has the longest run of the words
+    that a shop name has, with each other word printed on the receipt (its folded text, which the table keeps).
+    Words of fewer than BRANCH_LETTERS letters are no branch."""
+    folded = dict(zip(*table.folded_texts()))
     for length in range(len(words) - 1, 0, -1):
         for start in range(len(words) - length + 1):
             rest = words[:start] + words[start + length:]
@@ -164,9 +166,9 @@ def _at_a_branch(table: ImageTable, where: str, words: list[str], columns: list[
                 continue
             readings, printed = _name_readings(words[start:start + length]), [name_pattern(word) for word in rest]
             found = [row for row in rows if row["shop"] and _found(fold(row["shop"]), readings)
-                     and all(pattern.search(row["folded_text"] or "") for pattern in printed)]
+                     and all(pattern.search(folded.get(row["id"], "")) for pattern in printed)]
             if found:
-                return [{key: value for key, value in row.items() if key in columns} for row in found]
+                return found
     return []
 
 

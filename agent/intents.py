@@ -91,11 +91,6 @@ _SPAN = re.compile(rf"\b(?:(?:from|between)\s+)?(?:the\s+)?(?:(?P<first_day>\d{{
                    rf"(?P<first_month>{_MONTH}|may))\s*(?P<link>to|till|until|through|and|-|vs\.?|versus|or)\s*"
                    rf"(?:the\s+)?(?:(?P<last_day>\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+)?"
                    rf"(?P<last_month>{_MONTH}|may)\.?\s*,?\s*(?P<year>(?:19|20)\d\d)\b", re.I)
-# Two whole dates: "between 1 October 2018 and 31 December 2018", "from 5 jan 2018 to feb 2018".
-_DAY_SPAN = re.compile(rf"\b(?:(?:from|between)\s+)?(?:the\s+)?(?:(\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+)?"
-                       rf"({_MONTH}|may)\.?\s*,?\s*((?:19|20)\d\d)\s*(?:to|till|until|through|and|-)\s*"
-                       rf"(?:the\s+)?(?:(\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+)?({_MONTH}|may)\.?\s*,?\s*"
-                       rf"((?:19|20)\d\d)\b", re.I)
 # A month as digits: "02/2018", "3-2018"
 _NUMERIC_MONTH_YEAR = re.compile(r"(?<![\d/.\-])(0?[1-9]|1[0-2])[/.\-]((?:19|20)\d\d)(?![\d/.\-])")
 # A half of a year: "the first half of 2018", "H2 2017"
@@ -110,6 +105,8 @@ _QUARTER = re.compile(rf"\bq([1-4])\s*(?:of\s+|,\s*)?((?:19|20)\d\d)\b|"
 # From a day or a month on, or up to one: "since march 2018", "before 1 feb 2018", "from 15 march 2018 onwards"
 # ("from" says "on" only with "onwards": "receipts from march 2018" are March's).
 _DAY = rf"(?:the\s+)?(?:(\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+)?({_MONTH}|may)\.?\s*,?\s*((?:19|20)\d\d)\b"
+# Two whole dates: "between 1 October 2018 and 31 December 2018", "from 5 jan 2018 to feb 2018".
+_DAY_SPAN = re.compile(rf"\b(?:(?:from|between)\s+)?{_DAY}\s*(?:to|till|until|through|and|-)\s*{_DAY}", re.I)
 _ONWARDS = r"\s+(?:on|onwards?|forwards?|and later|or later)\b"
 _OPEN_SPAN = re.compile(rf"\b(since|after|starting(?:\s+from)?|until|till|before|up\s+to|"
                         rf"from(?=[\w\s]*?{_ONWARDS}))\s+{_DAY}"

@@ -105,8 +105,24 @@ _QUARTER = re.compile(rf"\bq([1-4])\s*(?:of\s+|,\s*)?((?:19|20)\d\d)\b|"
 # From a day or a month on, or up to one: "since march 2018", "before 1 feb 2018", "from 15 march 2018 onwards"
 # ("from" says "on" only with "onwards": "receipts from march 2018" are March's).
 _DAY = rf"(?:the\s+)?(?:(\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+)?({_MONTH}|may)\.?\s*,?\s*((?:19|20)\d\d)\b"
+# A half of a month ("the second half of march 2018": the 16th on) and the week from a day ("the week of 19
+# march 2018": that day and the six after it)
+_HALF_MONTH = re.compile(rf"\b(?:the\s+)?(first|1st|second|2nd|last)\s+half\s+(?:of\s+)?({_MONTH}|may)\.?\s*,?\s*"
+                         rf"((?:19|20)\d\d)\b", re.I)
+_WEEK_OF = re.compile(rf"\b(?:the\s+)?week\s+(?:of|from|starting(?:\s+on)?|beginning)\s+{_DAY}", re.I)
 # Two whole dates: "between 1 October 2018 and 31 December 2018", "from 5 jan 2018 to feb 2018".
 _DAY_SPAN = re.compile(rf"\b(?:(?:from|between)\s+)?{_DAY}\s*(?:to|till|until|through|and|-)\s*{_DAY}", re.I)
+# One day: "dated 4/12/2017" (day first, as receipts print it, unless the second number is over 12), "on 15
+# march 2018", "march 15th, 2018"; without a year ("the 15th jan one") that day in any year.
+_NUMERIC_DAY = re.compile(r"(?<![\d/.\-])(\d{1,2})[/.\-](\d{1,2})[/.\-]((?:19|20)?\d\d)(?![\d/.\-])")
+_OF_YEAR = r"(?:\s*,?\s*((?:19|20)\d\d)\b)?"
+_DAY_MONTH = re.compile(rf"\b(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+({_MONTH}|may)\b\.?{_OF_YEAR}|"
+                        rf"\b({_MONTH}|may)\.?\s+(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?\b(?![.,:]\d){_OF_YEAR}", re.I)
+# Days people name rather than number, read as the day they fall on
+_NAMED_DAYS = [(re.compile(pattern, re.I), day) for pattern, day in (
+    (r"\bchristmas eve\b|\bxmas eve\b", "24 december"), (r"\b(?:christmas|xmas)(?: day)?\b", "25 december"),
+    (r"\bboxing day\b", "26 december"), (r"\bnew year'?s eve\b", "31 december"),
+    (r"\bnew year'?s(?: day)?\b", "1 january"), (r"\bvalentine'?s(?: day)?\b", "14 february"))]
 _ONWARDS = r"\s+(?:on|onwards?|forwards?|and later|or later)\b"
 _OPEN_SPAN = re.compile(rf"\b(since|after|starting(?:\s+from)?|until|till|before|up\s+to|"
                         rf"from(?=[\w\s]*?{_ONWARDS}))\s+{_DAY}"
@@ -174,8 +190,8 @@ _ITEMS = re.compile(r"\b(?:items?|products?|dish(?:es)?)\b|"
                     r"purchased)\b|\bwhat (?:did|do|have) (?:i|we) (?:buy|bought|get|got|order|ordered|purchase)\b",
                     re.I)
 _LEAST = re.compile(r"\b(smallest|lowest|cheapest|least expensive|least i (?:ever )?(?:paid|spent))\b", re.I)
-_OF_MANY = re.compile(r"\b(receipts?|bills?|amount|total|paid|ever|i have|i've got|ive got|i got|trips?|visits?|"
-                      r"purchases?|spen[dt])\b", re.I)
+_OF_MANY = re.compile(r"\b(receipts?|reciepts?|recipts?|receits?|bills?|amount|total|paid|ever|i have|i've got|"
+                      r"ive got|i got|trips?|visits?|purchases?|spen[dt])\b", re.I)
 _GROUP = re.compile(r"\b(?:(?:which|what)\s+(shop|store|place|outlet|merchant|month|year)|(?:per|by|each|every)\s+"
                     r"(shop|store|month|year)|at one (shop|store|place)|where do i|(busiest) month)", re.I)
 _GROUP_NAMES = {"store": "shop", "place": "shop", "outlet": "shop", "merchant": "shop", "busiest": "month"}
@@ -185,6 +201,9 @@ _SHOWS = re.compile(r"^\s*(?:(?:can|could) you\s+)?(?:please\s+|pls\s+)?(?:pull 
                     r"dig up|bring up|search|fetch|give me)\b", re.I)
 _AMOUNT = re.compile(r"\d+[.,]\d\d\b")
 _REASON = re.compile(_FILLER[-1].pattern, re.I)
+_GREETING = re.compile(r"^\s*(?:(?:hello|hi|hey|dear|good (?:morning|afternoon|evening|day))\b[\w ]{0,20}?[,!.]\s*)+",
+                       re.I)
+_ADDS_UP = re.compile(r"\b(?:add(?:ed|s)?|sum|total)\b.*\bprices?\b|\badd(?:ed|s)? (?:\w+ )?up\b", re.I)
 # Words of a question about the collection that name no shop: what is left once they are gone is the shop.
 _QUESTION_WORDS = set("""
 how hw many much number no count often times time when when's whens whats what's where wheres where's which
@@ -200,9 +219,13 @@ purchase purchases vs versus more fewer less
 item items product products thing things single individual one across diff different distinct unique
 priced top order ordered purchased dish dishes line lines listed branch branches collection library quick
 good morning afternoon evening kindly kind grateful if whole over counting thank very wat wat's wats half dated
-between overall amounts
+between overall amounts reciept recipt receit receits
+like know knowing wondering wonder need needing want wanted looking look only just put collect collected
+through thru week weeks weekend monday tuesday wednesday thursday friday saturday sunday second
 """.split())
+_DAY_OF_MONTH = re.compile(r"\d{1,2}(?:st|nd|rd|th)", re.I)  # "16th to 31st": the span's, never a shop's
 _SHOP_WORD = re.compile(r"[\w'&-]+(?:\.[\w&-]+)*\.?")
+_ASIDE = re.compile(r"\([^()]*\)")  # "ikano handel (the ikea one)": what the brackets add names no shop
 _AT_SHOP = re.compile(r"\b(?:at|from)\s+([^?!;,]+)", re.I)  # up to the question's end: "at Mr. DIY? any branch"
 
 
@@ -238,12 +261,12 @@ def aggregation(text: str, dated: bool, earlier_results: bool = True) -> Aggrega
     ``earlier_results``: the conversation has shown records, which "those" or "these" may point back at;
     before any, "Hon Hwa Hardware: the dearest item on those bills" means the bills of the shop it names.
     """
-    words = _REASON.sub("", text)
+    words = _REASON.sub("", _GREETING.sub("", text))  # "Hello, I am needing to know ..." gives no reason
     if (_THESE.search(words) and (earlier_results or not shop_words(words))) or _AMOUNT.search(words):
         return None
     if asks_about_items(words) and not _GROUP.search(words):
         measure = "max" if _MOST.search(words) else "min" if _LEAST.search(words) else \
-            "sum" if _SPENDING.search(words) and not _COUNT.search(words) else "count"
+            "sum" if (_SPENDING.search(words) or _ADDS_UP.search(words)) and not _COUNT.search(words) else "count"
         return Aggregation(measure, shop_words(words), items=True)
     if group := _GROUP.search(words):
         name = next(g for g in group.groups() if g) if any(group.groups()) else "shop"
@@ -273,14 +296,14 @@ def shop_words(text: str) -> str:
     """The shop a collection question names: its words without the question's own, the dates and the filler
     ("how many receipts do I have from MR D.I.Y.?" -> "MR D.I.Y"); "" when none is left. Where a shop follows
     "at" or "from", only the words after it: "the dearest book thing I bought from Popular" -> "Popular"."""
-    unconditioned = _strip_conditions(text)
+    unconditioned = _ASIDE.sub(" ", _strip_conditions(text))
     after = _AT_SHOP.search(unconditioned)
     return next(filter(None, (_named(part) for part in ([after.group(1)] if after else []) + [unconditioned])), "")
 
 
 def _named(text: str) -> str:
     words = [w.rstrip(".") for w in _SHOP_WORD.findall(text)]
-    return " ".join(w for w in words if any(ch.isalnum() for ch in w)
+    return " ".join(w for w in words if any(ch.isalnum() for ch in w) and not _DAY_OF_MONTH.fullmatch(w)
                     and w.lower() not in _EMPTY_WORDS and w.lower() not in _QUESTION_WORDS)
 
 
@@ -305,15 +328,19 @@ _UNREADABLE = [(re.compile(pattern, re.I), what) for pattern, what in (
      r"\bwhich card\b", "how it was paid"),
     (r"\bchange (?:did|was|do)\b|\bmy change\b", "the change given"),
     (r"\b(?:cashier|waiter|waitress|served)\b", "who served"),
-    (r"\b(?:discounts?|savings?|saved?)\b", "discounts"),
+    (r"\b(?:discounts?|savings?)\b|\b(?:how much|what) (?:\w+ ){0,4}saved?\b", "discounts"),
     (r"\b(?:loyalty|reward|rewards|bonus|member(?:ship)?)\s+points?\b|\bpoints (?:did|have) (?:i|we)\b",
      "loyalty points"),
+    (r"\b(?:member(?:ship)?|loyalty|card)\s*(?:card\s*)?(?:number|no\b|#|id\b)", "card numbers"),
+    (r"\b(?:halal|vegan|vegetarian|kosher|organic|gluten)\b", "dietary labels"),
     (r"\btips?\b", "tips"),
     (r"\bservice charge", "service charges"),
     (r"\b(?:average|mean)\b", "averages"),
 )]
-_QUESTION = re.compile(r"\?\s*$|^\s*(?:how|hw|what|whats|what's|wat|wats|wat's|which|who|did|do|does|was|were|when|"
-                       r"where)\b", re.I)
+# A question, or a request for a fact ("can you tell me ...", "pls give me the invoice no for ...")
+_QUESTION = re.compile(r"\?|^\s*(?:how|hw|what|whats|what's|wat|wats|wat's|which|who|did|do|does|was|were|when|"
+                       r"where)\b|^\s*(?:(?:can|could|would|will) (?:you|u) |pls |please |plz |kindly )*"
+                       r"(?:tell|give|let me know)\b", re.I)
 
 
 def unreadable(text: str) -> str:
@@ -371,9 +398,14 @@ def filters(text: str, today: date | None = None) -> list[dict[str, Any]]:
     store.filters)."""
     today = today or date.today()
     found: list[dict[str, Any]] = []
+    text = _with_named_days(text)
     if span := _span(text):
         found += [_condition("date", op, day) for op, day in ((">=", span[0]), ("<=", span[1])) if day]
         text = _without_spans(text)
+    elif day := _one_day(text):
+        found += [_condition("date", ">=", day), _condition("date", "<=", day)] if len(day) == 10 else \
+            [_condition("date", "contains", day)]
+        text = _without_days(text)
     month_years = [] if span else [(_month_number(m.group(1)), int(m.group(2))) for m in _MONTH_YEAR.finditer(text)]
     month_years += [] if span else [(int(m.group(1)), int(m.group(2))) for m in _NUMERIC_MONTH_YEAR.finditer(text)]
     rest = _NUMERIC_MONTH_YEAR.sub(" ", _MONTH_YEAR.sub(" ", text))
@@ -406,8 +438,20 @@ def filters(text: str, today: date | None = None) -> list[dict[str, Any]]:
 
 def _span(text: str) -> tuple[str | None, str | None] | None:
     """The first and last day of a span of months or of days in one month ("oct to dec 2017"), of two adjacent
-    months compared ("jan vs feb 2018"), of a quarter ("Q3 2017"), or from or up to a day ("since 15 march
-    2018": no last day; "before march 2018": no first day), if any."""
+    months compared ("jan vs feb 2018"), of a half of a month or the week from a day, of a quarter ("Q3 2017"),
+    or from or up to a day ("since 15 march 2018": no last day; "before march 2018": no first day), if any."""
+    if half := _HALF_MONTH.search(text):
+        year, month = int(half.group(3)), _month_number(half.group(2))
+        days = calendar.monthrange(year, month)[1]
+        second = half.group(1).lower() in ("second", "2nd", "last")
+        first, last = (16, days) if second else (1, 15)
+        return f"{year:04d}-{month:02d}-{first:02d}", f"{year:04d}-{month:02d}-{last:02d}"
+    if (week := _WEEK_OF.search(text)) and week.group(1):
+        try:
+            first = date(int(week.group(3)), _month_number(week.group(2)), int(week.group(1)))
+        except ValueError:  # "the week of 31 february"
+            return None
+        return first.isoformat(), (first + timedelta(days=6)).isoformat()
     if half := _HALF.search(text):
         second = (half.group(3) or "") == "2" or (half.group(1) or "").lower() in ("second", "2nd", "last")
         year = int(half.group(2) or half.group(4))
@@ -426,9 +470,39 @@ def _span(text: str) -> tuple[str | None, str | None] | None:
     return None
 
 
+def _with_named_days(text: str) -> str:
+    for pattern, day in _NAMED_DAYS:
+        text = pattern.sub(day, text)
+    return text
+
+
+def _one_day(text: str) -> str | None:
+    """The one day the text names, as an ISO date, or "-MM-DD" where no year is given (any year's); None where
+    it names no day, or more than one."""
+    days = []
+    for match in _NUMERIC_DAY.finditer(text):
+        first, second, year = int(match.group(1)), int(match.group(2)), int(match.group(3))
+        day, month = (second, first) if second > 12 else (first, second)
+        days.append((2000 + year if year < 100 else year, month, day))
+    for match in _DAY_MONTH.finditer(text):
+        day, name, year = (match.group(1), match.group(2), match.group(3)) if match.group(1) else \
+            (match.group(5), match.group(4), match.group(6))
+        days.append((int(year) if year else None, _month_number(name), int(day)))
+    if len(set(days)) != 1:
+        return None
+    year, month, day = days[0]
+    if not 1 <= month <= 12 or not 1 <= day <= calendar.monthrange(year or 2000, month)[1]:  # 2000: a leap year
+        return None
+    return date(year, month, day).isoformat() if year else f"-{month:02d}-{day:02d}"
+
+
+def _without_days(text: str) -> str:
+    return _DAY_MONTH.sub(" ", _NUMERIC_DAY.sub(" ", text))
+
+
 def _without_spans(text: str) -> str:
     """The text with the spans :func:`_span` reads taken out (quarters, "oct to dec 2017", "since march 2018")."""
-    for pattern in (_HALF, _QUARTER, _DAY_SPAN, _SPAN, _OPEN_SPAN):
+    for pattern in (_HALF_MONTH, _WEEK_OF, _HALF, _QUARTER, _DAY_SPAN, _SPAN, _OPEN_SPAN):
         text = pattern.sub(" ", text)
     return text
 
@@ -514,12 +588,18 @@ def refines(text: str, previous_query: str = "") -> bool:
 
 
 def search_words(text: str) -> str:
-    """The words to search for: the request without greetings, politeness, question frames and filters.
+    """The words to search for: the request without greetings, politeness, question frames, filters, the story
+    told before the request and the reason given after it.
 
     "could you find the receipts from Perniagaan Zheng Hui, please?" searches for "receipts from
-    Perniagaan Zheng Hui"; text search itself forgives punctuation, spacing and case in names.
+    Perniagaan Zheng Hui"; "my car's been guzzling fuel - can you pull up every petrol receipt?" for "every
+    petrol receipt"; "where's the receipt for the batteries? need to check the size" for "the receipt for the
+    batteries". Text search itself forgives punctuation, spacing and case in names.
     """
-    words = _strip_conditions(text)
+    words = _AFTERWORD.sub("", _strip_conditions(text))
+    if frame := _MID_FRAME.search(words):  # the request after the story, unless it names nothing itself
+        before, after = words[:frame.start()], words[frame.end():]
+        words = after if has_subject(after) else before
     for _ in range(3):  # frames nest: "hey, could you please find the ..."
         for pattern in _FILLER:
             words = pattern.sub(" ", words).strip(" ,?.!")
@@ -527,8 +607,19 @@ def search_words(text: str) -> str:
     return words or text.strip()
 
 
+# A request frame after a story or before an afterthought: "... lately - can you pull up", "..., can you find"
+_MID_FRAME = re.compile(r"\s*[-–,.;:!?]\s*(?:so\s+|pls\s+|please\s+)?(?:(?:can|could|would|will) (?:you|u)|pls|"
+                        r"please)\b(?:\s+(?:please|pls))?(?:\s+(?:pull up|find|show|get|dig up|look up|fetch|check))?"
+                        r"(?:\s+me)?", re.I)
+# A sentence after the question that gives the reason for it: "? need to check the size", ". can't find it"
+_AFTERWORD = re.compile(r"(?<=[?.!])\s+(?:i\s+)?(?:need|needed|can'?t|cannot|because|coz|cuz|cos|it'?s for|gotta|"
+                        r"have to|got to|want to|trying to|for (?:my|the))\b.*$", re.I)
+
+
 def _strip_conditions(text: str) -> str:
-    words = _NUMERIC_MONTH_YEAR.sub(" ", _MONTH_YEAR.sub(" ", _without_spans(text) if _span(text) else text))
+    text = _with_named_days(text)
+    text = _without_spans(text) if _span(text) else _without_days(text) if _one_day(text) else text
+    words = _NUMERIC_MONTH_YEAR.sub(" ", _MONTH_YEAR.sub(" ", text))
     for pattern in (_RELATIVE_YEAR, _PRICE_BELOW, _PRICE_ABOVE, _YEAR):
         words = pattern.sub(" ", words)
     words = re.sub(r"\b(?:in|from|during|of|dated)\s+(?=\s|$)", " ", words, flags=re.I)

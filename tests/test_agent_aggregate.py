@@ -95,6 +95,19 @@ def _year(year: int) -> dict:
      {"measure": "sum", "filters": [{"column": "date", "op": ">=", "value": "2018-10-01"},
                                     {"column": "date", "op": "<=", "value": "2018-12-31"}]}),
     ("wat's the total of all my 99 speedmart receipts", {"measure": "sum", "shop": "99 speedmart", "filters": []}),
+    ("Hello, I am needing to know how many receipt from Popular book shop I have in first quarter 2018 please",
+     {"measure": "count", "shop": "Popular book", "filters": [{"column": "date", "op": ">=", "value": "2018-01-01"},
+                                                              {"column": "date", "op": "<=", "value": "2018-03-31"}]}),
+    ("what did i spend at ikano handel (the ikea one) in 2017", {"measure": "sum", "shop": "ikano handel",
+                                                                 "filters": [_year(2017)]}),  # an aside names none
+    ("I would like to know which receipt from 2019 had the highest total", {"measure": "max",
+                                                                            "filters": [_year(2019)]}),
+    ("looking only at 2017 which month did i get the most receipts", {"measure": "count", "group_by": "month",
+                                                                      "filters": [_year(2017)]}),
+    ("cheapest popular bookshop reciept?", {"measure": "min", "shop": "popular bookshop", "filters": []}),
+    ("count of unihakka reciepts for the second half of march 2018, so 16th to 31st", {
+        "measure": "count", "shop": "unihakka", "filters": [{"column": "date", "op": ">=", "value": "2018-03-16"},
+                                                            {"column": "date", "op": "<=", "value": "2018-03-31"}]}),
 ])
 def test_collection_questions_go_to_aggregate_with_their_arguments(text: str, args: dict) -> None:
     assert _call(text) == (ToolName.AGGREGATE, args)
@@ -135,9 +148,19 @@ def test_an_undated_sum_at_a_shop_adds_up_only_several_receipts(receipts: int | 
                                   "wat table was i at in three stooges", "whats the phone no. for unihakka",
                                   "Could you please give me the address of the Popular bookshop where I bought "
                                   "my things?",
-                                  "receipt number of my nando's bill?"])
+                                  "receipt number of my nando's bill?",
+                                  "pls give me invoice no for hon hwa hardware",  # a request for a fact
+                                  "Can you tell me where the IKEA store is? I forgot the address.",
+                                  "which restaurants in my receipts are halal",
+                                  "what is my member card number printed on the mr diy receipt"])
 def test_what_no_field_holds_runs_no_tool(text: str) -> None:
     assert _call(text) == (None, {})
+
+
+@pytest.mark.fast
+def test_saving_a_receipt_is_no_question_about_discounts() -> None:
+    assert _call("did i ever save the guardian pharmacy receipt? can't find it anywhere")[0] is ToolName.TEXT_SEARCH
+    assert _call("how much did i save at mr diy")[0] is None  # the discount asked: no field holds it
 
 
 @pytest.mark.fast
@@ -156,6 +179,9 @@ def test_what_no_field_holds_runs_no_tool(text: str) -> None:
     ("across my popular bookstore receipts how many item lines are there in total?", {"measure": "count",
                                                                                       "shop": "popular bookstore"}),
     ("how many individual items are listed across all my receipts?", {"measure": "count"}),
+    ("how many individual items (line items) are on all my mr diy receipts put together?", {"measure": "count",
+                                                                                          "shop": "mr diy"}),
+    ("add up the item prices on my unihakka receipts", {"measure": "sum", "shop": "unihakka"}),
 ])
 def test_questions_about_what_was_bought_are_figures_over_item_lines(text: str, args: dict) -> None:
     assert _call(text) == (ToolName.AGGREGATE, {**args, "items": True, "filters": []})

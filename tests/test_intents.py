@@ -81,6 +81,14 @@ def test_comparisons_order_the_previous_results(text: str, column: str, descendi
     ("before 1 feb 2018", [("date", "<=", "2018-01-31")]),
     ("up to dec 2017", [("date", "<=", "2017-12-31")]),
     ("jan vs feb 2018", [("date", ">=", "2018-01-01"), ("date", "<=", "2018-02-28")]),  # two adjacent months
+    ("receipts dated 4/12/2017", [("date", ">=", "2017-12-04"), ("date", "<=", "2017-12-04")]),  # day first
+    ("how much on 12/28/2017", [("date", ">=", "2017-12-28"), ("date", "<=", "2017-12-28")]),  # no 28th month
+    ("march 15th, 2018 receipt", [("date", ">=", "2018-03-15"), ("date", "<=", "2018-03-15")]),
+    ("just the 15th jan one", [("date", "contains", "-01-15")]),  # that day in any year
+    ("what did i buy on christmas day 2018?", [("date", ">=", "2018-12-25"), ("date", "<=", "2018-12-25")]),
+    ("the second half of march 2018, so 16th to 31st", [("date", ">=", "2018-03-16"), ("date", "<=", "2018-03-31")]),
+    ("the week of 19 march 2018", [("date", ">=", "2018-03-19"), ("date", "<=", "2018-03-25")]),
+    ("receipts from 30 february 2018", [("date", ">=", "2018-02-01"), ("date", "<=", "2018-02-28")]),  # no such day
     ("asia mart receipts", []),  # "mart" is no month
     ("may I see the receipts", []),  # nor is the verb "may"
 ])
@@ -95,6 +103,11 @@ def test_date_year_and_price_filters(text: str, conditions: list[tuple]) -> None
     ("pls find receipt of GL handicraft", "receipt of GL handicraft"),
     ("i need the lightroom gallery receipts from 2017", "lightroom gallery receipts"),
     ("pull up all my mr diy receipts, I'm trying to see how much I've blown there", "mr diy receipts"),
+    ("my car's been guzzling fuel lately - can you pull up every petrol station receipt i've got?",
+     "every petrol station receipt i've got"),  # the request after the story
+    ("the receipt from restaurant Warakuya, can you find for me?", "receipt from restaurant Warakuya"),
+    ("uh where's the receipt for the batteries i bought? need to check the size",
+     "uh where's the receipt for the batteries i bought"),  # the reason after the question
 ])
 def test_search_words_drop_greetings_frames_and_filters(text: str, words: str) -> None:
     assert intents.search_words(text) == words

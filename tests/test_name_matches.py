@@ -24,3 +24,15 @@ def test_a_long_name_with_one_character_misread_is_found_first(tmp_path: Path) -
     assert shares[misread["id"]] == 1.0 and shares[other["id"]] < 0.5  # "world" alone is not the name
     assert _name_matches(table, "taste of the wurst", None)[0][0][0]["id"] == misread["id"]  # "taste" is printed
     assert _name_matches(table, "tasty wold", None)[0] == []  # two characters off is another name
+
+
+def test_a_plural_finds_the_singular_and_a_record_is_credited_with_every_name_it_holds(tmp_path: Path) -> None:
+    table = ImageTable.open_or_create(tmp_path / "index", INFO)
+    breakfast = receipt_row("009", [_line("Licensee of McDonald's", 0.1), _line("1 BM 2 HotCakes 10.00", 0.5)])
+    tools = receipt_row("081", [_line("MR. D.I.Y. SDN BHD", 0.1), _line("BATTERY LR03 AAA", 0.5)],
+                        "/receipts/battery.jpg")
+    table.upsert([breakfast, tools])
+    assert [row["id"] for row, _ in _name_matches(table, "the batteries", None)[0]] == [tools["id"]]
+    both = _name_matches(table, "mcdonalds brekfast, the one with the hotcakes", None)[1]
+    one = _name_matches(table, "mcdonalds brekfast, the one with the pancakes", None)[1]
+    assert both[breakfast["id"]] > 2 * one[breakfast["id"]]  # the hotcakes count as much as the name

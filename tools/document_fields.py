@@ -103,9 +103,10 @@ def name_pattern(letters: str) -> re.Pattern:
     """Folded text that spells ``letters`` (no spaces) with a space or none between any two of them.
 
     "mrdiy" finds "mr d i y" and "mr diy"; "711" finds "7 11" (7-ELEVEN, Seven Eleven). The match must
-    start and end at word boundaries, so "diy" is not found inside "kedaidiyana" nor "711" in a phone number.
+    start and end at word boundaries, so "diy" is not found inside "kedaidiyana" nor "711" in a phone number;
+    a name of letters may follow a digit, as a quantity printed against an item ("2HotCakes").
     """
-    return _whole_words(" ?".join(map(re.escape, letters)))
+    return _whole_words(" ?".join(map(re.escape, letters)), after_digit=letters[:1].isalpha())
 
 
 def misread_name_pattern(letters: str) -> re.Pattern:
@@ -120,9 +121,9 @@ def misread_name_pattern(letters: str) -> re.Pattern:
     return _whole_words("(?:" + "|".join(misread + lost + typed_short) + ")")
 
 
-def _whole_words(body: str) -> re.Pattern:
-    """``body`` matched only from a word's start to a word's end."""
-    return re.compile(r"(?<![^\W_])" + body + r"(?![^\W_])")
+def _whole_words(body: str, after_digit: bool = False) -> re.Pattern:
+    """``body`` matched only from a word's start (or, ``after_digit``, the end of a number) to a word's end."""
+    return re.compile((r"(?<![^\W\d_])" if after_digit else r"(?<![^\W_])") + body + r"(?![^\W_])")
 
 
 # "aeon store", "bookstore", "coffeeshop": a shop typed with its kind; the name is the rest ("popular bookstore" is

@@ -75,7 +75,10 @@ one ones last month year week day ago before much many spend spent pay paid cost
 everything stuff thing things bunch again already
 like i'd id i'll wonder wondering tell kind lovely cool nice great hmm actually whether u ur slip slips claim claims
 expense expenses reimbursement d ll ve re m s t
-""".split())
+lol lmao haha uh um er w ever somewhere anywhere broken lately recently end ended up buying purchased purchase
+ordered came come comes save saved mum mom dad wife husband
+1
+""".split())  # "1": fold() writes "one" as a digit, and "the one with the hotcakes" names no "1"
 _CURRENCY_WORDS = frozenset({"rm", "myr", "usd", "sgd", "eur", "gbp"})  # beside an amount, it names no subject
 _LITERAL = re.compile(r'"([^"]+)"|\b(\d+[.,]\d+)\b')
 _NUMBER = re.compile(r"(?<![\d.,])\d+[.,]\d+(?!\d)")  # also run into a currency: "RM73.00"
@@ -266,31 +269,68 @@ def _runs_found(table: ImageTable, query: str, where: str | None) -> tuple[list[
     limit = max(MIN_GENERIC_RECORDS, GENERIC_SHARE * len(texts))
     runs = name_runs(query)
     best: dict[int, str] = {}  # row index -> the run of most words it holds, for ranking
-    covering: dict[int, str] = {}  # the same, counting runs too common to rank by ("sdn bhd")
+    held: dict[int, list[tuple[str, ...]]] = defaultdict(list)  # row index -> the runs it holds
     found_in: dict[str, int] = {}  # run -> how many records hold it
     squeezed = [text.replace(" ", "") for text in texts]  # a plain substring test first, the pattern on its hits
-    for _, _, run in runs:
-        pattern = name_pattern(run)
-        hits = [index for index, text in enumerate(squeezed) if run in text and pattern.search(texts[index])]
-        if not hits and len(run) >= MIN_MISREAD_LETTERS:
-            hits = _misread_hits(run, texts, squeezed)
+    for words, _, run in runs:
+        hits = _hits(run, texts, squeezed) or (_hits(singular, texts, squeezed)
+                                               if (singular := _singular(run)) != run else [])
         found_in[run] = len(hits)
         for index in hits:
-            covering.setdefault(index, run)
+            held[index].append(words)
             if len(hits) <= limit:
                 best.setdefault(index, run)
     # A word's weight is its rarity in the collection (smoothed inverse document frequency): "sdn" counts for
     # little, "stooges" for much, and a word no record holds (a shop the collection lacks) for most.
     weight = {w: math.log(1 + len(texts) / (found_in.get(w, 0) + 1)) for w in query.split() if w not in REQUEST_WORDS}
     total = sum(weight.values()) or 1.0
-    run_weight = {run: sum(weight.get(w, 0.0) for w in words) for words, _, run in runs}
-    shares = {ids[i]: min(1.0, run_weight[run] / total) for i, run in covering.items()}
+    shares = {ids[i]: min(1.0, _credit(query, runs_held, weight) / total) for i, runs_held in held.items()}
     order = list(best)[:PER_RETRIEVER]  # insertion order: by the run that found them
     rows = {ids[i]: {"id": ids[i]} for i in order} if where is None else \
         {row["id"]: row for row in table.get([ids[i] for i in order], columns=["id"], where=where)}
     ranked = [(rows[ids[i]], f" (name {best[i]!r}, {shares[ids[i]]:.0%} of the request)")
               for i in order if ids[i] in rows]
     return ranked, shares
+
+
+def _credit(query: str, runs_held: list[tuple[str, ...]], weight: dict[str, float]) -> float:
+    """The weight of the request's words a record holds as names: in each phrase of the request (its words
+    between request words of three letters or more) the heaviest run the record holds, so a receipt is credited
+    with both subjects of "mcdonalds breakfast, the one with the hotcakes", but not with "world" and "sdn bhd"
+    printed apart for the one name "taste of the world sdn bhd". A run across request words ("taste of the
+    world") spans phrases; the short ones ("m" of "MR D.I.Y. (M) SDN BHD", "at", "of") break none."""
+    words = query.split()
+    phrase_of, phrase = [], 0
+    for word in words:
+        phrase += word in REQUEST_WORDS and len(word) >= 3
+        phrase_of.append(phrase)
+
+    def phrases(run: tuple[str, ...]) -> set[int]:
+        return {phrase_of[start + k] for start in range(len(words) - len(run) + 1)
+                if tuple(words[start:start + len(run)]) == run for k in range(len(run))}
+
+    credited: set[int] = set()
+    total = 0.0
+    for run in sorted(set(runs_held), key=lambda r: -sum(weight.get(w, 0.0) for w in r)):
+        if not (spans := phrases(run)) & credited:
+            credited |= spans
+            total += sum(weight.get(w, 0.0) for w in run)
+    return total
+
+
+def _hits(run: str, texts: list[str], squeezed: list[str]) -> list[int]:
+    """The records whose folded text holds the run as a name, or, for a long run, with a character misread."""
+    pattern = name_pattern(run)
+    hits = [index for index, text in enumerate(squeezed) if run in text and pattern.search(texts[index])]
+    return hits or (_misread_hits(run, texts, squeezed) if len(run) >= MIN_MISREAD_LETTERS else [])
+
+
+def _singular(run: str) -> str:
+    """The run with its last word's plural ending taken off: receipts print "BATTERY", people ask for batteries."""
+    for plural, single in (("ies", "y"), ("ches", "ch"), ("shes", "sh"), ("xes", "x"), ("ses", "s"), ("s", "")):
+        if run.endswith(plural) and not run.endswith("ss") and len(run) - len(plural) >= MIN_RUN_LETTERS:
+            return run[:-len(plural)] + single
+    return run
 
 
 def _misread_hits(run: str, texts: list[str], squeezed: list[str]) -> list[int]:

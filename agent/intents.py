@@ -101,7 +101,8 @@ _VERSUS = re.compile(r"vs\.?|versus|or", re.I)  # "jan vs feb 2018" compares two
 _QUARTERS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4, "last": 4,
              "final": 4}
 _QUARTER = re.compile(rf"\bq([1-4])\s*(?:of\s+|,\s*)?((?:19|20)\d\d)\b|"
-                      rf"\b(?:the\s+)?({'|'.join(_QUARTERS)})\s+quarter\s+(?:of\s+)?((?:19|20)\d\d)\b", re.I)
+                      rf"\b(?:the\s+)?({'|'.join(_QUARTERS)})\s+(?:quarter|three months)\s+(?:of\s+)?((?:19|20)\d\d)\b",
+                      re.I)
 # From a day or a month on, or up to one: "since march 2018", "before 1 feb 2018", "from 15 march 2018 onwards"
 # ("from" says "on" only with "onwards": "receipts from march 2018" are March's).
 _DAY = rf"(?:the\s+)?(?:(\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+)?({_MONTH}|may)\.?\s*,?\s*((?:19|20)\d\d)\b"
@@ -124,7 +125,7 @@ _NAMED_DAYS = [(re.compile(pattern, re.I), day) for pattern, day in (
     (r"\bboxing day\b", "26 december"), (r"\bnew year'?s eve\b", "31 december"),
     (r"\bnew year'?s(?: day)?\b", "1 january"), (r"\bvalentine'?s(?: day)?\b", "14 february"))]
 _ONWARDS = r"\s+(?:on|onwards?|forwards?|and later|or later)\b"
-_OPEN_SPAN = re.compile(rf"\b(since|after|starting(?:\s+from)?|until|till|before|up\s+to|"
+_OPEN_SPAN = re.compile(rf"\b(since|on or after|after|starting(?:\s+from)?|until|till|on or before|before|up\s+to|"
                         rf"from(?=[\w\s]*?{_ONWARDS}))\s+{_DAY}"
                         rf"(?:{_ONWARDS})?", re.I)
 _MONTH_ALONE = re.compile(rf"\b({_MONTH})\b\.?|\b(?:in|from|during|of|the)\s+(may)\b", re.I)
@@ -177,24 +178,27 @@ _MANY = re.compile(r"\b(altogether|all together|in total|overall|so far|combined
                    r"every\w*|evrywhere|total (?:spen[dt]|spending|for|of))\b", re.I)
 _TIMES = re.compile(r"\bwhen(?:'?s)?\b|\bwhat (?:date|day)\b|\bdate of\b|\b(?:last|first) time\b", re.I)
 _LATEST = re.compile(r"\b(last|latest|most recent|recent(?:ly)?|newest)\b", re.I)
-_EARLIEST = re.compile(r"\b(first|earliest|oldest)\b", re.I)
+_EARLIEST = re.compile(r"\b(first|frist|fisrt|earliest|oldest)\b", re.I)
 # "the earliest receipt in Q4 2017", "my first visit to popular": a date asked without "when"
-_FIRST_OR_LAST_ONE = re.compile(r"\b(first|earliest|oldest|last|latest|most recent|newest)\s+(?:[\w'-]+\s+)?"
+_FIRST_OR_LAST_ONE = re.compile(r"\b(first|frist|fisrt|earliest|oldest|last|latest|most recent|newest)\s+"
+                                r"(?:[\w'-]+\s+)?"
                                 r"(?:receipts?|reciepts?|bills?|visits?|trips?|purchases?)\b", re.I)
 _MOST = re.compile(r"\b(biggest|largest|highest|priciest|dearest|most expensive|most i (?:ever )?(?:paid|spent)|"
                    r"top[- ]priced)\b", re.I)
 # Questions about the single items a receipt prints (tools/receipt_items.py): "the most expensive thing I bought",
 # "what did I buy at IKEA?", "how many products from AEON"; a "thing" or "stuff" only where it was bought.
-_ITEMS = re.compile(r"\b(?:items?|products?|dish(?:es)?)\b|"
+_ITEMS = re.compile(r"\b(?:items?|products?|dish(?:es)?|goods)\b|\blines? of\b|"
                     r"\b(?:things?|stuff)\b.*\b(?:bought|buy|got|get|ordered|order|"
                     r"purchased)\b|\bwhat (?:did|do|have) (?:i|we) (?:buy|bought|get|got|order|ordered|purchase)\b",
                     re.I)
 _LEAST = re.compile(r"\b(smallest|lowest|cheapest|least expensive|least i (?:ever )?(?:paid|spent))\b", re.I)
 _OF_MANY = re.compile(r"\b(receipts?|reciepts?|recipts?|receits?|bills?|amount|total|paid|ever|i have|i've got|"
                       r"ive got|i got|trips?|visits?|purchases?|spen[dt])\b", re.I)
-_GROUP = re.compile(r"\b(?:(?:which|what)\s+(shop|store|place|outlet|merchant|month|year)|(?:per|by|each|every)\s+"
-                    r"(shop|store|month|year)|at one (shop|store|place)|where do i|(busiest) month)", re.I)
-_GROUP_NAMES = {"store": "shop", "place": "shop", "outlet": "shop", "merchant": "shop", "busiest": "month"}
+_GROUP = re.compile(r"\b(?:(?:which|what)\s+(shop|store|place|outlet|merchant|vendor|seller|month|year|yr)|"
+                    r"(?:per|by|each|every)\s+(shop|store|vendor|month|year)|at one (shop|store|place)|where do i|"
+                    r"(busiest) month)", re.I)
+_GROUP_NAMES = {"store": "shop", "place": "shop", "outlet": "shop", "merchant": "shop", "vendor": "shop",
+                "seller": "shop", "busiest": "month", "yr": "year"}
 _SPENDING = re.compile(r"\b(spen[dt]|spending|money|paid|pay|expensive|cost)\b", re.I)
 _THESE = re.compile(r"\b(these|those|them|the ones|of the)\b", re.I)
 _SHOWS = re.compile(r"^\s*(?:(?:can|could) you\s+)?(?:please\s+|pls\s+)?(?:pull up|show|find|get me|list|look up|"
@@ -222,6 +226,8 @@ good morning afternoon evening kindly kind grateful if whole over counting thank
 between overall amounts reciept recipt receit receits
 like know knowing wondering wonder need needing want wanted looking look only just put collect collected
 through thru week weeks weekend monday tuesday wednesday thursday friday saturday sunday second
+vendor vendors seller sellers shops accounts yr yrs hit adding including inclusive i.e e.g not um uh like lol asap
+called named both together frist fisrt
 """.split())
 _DAY_OF_MONTH = re.compile(r"\d{1,2}(?:st|nd|rd|th)", re.I)  # "16th to 31st": the span's, never a shop's
 _SHOP_WORD = re.compile(r"[\w'&-]+(?:\.[\w&-]+)*\.?")
@@ -262,7 +268,7 @@ def aggregation(text: str, dated: bool, earlier_results: bool = True) -> Aggrega
     before any, "Hon Hwa Hardware: the dearest item on those bills" means the bills of the shop it names.
     """
     words = _REASON.sub("", _GREETING.sub("", text))  # "Hello, I am needing to know ..." gives no reason
-    if (_THESE.search(words) and (earlier_results or not shop_words(words))) or _AMOUNT.search(words):
+    if (_THESE.search(words) and earlier_results) or _AMOUNT.search(words):
         return None
     if asks_about_items(words) and not _GROUP.search(words):
         measure = "max" if _MOST.search(words) else "min" if _LEAST.search(words) else \
@@ -314,10 +320,11 @@ _UNREADABLE = [(re.compile(pattern, re.I), what) for pattern, what in (
      r"(?:buy|get|order|eat|drink|use)\b", "quantities"),
     (r"\b(?:weight|weigh|grams?|kilos?)\b", "weights"),
     (r"\b(?:opens?|opening|closes?|closing)\b.*\b(?:time|hours?|\w+days?)\b|\bopening hours\b", "opening hours"),
-    (r"\bwhat time\b|\btime of (?:the )?day\b|\bwhat hour\b", "times of day"),
+    (r"\b(?:what|wat|wot) time\b|\btime of (?:the )?day\b|\bwhat hour\b", "times of day"),
     (r"\bweather\b", "the weather"),
     (r"\b(?:what|which|wat) table\b|\btable (?:number|no)\b", "table numbers"),
-    (r"\baddress(?:es)?\b", "addresses"),
+    (r"\baddress(?:es)?\b|\bstreet\b|\blocated\b|\blocation\b", "addresses"),
+    (r"\bkind of (?:food|cuisine)\b|\bcuisine\b|\bserves?\b", "what a shop serves"),
     (r"\b(?:phone|tel|contact|fax)\s*(?:number|no\b)|\btelephone\b|\bphone (?:for|of)\b", "phone numbers"),
     (r"\b(?:receipt|invoice|bill|doc(?:ument)?|order|transaction)\s*(?:number|no\b|#)", "receipt numbers"),
     (r"\b(?:country|countries|origin|made in)\b", "where things were made"),
@@ -325,13 +332,13 @@ _UNREADABLE = [(re.compile(pattern, re.I), what) for pattern, what in (
     (r"\bcalories\b|\bnutrition", "calories"),
     (r"\b(?:gst|sst|vat|tax(?:es)?)\b", "taxes"),
     (r"\b(?:by|with|in) (?:card|cash|visa|mastercard|credit|debit)\b|\bpayment (?:methods?|cards?|types?)\b|"
-     r"\bwhich card\b", "how it was paid"),
+     r"\bwhich card\b|\b(?:cash|card) or (?:card|cash)\b", "how it was paid"),
     (r"\bchange (?:did|was|do)\b|\bmy change\b", "the change given"),
     (r"\b(?:cashier|waiter|waitress|served)\b", "who served"),
     (r"\b(?:discounts?|savings?)\b|\b(?:how much|what) (?:\w+ ){0,4}saved?\b", "discounts"),
     (r"\b(?:loyalty|reward|rewards|bonus|member(?:ship)?)\s+points?\b|\bpoints (?:did|have) (?:i|we)\b",
      "loyalty points"),
-    (r"\b(?:member(?:ship)?|loyalty|card)\s*(?:card\s*)?(?:number|no\b|#|id\b)", "card numbers"),
+    (r"\b(?:member(?:ship)?|loyalty|card)\s*(?:card\s*)?(?:number|no\b|#|id\b)|\bdigits of\b", "card numbers"),
     (r"\b(?:halal|vegan|vegetarian|kosher|organic|gluten)\b", "dietary labels"),
     (r"\btips?\b", "tips"),
     (r"\bservice charge", "service charges"),
@@ -340,7 +347,7 @@ _UNREADABLE = [(re.compile(pattern, re.I), what) for pattern, what in (
 # A question, or a request for a fact ("can you tell me ...", "pls give me the invoice no for ...")
 _QUESTION = re.compile(r"\?|^\s*(?:how|hw|what|whats|what's|wat|wats|wat's|which|who|did|do|does|was|were|when|"
                        r"where)\b|^\s*(?:(?:can|could|would|will) (?:you|u) |pls |please |plz |kindly )*"
-                       r"(?:tell|give|let me know)\b", re.I)
+                       r"(?:tell|give|provide|let me know)\b", re.I)
 
 
 def unreadable(text: str) -> str:
@@ -518,7 +525,7 @@ def _open_span(match: re.Match) -> tuple[str | None, str | None] | None:
     word = match.group(1).lower()
     if word == "before":
         return None, (first - timedelta(days=1)).isoformat()
-    if word in ("until", "till", "up to"):
+    if word in ("until", "till", "up to", "on or before"):
         return None, last.isoformat()
     return ((last + timedelta(days=1)) if word == "after" else first).isoformat(), None
 
@@ -618,7 +625,7 @@ _AFTERWORD = re.compile(r"(?<=[?.!])\s+(?:i\s+)?(?:need|needed|can'?t|cannot|bec
 
 def _strip_conditions(text: str) -> str:
     text = _with_named_days(text)
-    text = _without_spans(text) if _span(text) else _without_days(text) if _one_day(text) else text
+    text = _without_days(_without_spans(text) if _span(text) else text)  # a day is never a shop's word
     words = _NUMERIC_MONTH_YEAR.sub(" ", _MONTH_YEAR.sub(" ", text))
     for pattern in (_RELATIVE_YEAR, _PRICE_BELOW, _PRICE_ABOVE, _YEAR):
         words = pattern.sub(" ", words)

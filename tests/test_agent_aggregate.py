@@ -105,6 +105,19 @@ def _year(year: int) -> dict:
     ("looking only at 2017 which month did i get the most receipts", {"measure": "count", "group_by": "month",
                                                                       "filters": [_year(2017)]}),
     ("cheapest popular bookshop reciept?", {"measure": "min", "shop": "popular bookshop", "filters": []}),
+    ("Please give me the number of receipts dated on or after 1 January 2019, all vendors.", {
+        "measure": "count", "filters": [{"column": "date", "op": ">=", "value": "2019-01-01"}]}),
+    ("how many receipts have i got from the last three months of 2017 you know all of them", {
+        "measure": "count", "filters": [{"column": "date", "op": ">=", "value": "2017-10-01"},
+                                        {"column": "date", "op": "<=", "value": "2017-12-31"}]}),
+    ("which yr did i spend most in, 2017 2018 or 2019", {"measure": "sum", "group_by": "year",
+                                                        "filters": [{"column": "year", "op": "in",
+                                                                     "value": [2017, 2018, 2019]}]}),
+    ("For 2018, which vendor accounts for the highest number of receipts?", {"measure": "count", "group_by": "shop",
+                                                                           "filters": [_year(2018)]}),
+    ("when was my frist mr diy receipt", {"measure": "earliest", "shop": "mr diy", "filters": []}),
+    ("Sum of all receipt totals dated before Christmas 2017, i.e. up to and including 24 December 2017.", {
+        "measure": "sum", "filters": [{"column": "date", "op": "<=", "value": "2017-12-24"}]}),
     ("count of unihakka reciepts for the second half of march 2018, so 16th to 31st", {
         "measure": "count", "shop": "unihakka", "filters": [{"column": "date", "op": ">=", "value": "2018-03-16"},
                                                             {"column": "date", "op": "<=", "value": "2018-03-31"}]}),
@@ -152,7 +165,12 @@ def test_an_undated_sum_at_a_shop_adds_up_only_several_receipts(receipts: int | 
                                   "pls give me invoice no for hon hwa hardware",  # a request for a fact
                                   "Can you tell me where the IKEA store is? I forgot the address.",
                                   "which restaurants in my receipts are halal",
-                                  "what is my member card number printed on the mr diy receipt"])
+                                  "what is my member card number printed on the mr diy receipt",
+                                  "did i pay cash or card at ikea", "wat time did i fill up at shell on 18 march 2018",
+                                  "what kind of food does restaurant sin du serve",
+                                  "What is the street where the tailor shop GL Handicraft is located?",
+                                  "last 4 digits of the card i usd at nandos?",
+                                  "Please provide the GST registration number shown on the Advanco invoice."])
 def test_what_no_field_holds_runs_no_tool(text: str) -> None:
     assert _call(text) == (None, {})
 
@@ -182,6 +200,8 @@ def test_saving_a_receipt_is_no_question_about_discounts() -> None:
     ("how many individual items (line items) are on all my mr diy receipts put together?", {"measure": "count",
                                                                                           "shop": "mr diy"}),
     ("add up the item prices on my unihakka receipts", {"measure": "sum", "shop": "unihakka"}),
+    ("how many separate lines of goods are printed on my receipt from Asia Mart", {"measure": "count",
+                                                                                  "shop": "Asia Mart"}),
 ])
 def test_questions_about_what_was_bought_are_figures_over_item_lines(text: str, args: dict) -> None:
     assert _call(text) == (ToolName.AGGREGATE, {**args, "items": True, "filters": []})

@@ -72,6 +72,18 @@ def test_a_run_of_the_typed_words_may_have_one_letter_misread_or_lost(tmp_path: 
     assert aggregate(table, "count", shop="stationery lian king").value == 0  # one letter in one run, no more
 
 
+def test_words_no_receipt_prints_are_left_out_of_a_shop_only_where_a_name_is_left(tmp_path: Path) -> None:
+    """"hit lightroom gallery": a word of the question left in the shop's name; "home depot" is no HOME MASTER."""
+    table = ImageTable.open_or_create(tmp_path / "index", INFO)
+    gallery = receipt_row("016", [_line("LIGHTROOM GALLERY SDN BHD", 0.1), _line("TOTAL 73.00", 0.5)])
+    hardware = receipt_row("012", [_line("HOME MASTER HARDWARE", 0.1), _line("TOTAL 15.90", 0.5)],
+                           "/receipts/home.jpg")
+    table.upsert([gallery, hardware])
+    found = aggregate(table, "count", shop="hit lightroom gallery")
+    assert found.ids == [gallery["id"]] and "'hit'" in found.left_out[-1]
+    assert aggregate(table, "count", shop="home depot").value == 0
+
+
 def test_a_shop_typed_with_its_kind_or_legal_form_is_found(table: ImageTable) -> None:
     """"aeon store" is AEON CO.; "mr diy sdn bhd" is also MR. D.I.Y. (M) where no SDN BHD was read."""
     assert aggregate(table, "count", shop="aeon store").value == len(AEON)

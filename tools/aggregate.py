@@ -46,6 +46,8 @@ MEASURES = ("count", "sum", "min", "max", "latest", "earliest")
 AMOUNT_COLUMNS = ("total", "price", "file_size", "item")
 DATE_COLUMNS = ("date", "taken_at", "indexed_at")  # what latest and earliest compare (ISO text sorts as time)
 GROUPS = ("shop", "month", "year")
+SHOP_LETTERS = 6  # what is left of a typed shop once the words no receipt prints are out: a name, not "home"
+KEPT_SHARE = 2 / 3
 BRANCH_LETTERS = 4  # a branch or mall typed beside a shop's name ("maluri", "tebrau"), not "the" or "co"
 # "aeon store", "bookstore", "coffeeshop": the name is the rest
 _LEGAL_FORMS = {"co", "company", "sdn", "bhd", "berhad", "inc", "ltd", "llc", "plc", "corp", "pte", "gmbh", "sb"}
@@ -106,11 +108,13 @@ def aggregate(table: ImageTable, measure: str, column: str | None = None,
     column = _column(measure, column)
     if group_by is not None and group_by not in GROUPS:
         raise AggregateError(f"cannot group by {str(group_by)[:40]!r}: use one of {', '.join(GROUPS)}")
-    rows = _selected(table, where_clause(list(conditions)), shop, column)
+    rows, unprinted = _selected(table, where_clause(list(conditions)), shop, column)
     whole = _figure(measure, column, rows)
     groups = _groups(measure, column, rows, group_by) if group_by else []
     ungrouped = len({row["id"] for row in rows if not _group_key(row, group_by)}) if group_by else 0
     left_out = whole.left_out + ([f"in no group: {_many(ungrouped, 'record')} with no {group_by}"] if ungrouped else [])
+    if unprinted:
+        left_out.append(f"the shop read without {' '.join(unprinted)!r}, which no receipt prints")
     return Aggregate(measure=measure, column=column, selected=len({row["id"] for row in rows}), groups=groups,
                      **{**vars(whole), "left_out": left_out})
 
@@ -129,22 +133,45 @@ def _column(measure: str, column: str | None) -> str | None:
     return column
 
 
-def _selected(table: ImageTable, where: str, shop: str | None, column: str | None) -> list[dict[str, Any]]:
-    """The rows the filter selects, with the columns the figure and the groups need."""
+def _selected(table: ImageTable, where: str, shop: str | None, column: str | None,
+              ) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows the filter selects, with the columns the figure and the groups need, and the typed words left
+    out of the shop's name because no receipt prints them (see :func:`_without_unprinted_words`)."""
     stored = "items" if column == "item" else column
     columns = ["id", "shop", "date", *([stored] if stored and stored != "date" else []),
                *(["ocr_text"] if column in PRINTED_MONEY else [])]
     rows = table.scan(columns, where or None).to_pylist()
+    unprinted: list[str] = []
     if shop is not None:
         words = fold(shop).split()
         if not words:
             raise AggregateError(f"the shop {shop[:40]!r} has no letters or digits to match")
         # where no shop has the words as typed: spelled as the collection prints them ("unihaka" is UNIHAKKA),
         # else a shop and its branch ("aeon maluri"); each tried only when the one before found nothing
-        rows = (_at_shop(rows, words)
-                or _at_shop(rows, spelled_as_stored(" ".join(words), table.folded_words()).split())
-                or _at_a_branch(table, rows, words))
-    return rows if column != "item" else [line for row in rows for line in _item_lines(row)]
+        found = (_at_shop(rows, words)
+                 or _at_shop(rows, spelled_as_stored(" ".join(words), table.folded_words()).split())
+                 or _at_a_branch(table, rows, words))
+        if not found:
+            found, unprinted = _without_unprinted_words(table, rows, words)
+        rows = found
+    return (rows if column != "item" else [line for row in rows for line in _item_lines(row)]), unprinted
+
+
+def _without_unprinted_words(table: ImageTable, rows: list[dict[str, Any]], words: list[str],
+                             ) -> tuple[list[dict[str, Any]], list[str]]:
+    """Where no shop has the typed words, the shop read without those no receipt prints anywhere, even spelled
+    as the collection prints them ("hit lightroom gallery"): words of the question that a planner or a model left
+    in the name. Only where what is left is a name (SHOP_LETTERS letters or more) and most of what was typed
+    (KEPT_SHARE of its letters), so a shop the collection lacks stays a shop with no receipts ("home depot" is
+    not HOME MASTER, "stationery lian king" not LAN HING STATIONERY)."""
+    vocabulary = table.folded_words()
+    respelled = spelled_as_stored(" ".join(words), vocabulary).split()
+    kept = [word for word, spelled in zip(words, respelled) if spelled in vocabulary]
+    unprinted = [word for word, spelled in zip(words, respelled) if spelled not in vocabulary]
+    if not unprinted or len("".join(kept)) < max(SHOP_LETTERS, KEPT_SHARE * len("".join(words))):
+        return [], []
+    found = _at_shop(rows, [spelled for spelled in respelled if spelled in vocabulary])
+    return (found, unprinted) if found else ([], [])
 
 
 def _at_shop(rows: list[dict[str, Any]], words: list[str]) -> list[dict[str, Any]]:

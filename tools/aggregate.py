@@ -47,7 +47,7 @@ AMOUNT_COLUMNS = ("total", "price", "file_size", "item")
 DATE_COLUMNS = ("date", "taken_at", "indexed_at")  # what latest and earliest compare (ISO text sorts as time)
 GROUPS = ("shop", "month", "year")
 SHOP_LETTERS = 6  # what is left of a typed shop once the words no receipt prints are out: a name, not "home"
-KEPT_SHARE = 2 / 3
+KEPT_SHARE = 2 / 3  # ... and most of what was typed; both set by hand from "home depot", not cross-validated
 BRANCH_LETTERS = 4  # a branch or mall typed beside a shop's name ("maluri", "tebrau"), not "the" or "co"
 # "aeon store", "bookstore", "coffeeshop": the name is the rest
 _LEGAL_FORMS = {"co", "company", "sdn", "bhd", "berhad", "inc", "ltd", "llc", "plc", "corp", "pte", "gmbh", "sb"}

@@ -147,30 +147,31 @@ def _selected(table: ImageTable, where: str, shop: str | None, column: str | Non
         if not words:
             raise AggregateError(f"the shop {shop[:40]!r} has no letters or digits to match")
         # where no shop has the words as typed: spelled as the collection prints them ("unihaka" is UNIHAKKA),
-        # else a shop and its branch ("aeon maluri"); each tried only when the one before found nothing
-        found = (_at_shop(rows, words)
-                 or _at_shop(rows, spelled_as_stored(" ".join(words), table.folded_words()).split())
-                 or _at_a_branch(table, rows, words))
+        # else a shop and its branch ("aeon maluri"), else without the words no receipt prints; each tried only
+        # when the one before found nothing
+        found = _at_shop(rows, words)
         if not found:
-            found, unprinted = _without_unprinted_words(table, rows, words)
+            vocabulary = table.folded_words()
+            respelled = spelled_as_stored(" ".join(words), vocabulary).split()
+            found = _at_shop(rows, respelled) or _at_a_branch(table, rows, words)
+            if not found:
+                found, unprinted = _without_unprinted_words(rows, words, respelled, vocabulary)
         rows = found
     return (rows if column != "item" else [line for row in rows for line in _item_lines(row)]), unprinted
 
 
-def _without_unprinted_words(table: ImageTable, rows: list[dict[str, Any]], words: list[str],
-                             ) -> tuple[list[dict[str, Any]], list[str]]:
+def _without_unprinted_words(rows: list[dict[str, Any]], words: list[str], respelled: list[str],
+                             vocabulary: set[str]) -> tuple[list[dict[str, Any]], list[str]]:
     """Where no shop has the typed words, the shop read without those no receipt prints anywhere, even spelled
     as the collection prints them ("hit lightroom gallery"): words of the question that a planner or a model left
     in the name. Only where what is left is a name (SHOP_LETTERS letters or more) and most of what was typed
     (KEPT_SHARE of its letters), so a shop the collection lacks stays a shop with no receipts ("home depot" is
     not HOME MASTER, "stationery lian king" not LAN HING STATIONERY)."""
-    vocabulary = table.folded_words()
-    respelled = spelled_as_stored(" ".join(words), vocabulary).split()
-    kept = [word for word, spelled in zip(words, respelled) if spelled in vocabulary]
+    kept = [(word, spelled) for word, spelled in zip(words, respelled) if spelled in vocabulary]  # typed, as printed
     unprinted = [word for word, spelled in zip(words, respelled) if spelled not in vocabulary]
-    if not unprinted or len("".join(kept)) < max(SHOP_LETTERS, KEPT_SHARE * len("".join(words))):
+    if not unprinted or len("".join(word for word, _ in kept)) < max(SHOP_LETTERS, KEPT_SHARE * len("".join(words))):
         return [], []
-    found = _at_shop(rows, [spelled for spelled in respelled if spelled in vocabulary])
+    found = _at_shop(rows, [spelled for _, spelled in kept])
     return (found, unprinted) if found else ([], [])
 
 

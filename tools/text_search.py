@@ -309,12 +309,13 @@ def _credit(query: str, runs_held: list[tuple[str, ...]], weight: dict[str, floa
         return {phrase_of[start + k] for start in range(len(words) - len(run) + 1)
                 if tuple(words[start:start + len(run)]) == run for k in range(len(run))}
 
+    run_weight = {run: sum(weight.get(w, 0.0) for w in run) for run in runs_held}
     credited: set[int] = set()
     total = 0.0
-    for run in sorted(set(runs_held), key=lambda r: -sum(weight.get(w, 0.0) for w in r)):
+    for run in sorted(run_weight, key=lambda r: -run_weight[r]):
         if not (spans := phrases(run)) & credited:
             credited |= spans
-            total += sum(weight.get(w, 0.0) for w in run)
+            total += run_weight[run]
     return total
 
 

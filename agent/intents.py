@@ -20,6 +20,7 @@ from typing import Any
 
 from loupe.tools.document_fields import MONTHS
 from loupe.tools.records import MatchedRecord
+from loupe.tools.text_search import CHAT_WORDS
 
 _ORDINALS = {"first": 1, "1st": 1, "top": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
              "fifth": 5, "5th": 5, "sixth": 6, "6th": 6, "seventh": 7, "7th": 7, "eighth": 8, "8th": 8,
@@ -133,6 +134,9 @@ _YEAR = re.compile(r"(?<![\d.,])((?:19|20)\d\d)(?![\d.,]\d)")
 _RELATIVE_YEAR = re.compile(r"\b(last|this|previous|past)\s+year\b", re.I)
 _PRICE_BELOW = re.compile(r"\b(?:under|below|less than|cheaper than)\s*(?:rm|\$|€|£)?\s*(\d+(?:[.,]\d+)?)", re.I)
 _PRICE_ABOVE = re.compile(r"\b(?:over|above|more than)\s*(?:rm|\$|€|£)?\s*(\d+(?:[.,]\d+)?)", re.I)
+# A receipt's printed total named exactly: "the total is 5.90", "came to RM 12.50", "totalling 31.00"
+_TOTAL_IS = re.compile(r"\b(?:(?:grand\s+)?total(?:l?ed|l?ing)?|came to|comes? to|amount(?:ed|ing|s)? to)\s*"
+                       r"(?:is|was|of|=|:)?\s*(?:exactly\s+)?(?:rm|myr|\$|€|£)?\s*(\d+[.,]\d\d)\b", re.I)
 _HAS_PRICE = re.compile(r"\b(with|having|has|that have|carrying) (?:a )?price", re.I)
 _SCREENSHOTS = re.compile(r"\bscreen ?shots?\b", re.I)
 SCREENSHOT_NAMES = ("screenshot", "screen shot")
@@ -147,12 +151,14 @@ receipts receipt bills bill photos pictures images pics results ones dated date 
 you any anything there here out of among thos tho tell can could would will should shall let see
 narrow ah oh uh er yeah yes yep go hey hi hello yo lol haha hehe omg btw actually
 cost costs costing price priced prices paid spent spend pay expensive cheap amount total money
-""".split())
+all every each some something thing things stuff pull think find look looking search searching get
+""".split()) | CHAT_WORDS
 _WORD = re.compile(r"[\w'-]+")
 _ABOUT_THESE = re.compile(r"^\s*(which|what|who|and|so|ok)\b|\b(these|those|them|the ones|of the)\b", re.I)
-_REFINE_START = re.compile(r"^\s*(?:(?:hmm+|hm+|um+|uh|ok(?:ay)?|so|oh|ah|well|actually|no|nah|cool|nice)[\s,.!]+)*"
+_REFINE_START = re.compile(r"^\s*(?:(?:hmm+|hm+|um+|uh|ok(?:ay)?|so|oh|ah|well|actually|no|nah|cool|nice|wait|hold on|"
+                           r"sorry|oops)[\s,.!]+)*"
                            r"(only|just|but only|now only|drop|exclude|remove|without|hide|keep only|filter|"
-                           r"narrow|and|what about|how about)\b", re.I)
+                           r"narrow|restrict|limit|cut (?:it|that|them|those|this) down|and|what about|how about)\b", re.I)
 
 _FILLER = [re.compile(p, re.I) for p in (
     r"^\s*(?:hey|hi|hello|ok|okay|um+|hmm+|so|yo)\b[\s,!.]*",
@@ -164,6 +170,9 @@ _FILLER = [re.compile(p, re.I) for p in (
     r"^\s*(?:find|show|get|pull up|look up|dig up|bring up|search(?: for)?|look for|locate|fetch|give)(?: me)?\s+",
     r"^\s*(?:where(?:'s| is| are)|wheres|do (?:we|you|i) (?:have|still have)|is there|are there|have i got|got)\s+",
     r"^\s*(?:any|all|the|a|an|my|our|that|those|these)\s+",
+    # a count guessed in passing says how many, not what: "maybe two things", "a couple of them"
+    r"\b(?:maybe\s+|about\s+|like\s+)?(?:two|three|four|five|a few|a couple(?: of)?|several)\s+"
+    r"(?:things|items|ones|times|of them)\b",
     # a reason given after a comma says why, not what: "mr diy receipts, I'm trying to see how much I spent"
     r",\s*(?:i'm|i am|im|i want|i need|i wanna|because|cause|cos|since|as i|so i|for my)\b.*$",
 )]
@@ -436,6 +445,8 @@ def filters(text: str, today: date | None = None) -> list[dict[str, Any]]:
         found.append(_condition("price", "<", float(below.group(1).replace(",", "."))))
     if above := _PRICE_ABOVE.search(text):
         found.append(_condition("price", ">", float(above.group(1).replace(",", "."))))
+    if total := _TOTAL_IS.search(text):
+        found.append(_condition("total", "=", float(total.group(1).replace(",", "."))))
     if _HAS_PRICE.search(text) and not (below or above):
         found.append(_condition("price", "is set"))
     if _SCREENSHOTS.search(text) and re.search(r"\b(drop|exclude|remove|without|hide|no)\b", text, re.I):

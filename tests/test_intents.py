@@ -31,7 +31,8 @@ def test_follow_ups_point_back_by_pronoun_ordinal_and_number(text: str, expected
 
 
 @pytest.mark.parametrize("text", ["hmm just the 2018 ones actually", "ok, only the ones from march",
-                                  "actually, without the screenshots"])
+                                  "actually, without the screenshots", "actually wait just the ones from january",
+                                  "Restrict that to the ones dated 20 to 31 March 2018.", "limit it to 2017"])
 def test_a_narrowing_after_an_interjection_still_narrows(text: str) -> None:
     assert intents.refines(text, "everything from mr diy")
 
@@ -89,6 +90,10 @@ def test_comparisons_order_the_previous_results(text: str, column: str, descendi
     ("the second half of march 2018, so 16th to 31st", [("date", ">=", "2018-03-16"), ("date", "<=", "2018-03-31")]),
     ("the week of 19 march 2018", [("date", ">=", "2018-03-19"), ("date", "<=", "2018-03-25")]),
     ("receipts from 30 february 2018", [("date", ">=", "2018-02-01"), ("date", "<=", "2018-02-28")]),  # no such day
+    ("I am search the receipts which the total is 5.90", [("total", "=", 5.9)]),  # the printed total, exactly
+    ("the one that came to RM 12,50", [("total", "=", 12.5)]),
+    ("Restrict that to the ones dated 20 to 31 March 2018.", [("date", ">=", "2018-03-20"),
+                                                              ("date", "<=", "2018-03-31")]),
     ("asia mart receipts", []),  # "mart" is no month
     ("may I see the receipts", []),  # nor is the verb "may"
 ])
@@ -108,6 +113,11 @@ def test_date_year_and_price_filters(text: str, conditions: list[tuple]) -> None
     ("the receipt from restaurant Warakuya, can you find for me?", "receipt from restaurant Warakuya"),
     ("uh where's the receipt for the batteries i bought? need to check the size",
      "uh where's the receipt for the batteries i bought"),  # the reason after the question
+    ("I bought safety pins at a shop off Jalan Pudu. Would you kindly look for that receipt among my things?",
+     "I bought safety pins at a shop off Jalan Pudu"),  # the request after the story names nothing: the story
+    ("I am search the receipts which the total is 5.90, please show me all of it",
+     "I am search the receipts which the total is 5.90"),  # "all of it" after the frame names nothing
+    ("can you find whatever i bought on christmas day 2018, maybe two things", "whatever i bought on"),
 ])
 def test_search_words_drop_greetings_frames_and_filters(text: str, words: str) -> None:
     assert intents.search_words(text) == words

@@ -140,3 +140,14 @@ def test_stored_ocr_and_caption_of_a_record(indexed: Toolbox) -> None:
     assert all(0 <= x <= 1 and 0 <= y <= 1 for line in ocr.lines for x, y in line.box)
     caption = indexed.caption(record_id=record.id)
     assert caption.kind == "tags" and "printed text" in caption.text
+
+
+def test_a_request_naming_only_a_filter_lists_every_record_the_filter_chooses(indexed: Toolbox) -> None:
+    """"Pull every receipt dated 27 March 2018": the words name nothing, so a receipt of that day is shown even
+    where it prints no word of the request; words that name something still have to match."""
+    day = indexed.table.find("date IS NOT NULL", limit=1)[0]["date"]
+    where = f"date = '{day}'"
+    of_that_day = {row["file_name"] for row in indexed.table.find(where)}
+    shown = indexed.text_search("whatever i bought that day, maybe yeah", k=10, where=where, matches_only=True)
+    assert {r.file_name for r in shown.records} == of_that_day
+    assert indexed.text_search("zxqvbnm qwpzk", k=10, where=where, matches_only=True).records == []

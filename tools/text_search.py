@@ -61,9 +61,18 @@ MATCH_SCORE, MATCH_NAME_COVERAGE = 0.73, 0.5  # see is_match; set by evals/text_
 MIN_CORRECTED_LETTERS, CORRECTION_SIMILARITY = 5, 0.85  # see spelled_as_stored
 GENERIC_SHARE = 0.2  # a run found in more than this share of the records names none of them
 MIN_GENERIC_RECORDS = 3  # ... but in a small collection a name may well be on three records
+# Words of talk that name nothing in any collection: hedges, fillers and function words as people speak and type
+# them ("whatever i bought ... maybe two things yeah", "that receipt among my things"). The agent's planner counts
+# them as no subject too (agent/intents.py).
+CHAT_WORDS = frozenset("""
+whatever whichever whoever wherever whenever maybe perhaps probably possibly likely yeah yea yep yup nope nah
+guess reckon believe suppose recall remembered forgot forget forgotten among amongst several few couple whole
+entire mine belongings wait restrict limit grab fetch bring dig locate kindly around somehow sometime earlier
+later previously being very really quite basically literally honestly kinda sorta gonna wanna gotta lemme gimme
+""".split())
 # Words of a request rather than of a name: a run of them names nothing, and they are not counted when
 # judging how much of a request a found name covers. Misspellings of "receipt" are common enough to list.
-REQUEST_WORDS = frozenset("""
+REQUEST_WORDS = CHAT_WORDS | frozenset("""
 a an the my our your this that these those it its i im me we you they them is are was were be been am do does did
 have has had can could would will should may might must and or but if of in on at to for from by with about as into
 please pls plz kindly thanks thank hey hi hello ok okay so just only also too now then there here where when what
@@ -107,6 +116,8 @@ def text_search(table: ImageTable, models: Models, query: str, k: int = 10,
                   if not matches_only or is_match(calibrated.get(i, 0.0), coverage.get(i, 0.0))][:k]
     rows = full_rows(table, rows, ranked_ids)
     records = [_record(rows[i], scores[i], evidence[i], query) for i in ranked_ids if "path" in rows[i]]
+    if where and not subject_words(query) and len(records) < k:
+        records += filtered_rest(table, where, {r.id for r in records}, k - len(records))
     attach_thumbnails(table, records)
     note = ""
     if not records:
@@ -114,6 +125,15 @@ def text_search(table: ImageTable, models: Models, query: str, k: int = 10,
                 f"no indexed text, caption or metadata matches {query!r}")
     return SearchResult(tool=ToolName.TEXT_SEARCH, query={"text": query, "k": k, "where": where or ""},
                         records=records, seconds=time.perf_counter() - start, note=note)
+
+
+def filtered_rest(table: ImageTable, where: str, shown: set[str], limit: int) -> list[MatchedRecord]:
+    """The records the filter alone chooses, beyond those the retrievers ranked: "every receipt dated 27 March
+    2018" names no subject, and a receipt of that day that prints no word of the request (not even "receipt")
+    is as much an answer as one that does."""
+    rows = [row for row in table.find(where, limit=limit + len(shown)) if row["id"] not in shown][:limit]
+    return [record_from_row(row, 0.0, MatchLabel.TEXT_MATCH, "matches the filter; the request names nothing else")
+            for row in rows]
 
 
 def full_rows(table: ImageTable, rows: dict[str, dict], ids: list[str]) -> dict[str, dict]:

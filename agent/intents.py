@@ -47,6 +47,10 @@ CAPTION = re.compile(r"\b(describe|description|caption|what (?:is|'s) (?:in|show
                      r"what is (?:it|this|that)\b(?! (?:from|dated|for)))", re.I)
 ASKS_TOTAL = re.compile(r"\b(how much|total|totl|ttl|amount|amt|payable|due|spen[dt]|cost|costs|price|paid|pay|sum)\b",
                         re.I)
+# The shop or company a receipt is from: "which vendor issued this one?", "wat shop is this from"
+ASKS_SHOP = re.compile(r"\b(?:which|what|wat|whats|what's)\s+(?:shop|store|vendor|merchant|seller|company|restaurant|"
+                       r"outlet|business|supplier)\b|\bwho (?:issued|sold|made out)\b|"
+                       r"\b(?:shop|store|vendor|company|merchant|supplier)(?:'s)? name\b", re.I)
 ASKS_DATE = re.compile(r"\b(when|date|dated|what day|which day)\b", re.I)
 FIND = re.compile(r"\b(do (?:we|i|you) have|have (?:we|i) got|in (?:my|the) (?:collection|library|photos|files)|"
                   r"already|anywhere|find|search|look (?:for|up)|match(?:es|ing)?|other cop(?:y|ies)|duplicates?)\b",
@@ -77,7 +81,7 @@ _ORDERS = [  # dates first: "most recent" is no amount
                 re.I),
      Order("amount", False)),
     (re.compile(r"\b(most expensive|priciest|dearest|highest|biggest|largest|costliest|most costly|pricier|"
-                r"more expensive|max(?:imum)?|(?:the )?most)\b", re.I), Order("amount", True)),
+                r"more expensive|max(?:imum)?|(?:the )?most)\b(?!\s+of\b)", re.I), Order("amount", True)),
 ]
 
 # Month names as people misspell them when typing fast; each maps to the month it means.
@@ -125,6 +129,17 @@ _NAMED_DAYS = [(re.compile(pattern, re.I), day) for pattern, day in (
     (r"\bchristmas eve\b|\bxmas eve\b", "24 december"), (r"\b(?:christmas|xmas)(?: day)?\b", "25 december"),
     (r"\bboxing day\b", "26 december"), (r"\bnew year'?s eve\b", "31 december"),
     (r"\bnew year'?s(?: day)?\b", "1 january"), (r"\bvalentine'?s(?: day)?\b", "14 february"))]
+# Days of the month written as words: "the fourth of December 2017", "march the twenty-first"
+_UNITS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth"]
+_DAY_WORDS = {**{word: n + 1 for n, word in enumerate(_UNITS)},
+              **{word: 10 + n for n, word in enumerate(["tenth", "eleventh", "twelfth", "thirteenth", "fourteenth",
+                                                        "fifteenth", "sixteenth", "seventeenth", "eighteenth",
+                                                        "nineteenth", "twentieth"])},
+              **{f"twenty{dash}{word}": 21 + n for n, word in enumerate(_UNITS) for dash in ("-", " ", "")},
+              "thirtieth": 30, **{f"thirty{dash}first": 31 for dash in ("-", " ", "")}}
+_DAY_WORD = "|".join(sorted(_DAY_WORDS, key=len, reverse=True))
+_WORDED_DAY = re.compile(rf"\b({_DAY_WORD})(?=\s+(?:of\s+)?(?:{_MONTH}|may)\b)|"
+                         rf"\b((?:{_MONTH}|may)\.?\s+(?:the\s+)?)({_DAY_WORD})\b", re.I)
 _ONWARDS = r"\s+(?:on|onwards?|forwards?|and later|or later)\b"
 _OPEN_SPAN = re.compile(rf"\b(since|on or after|after|starting(?:\s+from)?|until|till|on or before|before|up\s+to|"
                         rf"from(?=[\w\s]*?{_ONWARDS}))\s+{_DAY}"
@@ -152,14 +167,16 @@ you any anything there here out of among thos tho tell can could would will shou
 narrow ah oh uh er yeah yes yep go hey hi hello yo lol haha hehe omg btw actually
 cost costs costing price priced prices paid spent spend pay expensive cheap amount total money
 all every each some something thing things stuff pull think find look looking search searching get
+shop store place
 """.split()) | CHAT_WORDS
 _WORD = re.compile(r"[\w'-]+")
 _ABOUT_THESE = re.compile(r"^\s*(which|what|who|and|so|ok)\b|\b(these|those|them|the ones|of the)\b", re.I)
 _REFINE_START = re.compile(r"^\s*(?:(?:hmm+|hm+|um+|uh|ok(?:ay)?|so|oh|ah|well|actually|no|nah|cool|nice|wait|hold on|"
-                           r"sorry|oops)[\s,.!]+)*"
+                           r"sorry|oops)[\s,.!]+)*(?:(?:of|from) (?:those|these|them)[\s,]+(?:i\s+)?)?"
                            r"(only|just|but only|now only|drop|exclude|remove|without|hide|keep only|filter|"
                            r"narrow|restrict|limit|cut (?:it|that|them|those|this) down|and|what about|how about)\b", re.I)
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _FILLER = [re.compile(p, re.I) for p in (
     r"^\s*(?:hey|hi|hello|ok|okay|um+|hmm+|so|yo)\b[\s,!.]*",
     r"^\s*quick (?:one|question|q)\b[\s,:!.-]*",
@@ -212,6 +229,10 @@ _SPENDING = re.compile(r"\b(spen[dt]|spending|money|paid|pay|expensive|cost)\b",
 _THESE = re.compile(r"\b(these|those|them|the ones|of the)\b", re.I)
 _SHOWS = re.compile(r"^\s*(?:(?:can|could) you\s+)?(?:please\s+|pls\s+)?(?:pull up|show|find|get me|list|look up|"
                     r"dig up|bring up|search|fetch|give me)\b", re.I)
+# A request to see receipts, anywhere in the message: "my wife would like to see every receipt from that day"
+_LISTS_RECEIPTS = re.compile(r"\b(?:see|show|find|pull(?: up| out)?|list|gather|fetch|get|give)\s+(?:me\s+|us\s+)?"
+                             r"(?:(?:all|every|each|the|those|these|my|our|of)\s+)*(?:receipts?|reciepts?|recipts?|bills?|"
+                             r"invoices?)\b", re.I)
 _AMOUNT = re.compile(r"\d+[.,]\d\d\b")
 _REASON = re.compile(_FILLER[-1].pattern, re.I)
 _GREETING = re.compile(r"^\s*(?:(?:hello|hi|hey|dear|good (?:morning|afternoon|evening|day))\b[\w ]{0,20}?[,!.]\s*)+",
@@ -292,7 +313,7 @@ def aggregation(text: str, dated: bool, earlier_results: bool = True) -> Aggrega
         return Aggregation("count", shop_words(words))
     if _TIMES.search(undated) and (_LATEST.search(undated) or _EARLIEST.search(undated)):
         return Aggregation("earliest" if _EARLIEST.search(undated) else "latest", shop_words(words))
-    if _SHOWS.search(words):
+    if _SHOWS.search(words) or _LISTS_RECEIPTS.search(words):
         return None
     if first_or_last := _FIRST_OR_LAST_ONE.search(undated):
         earliest = _EARLIEST.search(first_or_last.group(1))
@@ -489,9 +510,12 @@ def _span(text: str) -> tuple[str | None, str | None] | None:
 
 
 def _with_named_days(text: str) -> str:
+    """The text with the days it names in words written as numbers ("the fourth of december" -> "the 4 of
+    december", "christmas day" -> "25 december")."""
     for pattern, day in _NAMED_DAYS:
         text = pattern.sub(day, text)
-    return text
+    return _WORDED_DAY.sub(lambda m: str(_DAY_WORDS[m[1].lower()]) if m[1] else
+                           f"{m[2]}{_DAY_WORDS[m[3].lower()]}", text)
 
 
 def _one_day(text: str) -> str | None:
@@ -589,7 +613,8 @@ def has_subject(text: str, known: frozenset[str] = frozenset()) -> bool:
     words = _strip_conditions(text)
     for pattern, _ in _ORDERS:
         words = pattern.sub(" ", words)
-    return any(w.lower() not in _EMPTY_WORDS and w.lower() not in known for w in _WORD.findall(words))
+    return any(w.lower() not in _EMPTY_WORDS and w.lower().removesuffix("s") not in _EMPTY_WORDS
+               and w.lower() not in known for w in _WORD.findall(words))
 
 
 def refines(text: str, previous_query: str = "") -> bool:
@@ -600,7 +625,8 @@ def refines(text: str, previous_query: str = "") -> bool:
     results even when it adds a word ("which fill-up cost me the most?").
     """
     known = frozenset(w.lower() for w in _WORD.findall(previous_query))
-    if _REFINE_START.match(text) or not has_subject(text, known):
+    sentences = _SENTENCE_END.split(text)  # "Thank you. Of those, I only need the February ones"
+    if any(_REFINE_START.match(sentence) for sentence in sentences) or not has_subject(text, known):
         return True
     return order(text) is not None and bool(_ABOUT_THESE.search(text))
 
@@ -617,7 +643,7 @@ def search_words(text: str) -> str:
     words = _AFTERWORD.sub("", _strip_conditions(text))
     if frame := _MID_FRAME.search(words):  # the request after the story, unless it names nothing itself
         before, after = words[:frame.start()], words[frame.end():]
-        words = after if has_subject(after) else before
+        words = after if has_subject(_REASON.sub("", after)) else before  # "..., I want to remember" says why
     for _ in range(3):  # frames nest: "hey, could you please find the ..."
         for pattern in _FILLER:
             words = pattern.sub(" ", words).strip(" ,?.!")
@@ -626,7 +652,9 @@ def search_words(text: str) -> str:
 
 
 # A request frame after a story or before an afterthought: "... lately - can you pull up", "..., can you find"
-_MID_FRAME = re.compile(r"\s*[-–,.;:!?]\s*(?:so\s+|pls\s+|please\s+)?(?:(?:can|could|would|will) (?:you|u)|pls|"
+_MID_FRAME = re.compile(r"\s*[-–,.;:!?]\s*(?:so\s+|pls\s+|please\s+)?"
+                        r"(?:i(?:'d| would) (?:be (?:\w+ )?grateful|appreciate it|love it) if\s+|"
+                        r"(?:do you|would you) mind if\s+)?(?:(?:can|could|would|will) (?:you|u)|(?:you|u) (?:can|could|would)|pls|"
                         r"please)\b(?:\s+(?:please|pls))?(?:\s+(?:pull up|find|show|get|dig up|look up|fetch|check))?"
                         r"(?:\s+me)?", re.I)
 # A sentence after the question that gives the reason for it: "? need to check the size", ". can't find it"

@@ -103,7 +103,8 @@ def plan(turn: Turn, receipts_at: Callable[[str], int] | None = None) -> list[St
                 for r in records]
 
     if turn.image:
-        if intents.TEXT.search(text) or intents.ASKS_TOTAL.search(text) or intents.ASKS_DATE.search(text):
+        if intents.TEXT.search(text) or intents.ASKS_TOTAL.search(text) or intents.ASKS_DATE.search(text) \
+                or intents.ASKS_SHOP.search(text):
             read = Step(ToolName.OCR, "you asked about the text in your image", lambda t: {"image": ATTACHED})
             if not intents.FIND.search(text):
                 return [read]

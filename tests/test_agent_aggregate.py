@@ -131,6 +131,9 @@ def test_collection_questions_go_to_aggregate_with_their_arguments(text: str, ar
     "how much did we end up spending at nandos that night?",  # one receipt: text search finds and reads it
     "pull up all my mr diy receipts, I'm trying to see how much I've blown there",  # asks for the receipts
     "show me the receipt with total 73.00 from LIGHTROOM GALLERY SDN BHD",
+    # a story about spending, then a request to see the receipts of that day
+    "On the fourth of December 2017 I spent a whole afternoon in shops. My wife would like to see every receipt "
+    "from that particular day.",
 ])
 def test_searches_for_receipts_stay_text_searches(text: str) -> None:
     assert _call(text)[0] is ToolName.TEXT_SEARCH

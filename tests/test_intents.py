@@ -32,7 +32,9 @@ def test_follow_ups_point_back_by_pronoun_ordinal_and_number(text: str, expected
 
 @pytest.mark.parametrize("text", ["hmm just the 2018 ones actually", "ok, only the ones from march",
                                   "actually, without the screenshots", "actually wait just the ones from january",
-                                  "Restrict that to the ones dated 20 to 31 March 2018.", "limit it to 2017"])
+                                  "Restrict that to the ones dated 20 to 31 March 2018.", "limit it to 2017",
+                                  "Thank you. Of those, I only need the ones from February 2018.",
+                                  "No, that's far too many. Only December 2017."])
 def test_a_narrowing_after_an_interjection_still_narrows(text: str) -> None:
     assert intents.refines(text, "everything from mr diy")
 
@@ -94,6 +96,8 @@ def test_comparisons_order_the_previous_results(text: str, column: str, descendi
     ("the one that came to RM 12,50", [("total", "=", 12.5)]),
     ("Restrict that to the ones dated 20 to 31 March 2018.", [("date", ">=", "2018-03-20"),
                                                               ("date", "<=", "2018-03-31")]),
+    ("On the fourth of December 2017", [("date", ">=", "2017-12-04"), ("date", "<=", "2017-12-04")]),  # in words
+    ("march the twenty-first 2018", [("date", ">=", "2018-03-21"), ("date", "<=", "2018-03-21")]),
     ("asia mart receipts", []),  # "mart" is no month
     ("may I see the receipts", []),  # nor is the verb "may"
 ])
@@ -118,6 +122,10 @@ def test_date_year_and_price_filters(text: str, conditions: list[tuple]) -> None
     ("I am search the receipts which the total is 5.90, please show me all of it",
      "I am search the receipts which the total is 5.90"),  # "all of it" after the frame names nothing
     ("can you find whatever i bought on christmas day 2018, maybe two things", "whatever i bought on"),
+    ("He shopped in Setapak. I would be most grateful if you could show me all the receipts from Setapak.",
+     "receipts from Setapak"),  # a polite frame before the request
+    ("Before I was living in Puchong. Please show me all receipt from the shops there, I want to remember it.",
+     "Before I was living in Puchong"),  # "the shops there" and the reason after name nothing: the story
 ])
 def test_search_words_drop_greetings_frames_and_filters(text: str, words: str) -> None:
     assert intents.search_words(text) == words
@@ -138,6 +146,7 @@ PREVIOUS = ToolRun(ToolName.TEXT_SEARCH, {"query": "aeon", "k": 10, "filters": [
     ("what's the total on this?", "k", [ToolName.OCR]),
     ("what does this say, and do we have it?", "k", [ToolName.OCR, ToolName.TEXT_SEARCH, ToolName.IMAGE_SEARCH]),
     ("got this one?", "k", [ToolName.IMAGE_SEARCH]),
+    ("Which vendor issued this one?", "k", [ToolName.OCR]), ("wat shop is this from", "k", [ToolName.OCR]),
 ])
 def test_an_attached_image_is_read_when_asked_and_searched_otherwise(text: str, image: str, tools: list) -> None:
     assert [step.tool for step in plan(_turn(text, image))] == tools
@@ -167,3 +176,8 @@ def test_a_comparison_naming_something_new_is_a_new_search() -> None:
     assert intents.refines("the cheapest aeon one", previous_query="aeon receipts")
     assert not intents.refines("the cheapest aeon one", previous_query="mr diy receipts")
     assert intents.refines("which fill-up cost me the most?", previous_query="shell petrol receipts")
+
+
+def test_most_of_something_orders_nothing() -> None:
+    assert intents.order("he did most of his shopping in Setapak") is None
+    assert intents.order("which one cost the most") == intents.Order("amount", True)

@@ -150,4 +150,8 @@ def test_a_request_naming_only_a_filter_lists_every_record_the_filter_chooses(in
     of_that_day = {row["file_name"] for row in indexed.table.find(where)}
     shown = indexed.text_search("whatever i bought that day, maybe yeah", k=10, where=where, matches_only=True)
     assert {r.file_name for r in shown.records} == of_that_day
-    assert indexed.text_search("zxqvbnm qwpzk", k=10, where=where, matches_only=True).records == []
+    assert indexed.text_search("zxqvbnm", k=10, where=where, matches_only=True).records == []  # a name: nothing
+    # a story around the filter whose words no record of that day holds: the day's records
+    story = indexed.text_search("Prior-year audit: I need all receipts", k=10, where=where, matches_only=True)
+    assert {r.file_name for r in story.records} == of_that_day
+    assert all("matches the filter" in r.why for r in story.records)

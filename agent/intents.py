@@ -35,9 +35,12 @@ _PRONOUN = re.compile(rf"\b(it|that|tht|dat|this|them|those|these|him|her|the sa
                       r"\b(?:spen[dt]|paid|pay|bought|buy|got|get)\s+there\b",  # "how much did we spend there?"
                       re.I)
 
-TEXT = re.compile(r"\b(read|reading|transcribe|transcription|transcript|ocr|copy|extract|text|says?|said|written|"
+TEXT = re.compile(r"\b(read|reading|transcribe|transcription|transcript|ocr|copy|extract|text|written|"
                   r"writing|wording|words|printed|print|type (?:it |this |that )?out|write (?:it |this |that )?out|"
-                  r"line by line)\b|\bwhat'?s on\b|\bwhats on\b|\bwhat is on\b", re.I)
+                  r"line by line)\b|\bwhat'?s on\b|\bwhats on\b|\bwhat is on\b|"
+                  # what a thing says, not what a person says ("my husband says we never ...")
+                  r"\b(?:it|this|that|does|do|did|what|what's|whats|they|receipt|label|sign|slip|one|cover|box)\s+"
+                  r"(?:[\w']+\s+)?(?:says?|said)\b", re.I)  # "wat does this reciept say"
 MORE = re.compile(r"\b(more like|similar|like (?:this|that|it|the|#)|looks? like|others like|anything else|"
                   r"something else|same (?:kind|place|sort|scene|spot|thing)|other (?:pictures|photos|images|shots|"
                   r"pics|ones) (?:of|like)|alike|resembl\w*)\b", re.I)
@@ -116,8 +119,10 @@ _DAY = rf"(?:the\s+)?(?:(\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+)?({_MONTH}|may)
 _HALF_MONTH = re.compile(rf"\b(?:the\s+)?(first|1st|second|2nd|last)\s+half\s+(?:of\s+)?({_MONTH}|may)\.?\s*,?\s*"
                          rf"((?:19|20)\d\d)\b", re.I)
 _WEEK_OF = re.compile(rf"\b(?:the\s+)?week\s+(?:of|from|starting(?:\s+on)?|beginning)\s+{_DAY}", re.I)
-# Two whole dates: "between 1 October 2018 and 31 December 2018", "from 5 jan 2018 to feb 2018".
-_DAY_SPAN = re.compile(rf"\b(?:(?:from|between)\s+)?{_DAY}\s*(?:to|till|until|through|and|-)\s*{_DAY}", re.I)
+# Two whole dates: "between 1 October 2018 and 31 December 2018", "from 5 jan 2018 to feb 2018"; the first may
+# leave its year to the second ("between 26 december and 31 december 2017").
+_FIRST_DAY = _DAY.replace(r"\.?\s*,?\s*((?:19|20)\d\d)\b", r"\.?(?:\s*,?\s*((?:19|20)\d\d)\b)?")
+_DAY_SPAN = re.compile(rf"\b(?:(?:from|between)\s+)?{_FIRST_DAY}\s*(?:to|till|until|through|and|-)\s*{_DAY}", re.I)
 # One day: "dated 4/12/2017" (day first, as receipts print it, unless the second number is over 12), "on 15
 # march 2018", "march 15th, 2018"; without a year ("the 15th jan one") that day in any year.
 _NUMERIC_DAY = re.compile(r"(?<![\d/.\-])(\d{1,2})[/.\-](\d{1,2})[/.\-]((?:19|20)?\d\d)(?![\d/.\-])")
@@ -174,7 +179,8 @@ _ABOUT_THESE = re.compile(r"^\s*(which|what|who|and|so|ok)\b|\b(these|those|them
 _REFINE_START = re.compile(r"^\s*(?:(?:hmm+|hm+|um+|uh|ok(?:ay)?|so|oh|ah|well|actually|no|nah|cool|nice|wait|hold on|"
                            r"sorry|oops)[\s,.!]+)*(?:(?:of|from) (?:those|these|them)[\s,]+(?:i\s+)?)?"
                            r"(only|just|but only|now only|drop|exclude|remove|without|hide|keep only|filter|"
-                           r"narrow|restrict|limit|cut (?:it|that|them|those|this) down|and|what about|how about)\b", re.I)
+                           r"narrow|restrict|limit|cut (?:it|that|them|those|this) down|and|what about|"
+                           r"how about)\b", re.I)
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _FILLER = [re.compile(p, re.I) for p in (
@@ -230,9 +236,10 @@ _THESE = re.compile(r"\b(these|those|them|the ones|of the)\b", re.I)
 _SHOWS = re.compile(r"^\s*(?:(?:can|could) you\s+)?(?:please\s+|pls\s+)?(?:pull up|show|find|get me|list|look up|"
                     r"dig up|bring up|search|fetch|give me)\b", re.I)
 # A request to see receipts, anywhere in the message: "my wife would like to see every receipt from that day"
-_LISTS_RECEIPTS = re.compile(r"\b(?:see|show|find|pull(?: up| out)?|list|gather|fetch|get|give)\s+(?:me\s+|us\s+)?"
-                             r"(?:(?:all|every|each|the|those|these|my|our|of)\s+)*(?:receipts?|reciepts?|recipts?|bills?|"
-                             r"invoices?)\b", re.I)
+_LISTS_RECEIPTS = re.compile(r"\b(?:see|show|find|pull(?: up| out)?|dig(?: up| out)?|bring up|list|gather|fetch|get|"
+                             r"give)\s+(?:me\s+|us\s+)?(?:(?:all|every|each|both|the|those|these|my|our|of)\s+)*"
+                             r"(?:receipts?|reciepts?|recipts?|bills?|invoices?)\b"
+                             r"(?!\s*(?:no\b|nos\b|numbers?|#))", re.I)  # "give me invoice no" asks for a field
 _AMOUNT = re.compile(r"\d+[.,]\d\d\b")
 _REASON = re.compile(_FILLER[-1].pattern, re.I)
 _GREETING = re.compile(r"^\s*(?:(?:hello|hi|hey|dear|good (?:morning|afternoon|evening|day))\b[\w ]{0,20}?[,!.]\s*)+",
@@ -298,8 +305,8 @@ def aggregation(text: str, dated: bool, earlier_results: bool = True) -> Aggrega
     before any, "Hon Hwa Hardware: the dearest item on those bills" means the bills of the shop it names.
     """
     words = _REASON.sub("", _GREETING.sub("", text))  # "Hello, I am needing to know ..." gives no reason
-    if (_THESE.search(words) and earlier_results) or _AMOUNT.search(words):
-        return None
+    if (_THESE.search(words) and earlier_results) or _AMOUNT.search(words) or _LISTS_RECEIPTS.search(words):
+        return None  # "what did i buy after christmas 2017 ... show me all those receipts" asks for the receipts
     if asks_about_items(words) and not _GROUP.search(words):
         measure = "max" if _MOST.search(words) else "min" if _LEAST.search(words) else \
             "sum" if (_SPENDING.search(words) or _ADDS_UP.search(words)) and not _COUNT.search(words) else "count"
@@ -313,7 +320,7 @@ def aggregation(text: str, dated: bool, earlier_results: bool = True) -> Aggrega
         return Aggregation("count", shop_words(words))
     if _TIMES.search(undated) and (_LATEST.search(undated) or _EARLIEST.search(undated)):
         return Aggregation("earliest" if _EARLIEST.search(undated) else "latest", shop_words(words))
-    if _SHOWS.search(words) or _LISTS_RECEIPTS.search(words):
+    if _SHOWS.search(words):
         return None
     if first_or_last := _FIRST_OR_LAST_ONE.search(undated):
         earliest = _EARLIEST.search(first_or_last.group(1))
@@ -383,7 +390,7 @@ _QUESTION = re.compile(r"\?|^\s*(?:how|hw|what|whats|what's|wat|wats|wat's|which
 def unreadable(text: str) -> str:
     """What a question asks about that Loupe reads from no receipt ("what did I buy at ...?": the items),
     or "" when it asks about what Loupe reads (the shop, date and total) or is no question."""
-    if not _QUESTION.search(text):
+    if not _QUESTION.search(text) or _LISTS_RECEIPTS.search(text):  # "find every receipt with a Puchong address"
         return ""
     return next((what for pattern, what in _UNREADABLE if pattern.search(text)), "")
 
@@ -567,7 +574,7 @@ def _open_span(match: re.Match) -> tuple[str | None, str | None] | None:
 
 def _dated_span(match: re.Match) -> tuple[str, str] | None:
     """From one day or month of a year to another's: the first day of the first, the last day of the last."""
-    first_year, last_year = int(match.group(3)), int(match.group(6))
+    first_year, last_year = int(match.group(3) or match.group(6)), int(match.group(6))
     first_month, last_month = _month_number(match.group(2)), _month_number(match.group(5))
     last_of_month = calendar.monthrange(last_year, last_month)[1]
     try:
@@ -640,7 +647,7 @@ def search_words(text: str) -> str:
     petrol receipt"; "where's the receipt for the batteries? need to check the size" for "the receipt for the
     batteries". Text search itself forgives punctuation, spacing and case in names.
     """
-    words = _AFTERWORD.sub("", _strip_conditions(text))
+    words = _PURPOSE.sub("", _AFTERWORD.sub("", _strip_conditions(text)))
     if frame := _MID_FRAME.search(words):  # the request after the story, unless it names nothing itself
         before, after = words[:frame.start()], words[frame.end():]
         words = after if has_subject(_REASON.sub("", after)) else before  # "..., I want to remember" says why
@@ -654,12 +661,17 @@ def search_words(text: str) -> str:
 # A request frame after a story or before an afterthought: "... lately - can you pull up", "..., can you find"
 _MID_FRAME = re.compile(r"\s*[-–,.;:!?]\s*(?:so\s+|pls\s+|please\s+)?"
                         r"(?:i(?:'d| would) (?:be (?:\w+ )?grateful|appreciate it|love it) if\s+|"
-                        r"(?:do you|would you) mind if\s+)?(?:(?:can|could|would|will) (?:you|u)|(?:you|u) (?:can|could|would)|pls|"
+                        r"(?:do you|would you) mind if\s+)?"
+                        r"(?:(?:can|could|would|will) (?:you|u)|(?:you|u) (?:can|could|would)|pls|"
                         r"please)\b(?:\s+(?:please|pls))?(?:\s+(?:pull up|find|show|get|dig up|look up|fetch|check))?"
                         r"(?:\s+me)?", re.I)
 # A sentence after the question that gives the reason for it: "? need to check the size", ". can't find it"
-_AFTERWORD = re.compile(r"(?<=[?.!])\s+(?:i\s+)?(?:need|needed|can'?t|cannot|because|coz|cuz|cos|it'?s for|gotta|"
-                        r"have to|got to|want to|trying to|for (?:my|the))\b.*$", re.I)
+_AFTERWORD = re.compile(r"(?<=[?.!])\s+(?:i\s+)?(?:need(?:ed)? (?:to|it|them|this|that|for)\b|can'?t|cannot|because|"
+                        r"coz|cuz|cos|it'?s for|gotta|have to|got to|want to|trying to|for (?:my|the))\b.*$", re.I)
+
+
+# A purpose after the request says why: "find that receipt so I can wave it under his nose"
+_PURPOSE = re.compile(r"\s+so (?:that )?(?:i|we|he|she|they) (?:can|could|may)\b[^.!?]*", re.I)
 
 
 def _strip_conditions(text: str) -> str:

@@ -96,6 +96,7 @@ def test_comparisons_order_the_previous_results(text: str, column: str, descendi
     ("the one that came to RM 12,50", [("total", "=", 12.5)]),
     ("Restrict that to the ones dated 20 to 31 March 2018.", [("date", ">=", "2018-03-20"),
                                                               ("date", "<=", "2018-03-31")]),
+    ("between 26 december and 31 december 2017", [("date", ">=", "2017-12-26"), ("date", "<=", "2017-12-31")]),
     ("On the fourth of December 2017", [("date", ">=", "2017-12-04"), ("date", "<=", "2017-12-04")]),  # in words
     ("march the twenty-first 2018", [("date", ">=", "2018-03-21"), ("date", "<=", "2018-03-21")]),
     ("asia mart receipts", []),  # "mart" is no month
@@ -126,6 +127,10 @@ def test_date_year_and_price_filters(text: str, conditions: list[tuple]) -> None
      "receipts from Setapak"),  # a polite frame before the request
     ("Before I was living in Puchong. Please show me all receipt from the shops there, I want to remember it.",
      "Before I was living in Puchong"),  # "the shops there" and the reason after name nothing: the story
+    ("its 1am and im doing the tax stuff. need every receipt from Hon Hwa Hardware",  # "need every receipt" is the
+     "its 1am and im doing the tax stuff. need every receipt from Hon Hwa Hardware"),  # request: not cut as a reason
+    ("I bought a pipe wrench there. Can you find that receipt so I can wave it under his nose?",
+     "I bought a pipe wrench there"),  # the purpose after the request says why
 ])
 def test_search_words_drop_greetings_frames_and_filters(text: str, words: str) -> None:
     assert intents.search_words(text) == words
@@ -146,6 +151,10 @@ PREVIOUS = ToolRun(ToolName.TEXT_SEARCH, {"query": "aeon", "k": 10, "filters": [
     ("what's the total on this?", "k", [ToolName.OCR]),
     ("what does this say, and do we have it?", "k", [ToolName.OCR, ToolName.TEXT_SEARCH, ToolName.IMAGE_SEARCH]),
     ("got this one?", "k", [ToolName.IMAGE_SEARCH]),
+    ("what does it say?", "k", [ToolName.OCR]), ("wat does this reciept say", "k", [ToolName.OCR]),
+    ("read what the label says", "k", [ToolName.OCR]),
+    ("My husband says we never took another picture there. Do I have any others from this spot?", "k",
+     [ToolName.IMAGE_SEARCH]),  # what a person says is no text to read
     ("Which vendor issued this one?", "k", [ToolName.OCR]), ("wat shop is this from", "k", [ToolName.OCR]),
 ])
 def test_an_attached_image_is_read_when_asked_and_searched_otherwise(text: str, image: str, tools: list) -> None:
@@ -181,3 +190,11 @@ def test_a_comparison_naming_something_new_is_a_new_search() -> None:
 def test_most_of_something_orders_nothing() -> None:
     assert intents.order("he did most of his shopping in Setapak") is None
     assert intents.order("which one cost the most") == intents.Order("amount", True)
+
+
+def test_a_request_to_find_receipts_is_a_search_whatever_it_mentions() -> None:
+    assert intents.unreadable("what is the address of that shop?") == "addresses"
+    assert intents.unreadable("so can you find every receipt with a Puchong address on it?") == ""
+    assert intents.unreadable("pls give me invoice no for hon hwa hardware") == "receipt numbers"
+    assert intents.aggregation("what did i buy between 26 and 31 december 2017? show me all those receipts", True,
+                               earlier_results=False) is None

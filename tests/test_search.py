@@ -123,6 +123,14 @@ def test_an_amount_run_into_its_currency_and_only_words_of_a_request_finds_the_r
         assert all(re.search(rf"(?<![\d.,]){re.escape(total)}(?!\d)", r.ocr_text or "") for r in shown), total
 
 
+def test_an_amount_in_a_story_still_finds_the_receipts_that_print_it(indexed: Toolbox) -> None:
+    receipt = sroie_ids()[0]
+    total = sroie_key(receipt)["total"]
+    shown = indexed.text_search(f"the bank feed has an unmatched card line for exactly RM{total}. which receipt is it",
+                                k=10, matches_only=True).records
+    assert f"receipt_{receipt}.jpg" in [r.file_name for r in shown]
+
+
 def test_where_filter_restricts_results(indexed: Toolbox) -> None:
     result = indexed.text_search("SDN BHD", k=10, where="file_name LIKE 'receipt_00%'")
     assert result.records

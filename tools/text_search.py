@@ -75,7 +75,7 @@ whatever whichever whoever wherever whenever maybe perhaps probably possibly lik
 guess reckon believe suppose recall remembered forgot forget forgotten among amongst several few couple whole
 entire mine belongings wait restrict limit grab fetch bring dig locate kindly around somehow sometime earlier
 later previously being very really quite basically literally honestly kinda sorta gonna wanna gotta lemme gimme
-through nothing else done often gather collect
+through nothing else done often gather collect inclusive both
 """.split())
 # Words of a request rather than of a name: a run of them names nothing, and they are not counted when
 # judging how much of a request a found name covers. Misspellings of "receipt" are common enough to list.
@@ -96,7 +96,6 @@ ordered came come comes save saved mum mom dad wife husband
 1
 """.split())  # "1": fold() writes "one" as a digit, and "the one with the hotcakes" names no "1"
 REQUEST_WORDS |= {word + "s" for word in REQUEST_WORDS if len(word) >= 3 and word.isalpha()}  # "shops", "days"
-_CURRENCY_WORDS = frozenset({"rm", "myr", "usd", "sgd", "eur", "gbp"})  # beside an amount, it names no subject
 _LITERAL = re.compile(r'"([^"]+)"|\b(\d+[.,]\d+)\b')
 _NUMBER = re.compile(r"(?<![\d.,])\d+[.,]\d+(?!\d)")  # also run into a currency: "RM73.00"
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -230,8 +229,10 @@ def _rankings(table: ImageTable, models: Models, query: str, where: str | None,
         rankings["exact"] = [(found[i], f" (contains {', '.join(repr(p) for p in contained[i])})") for i in ranked]
 
     rankings["name"], coverage = _name_matches(table, query, where)
-    if numbers and _CURRENCY_WORDS.issuperset(subject_words(_NUMBER.sub(" ", query))):
-        # the amounts are all the request names ("the receipt where I paid RM73.00"): a record printing each matches
+    if numbers:
+        # an amount names a receipt ("the receipt where I paid RM73.00", "an unmatched card line for exactly
+        # RM100.90"): a record printing each as a whole amount matches, whatever story is told around it; no
+        # "nothing here" request of the agent sets names an amount
         whole = [re.compile(rf"(?<![\d.,]){re.escape(number)}(?!\d)") for number in numbers]  # 9.00, not 19.00
         coverage.update({i: 1.0 for i, row in found.items() if all(p.search(row.get("ocr_text") or "") for p in whole)})
 

@@ -22,6 +22,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="ray is not installed: it comes with the [ray] extra (pip install -e '.[ray]')")
 
 import psutil  # Ray's own dependency; it and the cluster utilities come after the skip
+from ray._common.utils import get_default_ray_temp_dir  # private, but where Cluster writes its address
 from ray.cluster_utils import Cluster
 
 from loupe.base.config import Settings
@@ -58,6 +59,9 @@ def cluster() -> Iterator[Cluster]:
     connected to it. The head has one CPU and the worker two, so the two model actors (a CPU each) cannot both
     run on the head."""
     temp_dir = tempfile.mkdtemp(prefix="loupe-ray-")  # short: Ray's socket paths must fit in 107 bytes
+    # Cluster.add_node records the head's address in Ray's default temp folder whatever temp_dir says, and fails
+    # on a fresh machine where no Ray has run yet and that folder does not exist
+    os.makedirs(get_default_ray_temp_dir(), exist_ok=True)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "temp_dir": temp_dir,
                                                             "include_dashboard": False})
     cluster.add_node(num_cpus=2)

@@ -113,7 +113,8 @@ _QUARTER = re.compile(rf"\bq([1-4])\s*(?:of\s+|,\s*)?((?:19|20)\d\d)\b|"
                       re.I)
 # From a day or a month on, or up to one: "since march 2018", "before 1 feb 2018", "from 15 march 2018 onwards"
 # ("from" says "on" only with "onwards": "receipts from march 2018" are March's).
-_DAY = rf"(?:the\s+)?(?:(\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+)?({_MONTH}|may)\.?\s*,?\s*((?:19|20)\d\d)\b"
+_DAY_AND_MONTH = rf"(?:the\s+)?(?:(\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+)?({_MONTH}|may)\.?"
+_DAY = rf"{_DAY_AND_MONTH}\s*,?\s*((?:19|20)\d\d)\b"
 # A half of a month ("the second half of march 2018": the 16th on) and the week from a day ("the week of 19
 # march 2018": that day and the six after it)
 _HALF_MONTH = re.compile(rf"\b(?:the\s+)?(first|1st|second|2nd|last)\s+half\s+(?:of\s+)?({_MONTH}|may)\.?\s*,?\s*"
@@ -121,7 +122,7 @@ _HALF_MONTH = re.compile(rf"\b(?:the\s+)?(first|1st|second|2nd|last)\s+half\s+(?
 _WEEK_OF = re.compile(rf"\b(?:the\s+)?week\s+(?:of|from|starting(?:\s+on)?|beginning)\s+{_DAY}", re.I)
 # Two whole dates: "between 1 October 2018 and 31 December 2018", "from 5 jan 2018 to feb 2018"; the first may
 # leave its year to the second ("between 26 december and 31 december 2017").
-_FIRST_DAY = _DAY.replace(r"\.?\s*,?\s*((?:19|20)\d\d)\b", r"\.?(?:\s*,?\s*((?:19|20)\d\d)\b)?")
+_FIRST_DAY = rf"{_DAY_AND_MONTH}(?:\s*,?\s*((?:19|20)\d\d)\b)?"
 _DAY_SPAN = re.compile(rf"\b(?:(?:from|between)\s+)?{_FIRST_DAY}\s*(?:to|till|until|through|and|-)\s*{_DAY}", re.I)
 # One day: "dated 4/12/2017" (day first, as receipts print it, unless the second number is over 12), "on 15
 # march 2018", "march 15th, 2018"; without a year ("the 15th jan one") that day in any year.

@@ -117,15 +117,15 @@ def text_search(table: ImageTable, models: Models, query: str, k: int = 10,
     rankings, coverage = _rankings(table, models, query, where, bridge)
     scores, evidence, rows = fuse(rankings)
     calibrated = match_scores(rankings)
-    if not subject_words(query):  # "receipts" with a year filter: the words name a kind, the filter chooses
+    subjects = subject_words(query)
+    if not subjects:  # "receipts" with a year filter: the words name a kind, the filter chooses
         matches_only = False
     ranked_ids = [i for i in sorted(scores, key=lambda i: _rank_key(scores[i], coverage.get(i, 0.0)))
                   if not matches_only or is_match(calibrated.get(i, 0.0), coverage.get(i, 0.0))][:k]
     rows = full_rows(table, rows, ranked_ids)
     records = [_record(rows[i], scores[i], evidence[i], query) for i in ranked_ids if "path" in rows[i]]
-    story = not records and len(subject_words(query)) >= STORY_WORDS and \
-        max(coverage.values(), default=0.0) < STORY_NAME_SHARE
-    if where and len(records) < k and (not subject_words(query) or story):
+    story = not records and len(subjects) >= STORY_WORDS and max(coverage.values(), default=0.0) < STORY_NAME_SHARE
+    if where and len(records) < k and (not subjects or story):
         records += filtered_rest(table, where, {r.id for r in records}, k - len(records))
     attach_thumbnails(table, records)
     note = ""

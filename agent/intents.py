@@ -26,8 +26,11 @@ _ORDINALS = {"first": 1, "1st": 1, "top": 1, "second": 2, "2nd": 2, "third": 3, 
              "fifth": 5, "5th": 5, "sixth": 6, "6th": 6, "seventh": 7, "7th": 7, "eighth": 8, "8th": 8,
              "ninth": 9, "9th": 9, "tenth": 10, "10th": 10, "last": -1, "bottom": -1}
 _COUNTS = {"two": 2, "three": 3, "four": 4, "five": 5, "2": 2, "3": 3, "4": 4, "5": 5}
-_THING = r"(?:one|ones|result|results|receipt|receipts|picture|pictures|image|images|photo|photos|pic|pics|match" \
-         r"|matches|hit|hits|entry|record|item|scan|cover|dvd)"
+_THING = r"(?:one|ones|result|results|receipt|receipts|resit|picture|pictures|image|images|photo|photos|pic|pics" \
+         r"|match|matches|hit|hits|entry|record|item|scan|cover|dvd)"
+# "the third receipt", "the second document": a record named by its place, whatever the message asks of it
+_ORDINAL_THING = re.compile(rf"\b(?:{'|'.join(_ORDINALS)})\s+(?:{_THING}|documents?|docs?|invoices?|bills?|slips?)\b",
+                            re.I)
 _EXPLICIT = re.compile(r"#\s?(\d+)|\b(?:number|no\.?|nr\.?|result|item|record|entry)\s?#?(\d+)\b", re.I)
 _ORDINAL = re.compile(rf"\b(?:the\s+)?({'|'.join(_ORDINALS)})(?:\s+({'|'.join(_COUNTS)}))?(?:\s+{_THING})?\b", re.I)
 _PRONOUN = re.compile(rf"\b(it|that|tht|dat|this|them|those|these|him|her|the same)\b(?:\s+{_THING})?|"
@@ -53,10 +56,14 @@ ASKS_TOTAL = re.compile(r"\b(how much|total|totl|ttl|amount|amt|payable|due|spen
 # The shop or company a receipt is from: "which vendor issued this one?", "wat shop is this from"
 ASKS_SHOP = re.compile(r"\b(?:which|what|wat|whats|what's)\s+(?:shop|store|vendor|merchant|seller|company|restaurant|"
                        r"outlet|business|supplier)\b|\bwho (?:issued|sold|made out)\b|"
-                       r"\b(?:shop|store|vendor|company|merchant|supplier)(?:'s)? name\b", re.I)
+                       r"\b(?:shop|store|vendor|company|merchant|supplier)(?:'s)? name\b|"
+                       r"\bname of (?:this|that|the|these)\b", re.I)  # "the name of this japanese place"
+# What was bought, asked of an attached receipt, is read from it: "what did I buy here?", "Apa I beli ni?" (Malay)
+ASKS_BOUGHT = re.compile(r"\bwhat (?:did|do|have) (?:i|we) (?:buy|bought|get|got|order|ordered|purchase)\b|"
+                         r"\bapa (?:i|saya|aku) beli\b", re.I)
 ASKS_DATE = re.compile(r"\b(when|date|dated|what day|which day)\b", re.I)
 FIND = re.compile(r"\b(do (?:we|i|you) have|have (?:we|i) got|in (?:my|the) (?:collection|library|photos|files)|"
-                  r"already|anywhere|find|search|look (?:for|up)|match(?:es|ing)?|other cop(?:y|ies)|duplicates?)\b",
+                  r"(?:have|got|it|this|that|one|them)\s+already|already\s+(?:have|got|own|in)|anywhere|find|search|look (?:for|up)|match(?:es|ing)?|other cop(?:y|ies)|duplicates?)\b",
                   re.I)
 
 
@@ -126,7 +133,7 @@ _FIRST_DAY = rf"{_DAY_AND_MONTH}(?:\s*,?\s*((?:19|20)\d\d)\b)?"
 _DAY_SPAN = re.compile(rf"\b(?:(?:from|between)\s+)?{_FIRST_DAY}\s*(?:to|till|until|through|and|-)\s*{_DAY}", re.I)
 # One day: "dated 4/12/2017" (day first, as receipts print it, unless the second number is over 12), "on 15
 # march 2018", "march 15th, 2018"; without a year ("the 15th jan one") that day in any year.
-_NUMERIC_DAY = re.compile(r"(?<![\d/.\-])(\d{1,2})[/.\-](\d{1,2})[/.\-]((?:19|20)?\d\d)(?![\d/.\-])")
+_NUMERIC_DAY = re.compile(r"(?<![\d/.\-])(\d{1,2})[/.\-](\d{1,2})[/.\-]((?:19|20)?\d\d)(?![\d/\-]|\.\d)")
 _OF_YEAR = r"(?:\s*,?\s*((?:19|20)\d\d)\b)?"
 _DAY_MONTH = re.compile(rf"\b(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+({_MONTH}|may)\b\.?{_OF_YEAR}|"
                         rf"\b({_MONTH}|may)\.?\s+(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?\b(?![.,:]\d){_OF_YEAR}", re.I)
@@ -151,7 +158,7 @@ _OPEN_SPAN = re.compile(rf"\b(since|on or after|after|starting(?:\s+from)?|until
                         rf"from(?=[\w\s]*?{_ONWARDS}))\s+{_DAY}"
                         rf"(?:{_ONWARDS})?", re.I)
 _MONTH_ALONE = re.compile(rf"\b({_MONTH})\b\.?|\b(?:in|from|during|of|the)\s+(may)\b", re.I)
-_YEAR = re.compile(r"(?<![\d.,])((?:19|20)\d\d)(?![\d.,]\d)")
+_YEAR = re.compile(r"(?<![\d.,])(?<![A-Za-z]-)((?:19|20)\d\d)(?![\d.,]\d)")  # not of a code: "CLM-2019-0117"
 _RELATIVE_YEAR = re.compile(r"\b(last|this|previous|past)\s+year\b", re.I)
 _PRICE_BELOW = re.compile(r"\b(?:under|below|less than|cheaper than)\s*(?:rm|\$|€|£)?\s*(\d+(?:[.,]\d+)?)", re.I)
 _PRICE_ABOVE = re.compile(r"\b(?:over|above|more than)\s*(?:rm|\$|€|£)?\s*(\d+(?:[.,]\d+)?)", re.I)
@@ -179,7 +186,7 @@ _WORD = re.compile(r"[\w'-]+")
 _ABOUT_THESE = re.compile(r"^\s*(which|what|who|and|so|ok)\b|\b(these|those|them|the ones|of the)\b", re.I)
 _REFINE_START = re.compile(r"^\s*(?:(?:hmm+|hm+|um+|uh|ok(?:ay)?|so|oh|ah|well|actually|no|nah|cool|nice|wait|hold on|"
                            r"sorry|oops)[\s,.!]+)*(?:(?:of|from) (?:those|these|them)[\s,]+(?:i\s+)?)?"
-                           r"(only|just|but only|now only|drop|exclude|remove|without|hide|keep only|filter|"
+                           r"(?:(?:please|pls|kindly)\s+)?(only|just|but only|now only|drop|exclude|remove|without|hide|keep only|filter|"
                            r"narrow|restrict|limit|cut (?:it|that|them|those|this) down|and|what about|"
                            r"how about)\b", re.I)
 
@@ -215,7 +222,7 @@ _EARLIEST = re.compile(r"\b(first|frist|fisrt|earliest|oldest)\b", re.I)
 # "the earliest receipt in Q4 2017", "my first visit to popular": a date asked without "when"
 _FIRST_OR_LAST_ONE = re.compile(r"\b(first|frist|fisrt|earliest|oldest|last|latest|most recent|newest)\s+"
                                 r"(?:[\w'-]+\s+)?"
-                                r"(?:receipts?|reciepts?|bills?|visits?|trips?|purchases?)\b", re.I)
+                                r"(?:receipts?|reciepts?|resits?|bills?|visits?|trips?|purchases?)\b", re.I)
 _MOST = re.compile(r"\b(biggest|largest|highest|priciest|dearest|most expensive|most i (?:ever )?(?:paid|spent)|"
                    r"top[- ]priced)\b", re.I)
 # Questions about the single items a receipt prints (tools/receipt_items.py): "the most expensive thing I bought",
@@ -225,7 +232,7 @@ _ITEMS = re.compile(r"\b(?:items?|products?|dish(?:es)?|goods)\b|\blines? of\b|"
                     r"purchased)\b|\bwhat (?:did|do|have) (?:i|we) (?:buy|bought|get|got|order|ordered|purchase)\b",
                     re.I)
 _LEAST = re.compile(r"\b(smallest|lowest|cheapest|least expensive|least i (?:ever )?(?:paid|spent))\b", re.I)
-_OF_MANY = re.compile(r"\b(receipts?|reciepts?|recipts?|receits?|bills?|amount|total|paid|ever|i have|i've got|"
+_OF_MANY = re.compile(r"\b(receipts?|reciepts?|recipts?|receits?|resits?|bills?|amount|total|paid|ever|i have|i've got|"
                       r"ive got|i got|trips?|visits?|purchases?|spen[dt])\b", re.I)
 _GROUP = re.compile(r"\b(?:(?:which|what)\s+(shop|store|place|outlet|merchant|vendor|seller|month|year|yr)|"
                     r"(?:per|by|each|every)\s+(shop|store|vendor|month|year)|at one (shop|store|place)|where do i|"
@@ -236,10 +243,12 @@ _SPENDING = re.compile(r"\b(spen[dt]|spending|money|paid|pay|expensive|cost)\b",
 _THESE = re.compile(r"\b(these|those|them|the ones|of the)\b", re.I)
 _SHOWS = re.compile(r"^\s*(?:(?:can|could) you\s+)?(?:please\s+|pls\s+)?(?:pull up|show|find|get me|list|look up|"
                     r"dig up|bring up|search|fetch|give me)\b", re.I)
-# A request to see receipts, anywhere in the message: "my wife would like to see every receipt from that day"
+# A request to see receipts, anywhere in the message: "my wife would like to see every receipt from that day",
+# "pull up every shell receipt", "got resit from that shop or not?" (Manglish), but not "show me the total of ..."
 _LISTS_RECEIPTS = re.compile(r"\b(?:see|show|find|pull(?: up| out)?|dig(?: up| out)?|bring up|list|gather|fetch|get|"
-                             r"give)\s+(?:me\s+|us\s+)?(?:(?:all|every|each|both|the|those|these|my|our|of)\s+)*"
-                             r"(?:receipts?|reciepts?|recipts?|bills?|invoices?)\b"
+                             r"give|got)\s+(?:me\s+|us\s+)?(?:(?:all|every|each|both|the|those|these|my|our|of)\s+)*"
+                             r"(?:(?!(?:total|sum|number|count|amount|average|how|many|much|most|more|least|fewest|fewer)\b)[\w'.&-]+\s+){0,3}?"
+                             r"(?:receipts?|reciepts?|recipts?|resits?|bills?|invoices?)\b"
                              r"(?!\s*(?:no\b|nos\b|numbers?|#))", re.I)  # "give me invoice no" asks for a field
 _AMOUNT = re.compile(r"\d+[.,]\d\d\b")
 _REASON = re.compile(_FILLER[-1].pattern, re.I)
@@ -417,15 +426,18 @@ def references(text: str, records: list[MatchedRecord]) -> list[MatchedRecord]:
 def points_back(text: str, records: list[MatchedRecord], has_image: bool) -> list[MatchedRecord]:
     """The earlier records this message is about, when it is a follow-up on them rather than a new search.
 
-    An explicit number always counts; an ordinal or a pronoun counts in a short message or one that asks
-    for an action (read, describe, more like, a total, a date), never when a new image came with it.
+    An explicit number always counts; an ordinal or a pronoun counts in a short message, in one that asks
+    for an action (read, describe, more like, a total, a date), or in one that names a record by its place
+    without asking to find anything ("state the registration number shown on the third receipt"); never when
+    a new image came with it.
     """
     if _EXPLICIT.search(text):
         return references(text, records)
     if has_image:
         return []
     asks = TEXT.search(text) or CAPTION.search(text) or MORE.search(text) or ASKS_TOTAL.search(text) \
-        or ASKS_DATE.search(text)
+        or ASKS_DATE.search(text) or (_ORDINAL_THING.search(text) and not FIND.search(text)
+                                      and not _LISTS_RECEIPTS.search(text))
     if not (asks or len(_WORD.findall(text)) <= 6):
         return []
     return references(text, records)
@@ -652,9 +664,12 @@ def search_words(text: str) -> str:
     if frame := _MID_FRAME.search(words):  # the request after the story, unless it names nothing itself
         before, after = words[:frame.start()], words[frame.end():]
         words = after if has_subject(_REASON.sub("", after)) else before  # "..., I want to remember" says why
+    words = _OR_NOT.sub("", _NOT_THIS.sub("", words))
     for _ in range(3):  # frames nest: "hey, could you please find the ..."
         for pattern in _FILLER:
-            words = pattern.sub(" ", words).strip(" ,?.!")
+            cut = pattern.sub(" ", words).strip(" ,?.!")
+            # a "reason" whose cut leaves nothing to search was the request: "Eh, I need all my Mr DIY resit lah"
+            words = words if pattern is _FILLER[-1] and not has_subject(cut) else cut
     words = re.sub(r"\s+", " ", words).strip(" ,?.!-")
     return words or text.strip()
 
@@ -669,6 +684,14 @@ _MID_FRAME = re.compile(r"\s*[-–,.;:!?]\s*(?:so\s+|pls\s+|please\s+)?"
 # A sentence after the question that gives the reason for it: "? need to check the size", ". can't find it"
 _AFTERWORD = re.compile(r"(?<=[?.!])\s+(?:i\s+)?(?:need(?:ed)? (?:to|it|them|this|that|for)\b|can'?t|cannot|because|"
                         r"coz|cuz|cos|it'?s for|gotta|have to|got to|want to|trying to|for (?:my|the))\b.*$", re.I)
+
+
+# What the request rules out names nothing to find: "PETRONAS RECEIPT NOT THE SHELL ONE", "the bistro, not the
+# movie", "any receipt except the IKEA ones"
+_NOT_THIS = re.compile(r"[\s,;-]*\b(?:but\s+)?(?:not\s+(?:the|my|a|an|any|that|those)|except(?:\s+for)?|excluding|"
+                       r"other than|apart from)\s+[^,.;:!?]*", re.I)
+# A Manglish question tag asks nothing: "Can find all or not?"
+_OR_NOT = re.compile(r"\s+or\s+not\s*\??\s*$", re.I)
 
 
 # A purpose after the request says why: "find that receipt so I can wave it under his nose"

@@ -104,7 +104,7 @@ def plan(turn: Turn, receipts_at: Callable[[str], int] | None = None) -> list[St
 
     if turn.image:
         if intents.TEXT.search(text) or intents.ASKS_TOTAL.search(text) or intents.ASKS_DATE.search(text) \
-                or intents.ASKS_SHOP.search(text):
+                or intents.ASKS_SHOP.search(text) or intents.ASKS_BOUGHT.search(text):
             read = Step(ToolName.OCR, "you asked about the text in your image", lambda t: {"image": ATTACHED})
             if not intents.FIND.search(text):
                 return [read]

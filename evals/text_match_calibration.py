@@ -35,7 +35,7 @@ from loupe.tools.process import configure_process
 # every agent set over the agent collection: the later ones were written by people who had not read the code
 QUERY_FILES = [QUERY_SETS / f"{name}.jsonl" for name in
                ("agent", "agent_paraphrase", "agent_heldout", "agent_unseen", "agent_unseen2", "agent_unseen3",
-                "agent_unseen4", "agent_unseen5")]
+                "agent_unseen4", "agent_unseen5", "agent_unseen6")]
 SCORE_LEVELS = [round(0.40 + 0.01 * i, 2) for i in range(46)]
 COVERAGE_LEVELS = [round(0.30 + 0.05 * i, 2) for i in range(15)]
 

@@ -131,6 +131,11 @@ def test_date_year_and_price_filters(text: str, conditions: list[tuple]) -> None
      "its 1am and im doing the tax stuff. need every receipt from Hon Hwa Hardware"),  # request: not cut as a reason
     ("I bought a pipe wrench there. Can you find that receipt so I can wave it under his nose?",
      "I bought a pipe wrench there"),  # the purpose after the request says why
+    ("Eh, I need all my Mr DIY resit lah, boss wants to see", "Eh, I need all my Mr DIY resit lah, boss wants to see"),
+    # a "reason" after the comma that would leave nothing to search is the request itself
+    ("PETRONAS PETROL RECEIPT NOT THE SHELL ONE", "PETRONAS PETROL RECEIPT"),  # what is ruled out names nothing
+    ("the Three Stooges receipts, the bistro, not the movie", "Three Stooges receipts, the bistro"),
+    ("Got resit from that vegetarian restaurant in PJ or not?", "resit from that vegetarian restaurant in PJ"),
 ])
 def test_search_words_drop_greetings_frames_and_filters(text: str, words: str) -> None:
     assert intents.search_words(text) == words
@@ -156,6 +161,9 @@ PREVIOUS = ToolRun(ToolName.TEXT_SEARCH, {"query": "aeon", "k": 10, "filters": [
     ("My husband says we never took another picture there. Do I have any others from this spot?", "k",
      [ToolName.IMAGE_SEARCH]),  # what a person says is no text to read
     ("Which vendor issued this one?", "k", [ToolName.OCR]), ("wat shop is this from", "k", [ToolName.OCR]),
+    ("whats the name of this japanese place, the saba set was so good", "k", [ToolName.OCR]),
+    ("Apa I beli ni? Forgot already", "k", [ToolName.OCR]),  # Malay: what did I buy here? ("already" finds nothing)
+    ("what did I buy here?", "k", [ToolName.OCR]), ("do I have this one already?", "k", [ToolName.IMAGE_SEARCH]),
 ])
 def test_an_attached_image_is_read_when_asked_and_searched_otherwise(text: str, image: str, tools: list) -> None:
     assert [step.tool for step in plan(_turn(text, image))] == tools
@@ -198,3 +206,20 @@ def test_a_request_to_find_receipts_is_a_search_whatever_it_mentions() -> None:
     assert intents.unreadable("pls give me invoice no for hon hwa hardware") == "receipt numbers"
     assert intents.aggregation("what did i buy between 26 and 31 december 2017? show me all those receipts", True,
                                earlier_results=False) is None
+
+
+def test_manglish_and_claim_clerk_wording() -> None:
+    """Requests as a Malaysian shopper or a claims clerk writes them (agent_unseen6's writers)."""
+    assert intents.unreadable("Got resit from that vegetarian restaurant in PJ or not?") == ""  # a search
+    assert intents.aggregation("ngl i've been spending way too much on petrol, pull up every shell receipt fr",
+                               False) is None  # a request to see receipts, with a name in it
+    assert intents.aggregation("can i get a count of every shell receipt i have", False).measure == "count"
+    assert intents.refines("Thank you. Of those, please keep only the ones from February 2018.", "teo heng")
+    claim = "Claim CLM-2019-0117: claimant submitted purchases dated 25/12/2018. Please retrieve all receipts."
+    assert [(c["op"], c["value"]) for c in intents.filters(claim, TODAY)] == [(">=", "2018-12-25"),
+                                                                               ("<=", "2018-12-25")]
+    third = intents.points_back("State the company registration number shown on the third receipt.", RECORDS,
+                                has_image=False)
+    assert [r.id for r in third] == ["r3"]
+    assert intents.points_back("find the second receipt from aeon in march, I need it for my taxes", RECORDS,
+                               has_image=False) == []

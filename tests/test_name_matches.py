@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from loupe.store.image_table import ImageTable
-from loupe.tools.text_search import _name_matches
+from loupe.tools.text_search import MATCH_NAME_COVERAGE, _name_matches, word_weight
 from tests.test_aggregate import INFO, _line, receipt_row
 
 pytestmark = pytest.mark.fast  # no model is loaded
@@ -35,4 +35,20 @@ def test_a_plural_finds_the_singular_and_a_record_is_credited_with_every_name_it
     assert [row["id"] for row, _ in _name_matches(table, "the batteries", None)[0]] == [tools["id"]]
     both = _name_matches(table, "mcdonalds brekfast, the one with the hotcakes", None)[1]
     one = _name_matches(table, "mcdonalds brekfast, the one with the pancakes", None)[1]
-    assert both[breakfast["id"]] > 2 * one[breakfast["id"]]  # the hotcakes count as much as the name
+    assert both[breakfast["id"]] >= MATCH_NAME_COVERAGE > one[breakfast["id"]]  # the hotcakes make it a match
+
+
+def test_a_name_told_inside_a_story_still_matches(tmp_path: Path) -> None:
+    """The common words of a story that no record prints count less than a name that none prints, and a name of
+    two words matches however long the story around it (agent_unseen6: "After the midnight screening marathon a
+    bunch of us drove up to Genting Highlands and demolished a ribs platter")."""
+    table = ImageTable.open_or_create(tmp_path / "index", INFO)
+    ribs = receipt_row("050", [_line("RESTORAN GENTING HIGHLANDS", 0.1), _line("BBQ PORK RIBS 45.00", 0.5)])
+    other = receipt_row("027", [_line("MR. D.I.Y. (M) SDN BHD", 0.1), _line("HIGHLANDS TOWER", 0.2)],
+                        "/receipts/other.jpg")
+    table.upsert([ribs, other])
+    story = "after the midnight screening marathon a bunch of us drove up to genting highlands and demolished a platter"
+    shares = _name_matches(table, story, None)[1]
+    assert shares[ribs["id"]] >= MATCH_NAME_COVERAGE > shares[other["id"]]  # "highlands" alone names nothing
+    assert word_weight("marathon", 0, 100) < word_weight("petronas", 0, 100)  # a story's word, a name's
+    assert word_weight("marathon", 2, 100) == word_weight("petronas", 2, 100)  # printed: its rarity alone

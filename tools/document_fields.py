@@ -66,6 +66,7 @@ ROW_TOLERANCE = 0.6  # an amount whose centre lies within 0.6 line heights of a 
 # lines of all 100 receipts, so only the line count was chosen blind to the other half.
 # evals/document_fields_eval.py measures the rule.
 SHOP_LINES = 5
+LEGAL_FORM_WORDS = frozenset("sdn bhd berhad ltd llc inc plc gmbh pte limited".split())  # folded, as words
 _LEGAL_FORM = re.compile(r"\b(?:sdn\.?\s*bhd|bhd|s/b|berhad|ltd|llc|inc|plc|gmbh|pte|limited)\b\.?", re.I)
 _TRADE_WORD = re.compile(r"\b(?:enterprise|trading|restaurant|restoran|hardware|stationery|mart|market|cafe|bistro|"
                          r"grocer|company|pasaraya|perniagaan|kedai|syarikat|store|shop|bakery|pharmacy|station|"

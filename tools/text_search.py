@@ -28,14 +28,23 @@ Several retrievers each rank the collection, and reciprocal-rank fusion
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Literal
 
 from loupe.store.image_table import ImageTable
-from loupe.tools.document_fields import KIND_OF_SHOP, MIN_MISREAD_LETTERS, fold, misread_name_pattern, name_pattern
+from loupe.tools.document_fields import (
+    KIND_OF_SHOP,
+    LEGAL_FORM_WORDS,
+    MIN_MISREAD_LETTERS,
+    fold,
+    misread_name_pattern,
+    name_pattern,
+)
 from loupe.tools.models import Models
 from loupe.tools.models.text_bridge import TextBridge, bridge_for
 from loupe.tools.records import MatchedRecord, MatchLabel, SearchResult, ToolName, attach_thumbnails, record_from_row
@@ -61,6 +70,8 @@ BRIDGE_PLACED = 0.08
 # match the filter only. Both set by hand from agent_unseen4's stories (best shares 0 and 0.13) and a narrowing
 # of "Bar Wang Rice, I eat lunch there" (0.45, whose filter leaves none of its receipts): not cross-validated.
 STORY_WORDS, STORY_NAME_SHARE = 2, 0.25
+STORY_WORD_SHARE = 0.3  # see word_weight
+LONG_NAME_LETTERS = 6  # see _is_long_name; both chosen on the halves of evals/text_match_calibration.py (README)
 MAX_RUN_WORDS = 6  # the longest run of query words tried as one name
 MIN_RUN_LETTERS = 3  # shorter runs ("mr", "99") match by chance
 MATCH_SCORE, MATCH_NAME_COVERAGE = 0.73, 0.5  # see is_match; set by evals/text_match_calibration.py
@@ -76,7 +87,9 @@ guess reckon believe suppose recall remembered forgot forget forgotten among amo
 entire mine belongings wait restrict limit grab fetch bring dig locate kindly around somehow sometime earlier
 later previously being very really quite basically literally honestly kinda sorta gonna wanna gotta lemme gimme
 through nothing else done often gather collect inclusive both
-""".split())
+lah la leh lor meh mah aiyo aiyoh aiyah aiya alamak wah eh ya boleh tak ke ni tu apa mana berapa kat dekat saya
+nak cari tolong semua kedai belanja beli dah sudah ada
+""".split())  # the second line: Manglish, the Malaysian English of SROIE's shoppers ("got resit or not lah")
 # Words of a request rather than of a name: a run of them names nothing, and they are not counted when
 # judging how much of a request a found name covers. Misspellings of "receipt" are common enough to list.
 REQUEST_WORDS = CHAT_WORDS | frozenset("""
@@ -86,13 +99,15 @@ please pls plz kindly thanks thank hey hi hello ok okay so just only also too no
 which who why how any anything some something all every each find show get give look search pull see need want
 company companies place places
 looking trying think sure remember bought buy went go got lost store shop receipt receipts reciept reciepts recipt
-recipts receit receits bill bills invoice invoices photo photos picture pictures pic pics image images scan scans
+recipts receit receits resit resits bill bills invoice invoices photo photos picture pictures pic pics image images scan scans
 one ones last month year week day ago before much many spend spent pay paid cost costs price total amount
 everything stuff thing things bunch again already
 like i'd id i'll wonder wondering tell kind lovely cool nice great hmm actually whether u ur slip slips claim claims
 expense expenses reimbursement d ll ve re m s t
 lol lmao haha uh um er w ever somewhere anywhere broken lately recently end ended up buying purchased purchase
 ordered came come comes save saved mum mom dad wife husband
+retrieve retrieved bearing pertaining regarding corresponding verification verify document documents doc docs
+record records file claimant submitted supporting
 1
 """.split())  # "1": fold() writes "one" as a digit, and "the one with the hotcakes" names no "1"
 REQUEST_WORDS |= {word + "s" for word in REQUEST_WORDS if len(word) >= 3 and word.isalpha()}  # "shops", "days"
@@ -311,17 +326,46 @@ def _runs_found(table: ImageTable, query: str, where: str | None) -> tuple[list[
             held[index].append(words)
             if len(hits) <= limit:
                 best.setdefault(index, run)
-    # A word's weight is its rarity in the collection (smoothed inverse document frequency): "sdn" counts for
-    # little, "stooges" for much, and a word no record holds (a shop the collection lacks) for most.
-    weight = {w: math.log(1 + len(texts) / (found_in.get(w, 0) + 1)) for w in query.split() if w not in REQUEST_WORDS}
+    weight = {w: word_weight(w, found_in.get(w, 0), len(texts)) for w in query.split() if w not in REQUEST_WORDS}
     total = sum(weight.values()) or 1.0
     shares = {ids[i]: min(1.0, _credit(query, runs_held, weight) / total) for i, runs_held in held.items()}
+    for index, runs_held in held.items():  # a name of two words and more is no chance print, however long the story
+        if any(_is_long_name(run) and found_in["".join(run)] <= limit for run in runs_held):
+            shares[ids[index]] = max(shares[ids[index]], MATCH_NAME_COVERAGE)
     order = list(best)[:PER_RETRIEVER]  # insertion order: by the run that found them
     rows = {ids[i]: {"id": ids[i]} for i in order} if where is None else \
         {row["id"]: row for row in table.get([ids[i] for i in order], columns=["id"], where=where)}
     ranked = [(rows[ids[i]], f" (name {best[i]!r}, {shares[ids[i]]:.0%} of the request)")
               for i in order if ids[i] in rows]
     return ranked, shares
+
+
+def _is_long_name(run: tuple[str, ...]) -> bool:
+    """A run of at least two words that are neither request words nor a legal form, with LONG_NAME_LETTERS
+    letters: "lian hing", "genting highlands", "popular book"; not "sdn bhd", nor "mr diy" (short, though it
+    still matches on its own share)."""
+    named = [word for word in run if word not in REQUEST_WORDS and word not in LEGAL_FORM_WORDS]
+    return len(named) >= 2 and len("".join(run)) >= LONG_NAME_LETTERS
+
+
+def word_weight(word: str, records_holding: int, records: int) -> float:
+    """How much a word of the request counts when judging the share of it a record covers: its rarity in the
+    collection (smoothed inverse document frequency), so "sdn" counts for little and "stooges" for much.
+
+    A word no record holds is either the request's subject (a shop the collection lacks: "starbucks") or the
+    story told around it ("after the midnight screening marathon we drove up to Genting Highlands"). A common
+    English word is far more often the story, so it counts STORY_WORD_SHARE as much (chosen on the halves of
+    evals/text_match_calibration.py: see README, Text search).
+    """
+    weight = math.log(1 + records / (records_holding + 1))
+    return weight * STORY_WORD_SHARE if not records_holding and word in common_words() else weight
+
+
+@functools.cache
+def common_words() -> frozenset[str]:
+    """The common English words of tools/common_words.txt (about 21,700)."""
+    lines = (Path(__file__).parent / "common_words.txt").read_text(encoding="utf-8").splitlines()
+    return frozenset(line for line in lines if line and not line.startswith("#"))
 
 
 def _credit(query: str, runs_held: list[tuple[str, ...]], weight: dict[str, float]) -> float:

@@ -651,6 +651,31 @@ def refines(text: str, previous_query: str = "") -> bool:
     return order(text) is not None and bool(_ABOUT_THESE.search(text))
 
 
+def named_by_date(text: str) -> bool:
+    """The request names its records by their date alone: "pull every receipt with that date", "give me
+    everything dated January 2019", "whatever receipts are from that day"; what else it says is the story
+    around that day, so no word of it needs printing."""
+    return bool(_BY_THE_DATE.search(text))
+
+
+_BY_THE_DATE = re.compile(r"\b(?:that|this|the same|that particular|this particular)\s+(?:date|day)\b|"
+                          r"\beverything\s+(?:dated|from|on)\b", re.I)
+
+
+_NARROW_VERBS = {"only", "just", "filter", "narrow", "restrict", "limit"}  # not "drop", "without": they exclude
+
+
+def narrowing_words(text: str, previous_query: str) -> str:
+    """The words a narrowing adds to the previous search ("Filter that to the branches inside a Tesco", "Aiyo
+    too many lah. Only the Cheras Leisure Mall branch can?"), or "" when it adds none (a date, an order)."""
+    known = frozenset(w.lower() for w in _WORD.findall(previous_query))
+    for sentence in _SENTENCE_END.split(text):
+        start = _REFINE_START.match(sentence)
+        if start and start.group(1).lower().split()[-1] in _NARROW_VERBS and has_subject(sentence, known):
+            return search_words(sentence[start.end():])
+    return ""
+
+
 def search_words(text: str) -> str:
     """The words to search for: the request without greetings, politeness, question frames, filters, the story
     told before the request and the reason given after it.
@@ -660,6 +685,8 @@ def search_words(text: str) -> str:
     petrol receipt"; "where's the receipt for the batteries? need to check the size" for "the receipt for the
     batteries". Text search itself forgives punctuation, spacing and case in names.
     """
+    if quoted := _QUOTED.findall(text):  # "a shop with the word 'hardware' in its name": the quote is the words
+        return " ".join(f'"{phrase.strip()}"' for phrase in quoted)
     words = _PURPOSE.sub("", _AFTERWORD.sub("", _strip_conditions(text)))
     if frame := _MID_FRAME.search(words):  # the request after the story, unless it names nothing itself
         before, after = words[:frame.start()], words[frame.end():]
@@ -686,6 +713,8 @@ _AFTERWORD = re.compile(r"(?<=[?.!])\s+(?:i\s+)?(?:need(?:ed)? (?:to|it|them|thi
                         r"coz|cuz|cos|it'?s for|gotta|have to|got to|want to|trying to|for (?:my|the))\b.*$", re.I)
 
 
+# A phrase in quotes, single or double, straight or curly; an apostrophe inside a word ("Nando's") opens none
+_QUOTED = re.compile(r"(?:(?<=\s)|^)['\"\u2018\u201c]([^'\"\u2018\u2019\u201c\u201d]{2,60})['\"\u2019\u201d](?=[\s,.;:!?)]|$)")
 # What the request rules out names nothing to find: "PETRONAS RECEIPT NOT THE SHELL ONE", "the bistro, not the
 # movie", "any receipt except the IKEA ones"
 _NOT_THIS = re.compile(r"[\s,;-]*\b(?:but\s+)?(?:not\s+(?:the|my|a|an|any|that|those)|except(?:\s+for)?|excluding|"

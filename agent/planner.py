@@ -89,6 +89,13 @@ def plan(turn: Turn, receipts_at: Callable[[str], int] | None = None) -> list[St
         reason = f"you narrowed the previous {previous.name}: " + " and ".join(changes)
         return [Step(ToolName(previous.name), reason, lambda t: args)]
 
+    if previous is not None and previous.name == ToolName.TEXT_SEARCH and turn.previous_records and not turn.image \
+            and not wanted and not ordered and (added := intents.narrowing_words(text, str(previous.args["query"]))):
+        shown = {"column": "id", "op": "in", "value": [r.id for r in turn.previous_records][:50]}
+        args = {"query": added, "k": 10, "filters": [*previous.args.get("filters", []), shown]}
+        return [Step(ToolName.TEXT_SEARCH, f"you narrowed the previous results to those that match {added!r}",
+                     lambda t: args)]
+
     records = intents.points_back(text, turn.previous_records, has_image=turn.image is not None and
                                   turn.image_is_new)
     if records:
@@ -125,7 +132,9 @@ def plan(turn: Turn, receipts_at: Callable[[str], int] | None = None) -> list[St
         return [Step(ToolName.AGGREGATE, f"you asked for the {asked.measure}{per}{scope} over every record, which "
                      "Loupe computes from the printed fields", lambda t: {**asked.to_dict(), "filters": conditions})]
 
-    args = {"query": intents.search_words(text), "k": 10, "filters": wanted, **(ordered.to_dict() if ordered else {})}
+    dated = any(c["column"] == "date" for c in wanted)
+    words = "records" if dated and intents.named_by_date(text) else intents.search_words(text)  # the filter chooses
+    args = {"query": words, "k": 10, "filters": wanted, **(ordered.to_dict() if ordered else {})}
     return [Step(ToolName.TEXT_SEARCH, "you asked in words: I search printed text, captions, tags and metadata",
                  lambda t: args)]
 

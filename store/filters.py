@@ -37,6 +37,7 @@ FILTER_COLUMNS: dict[str, type] = {
     "year": int, "price": float, "width": int, "height": int, "file_size": int,
     "taken_at": str, "camera": str, "file_name": str, "title": str, "description": str, "format": str,
     "date": str, "total": float,  # the day as YYYY-MM-DD (EXIF, metadata or printed) and a printed total
+    "id": str,  # a record's id: "of those, only the ones from the Tesco branch" searches within shown records
 }
 MAX_VALUE_CHARS = 200  # a filter literal longer than this is no filter a person typed
 _TEXT_ONLY = (Op.CONTAINS, Op.NOT_CONTAINS)

@@ -378,9 +378,11 @@ class ImageTable:
         return {index.columns[0]: index.index_type for index in self._table.list_indices()}
 
     def full_text_search(self, text: str, limit: int, where: str | None = None) -> list[dict[str, Any]]:
-        """BM25 ranking over OCR text, captions, metadata and file names."""
+        """BM25 ranking over OCR text, captions, metadata and file names. The index keeps no word positions, so
+        a quoted phrase ('"three stooges"') is ranked by its words: LanceDB refuses a phrase query outright
+        (text search's literal retriever matches the phrase itself)."""
         query = (
-            self._table.search(text, query_type="fts", fts_columns="search_text")
+            self._table.search(text.replace('"', " "), query_type="fts", fts_columns="search_text")
             .select([*RECORD_COLUMNS, "_score"])
             .limit(limit)
         )

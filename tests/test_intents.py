@@ -136,6 +136,8 @@ def test_date_year_and_price_filters(text: str, conditions: list[tuple]) -> None
     ("PETRONAS PETROL RECEIPT NOT THE SHELL ONE", "PETRONAS PETROL RECEIPT"),  # what is ruled out names nothing
     ("the Three Stooges receipts, the bistro, not the movie", "Three Stooges receipts, the bistro"),
     ("Got resit from that vegetarian restaurant in PJ or not?", "resit from that vegetarian restaurant in PJ"),
+    ("Every receipt from a shop with the word 'hardware' in its name. All of them", '"hardware"'),  # a quote
+    ("the nando's receipt and the mcdonald's one", "nando's receipt and the mcdonald's one"),  # no quote
 ])
 def test_search_words_drop_greetings_frames_and_filters(text: str, words: str) -> None:
     assert intents.search_words(text) == words
@@ -223,3 +225,27 @@ def test_manglish_and_claim_clerk_wording() -> None:
     assert [r.id for r in third] == ["r3"]
     assert intents.points_back("find the second receipt from aeon in march, I need it for my taxes", RECORDS,
                                has_image=False) == []
+
+
+@pytest.mark.parametrize("text", [
+    "I did a supplies run on 4 December 2017, a few stops I think. Pull every receipt with that date.",
+    "I've scrolled through this thing three times already. Just give me everything dated January 2019.",
+])
+def test_records_named_by_their_date_alone_are_the_filters(text: str) -> None:
+    """The story around the day is searched for no word: the filter chooses the records."""
+    steps = plan(_turn(text))
+    call = steps[0].args(_turn(text))
+    assert [step.tool for step in steps] == [ToolName.TEXT_SEARCH] and call["query"] == "records"
+    assert {c["column"] for c in call["filters"]} == {"date"}
+    assert plan(_turn("the hardware shop receipt from 4 December 2017"))[0].args(_turn(""))["query"] != "records"
+
+
+@pytest.mark.parametrize("text", ["Filter that to the branches that are inside a Tesco.",
+                                  "Aiyo too many lah. Only the Cheras Leisure Mall branch can?"])
+def test_a_narrowing_by_words_searches_within_the_shown_records(text: str) -> None:
+    steps = plan(_turn(text, previous=PREVIOUS))
+    call = steps[0].args(_turn(text, previous=PREVIOUS))
+    assert [step.tool for step in steps] == [ToolName.TEXT_SEARCH]
+    assert call["filters"] == [{"column": "id", "op": "in", "value": [r.id for r in RECORDS]}]
+    assert "Tesco" in call["query"] or "Cheras Leisure Mall" in call["query"]
+    assert "aeon" not in call["query"]  # the shown records are the previous search's: its words are not repeated

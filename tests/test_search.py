@@ -163,3 +163,12 @@ def test_a_request_naming_only_a_filter_lists_every_record_the_filter_chooses(in
     story = indexed.text_search("Prior-year audit: I need all receipts", k=10, where=where, matches_only=True)
     assert {r.file_name for r in story.records} == of_that_day
     assert all("matches the filter" in r.why for r in story.records)
+
+
+def test_a_quoted_company_name_finds_its_receipt(indexed: Toolbox) -> None:
+    """A phrase in quotes is matched as typed; the full-text index, which keeps no word positions, ranks its words
+    instead of refusing the phrase query."""
+    receipt = sroie_ids()[0]
+    company = sroie_key(receipt)["company"]
+    names = [r.file_name for r in indexed.text_search(f'"{company}"', k=5).records]
+    assert f"receipt_{receipt}.jpg" in names, f"{company!r} -> {names}"

@@ -63,7 +63,8 @@ ASKS_BOUGHT = re.compile(r"\bwhat (?:did|do|have) (?:i|we) (?:buy|bought|get|got
                          r"\bapa (?:i|saya|aku) beli\b", re.I)
 ASKS_DATE = re.compile(r"\b(when|date|dated|what day|which day)\b", re.I)
 FIND = re.compile(r"\b(do (?:we|i|you) have|have (?:we|i) got|in (?:my|the) (?:collection|library|photos|files)|"
-                  r"(?:have|got|it|this|that|one|them)\s+already|already\s+(?:have|got|own|in)|anywhere|find|search|look (?:for|up)|match(?:es|ing)?|other cop(?:y|ies)|duplicates?)\b",
+                  r"(?:have|got|it|this|that|one|them)\s+already|already\s+(?:have|got|own|in)|anywhere|find|"
+                  r"search|look (?:for|up)|match(?:es|ing)?|other cop(?:y|ies)|duplicates?)\b",
                   re.I)
 
 
@@ -186,7 +187,8 @@ _WORD = re.compile(r"[\w'-]+")
 _ABOUT_THESE = re.compile(r"^\s*(which|what|who|and|so|ok)\b|\b(these|those|them|the ones|of the)\b", re.I)
 _REFINE_START = re.compile(r"^\s*(?:(?:hmm+|hm+|um+|uh|ok(?:ay)?|so|oh|ah|well|actually|no|nah|cool|nice|wait|hold on|"
                            r"sorry|oops)[\s,.!]+)*(?:(?:of|from) (?:those|these|them)[\s,]+(?:i\s+)?)?"
-                           r"(?:(?:please|pls|kindly)\s+)?(only|just|but only|now only|drop|exclude|remove|without|hide|keep only|filter|"
+                           r"(?:(?:please|pls|kindly)\s+)?"
+                           r"(only|just|but only|now only|drop|exclude|remove|without|hide|keep only|filter|"
                            r"narrow|restrict|limit|cut (?:it|that|them|those|this) down|and|what about|"
                            r"how about)\b", re.I)
 
@@ -651,15 +653,15 @@ def refines(text: str, previous_query: str = "") -> bool:
     return order(text) is not None and bool(_ABOUT_THESE.search(text))
 
 
+_BY_THE_DATE = re.compile(r"\b(?:that|this|the same|that particular|this particular)\s+(?:date|day)\b|"
+                          r"\beverything\s+(?:dated|from|on)\b", re.I)
+
+
 def named_by_date(text: str) -> bool:
     """The request names its records by their date alone: "pull every receipt with that date", "give me
     everything dated January 2019", "whatever receipts are from that day"; what else it says is the story
     around that day, so no word of it needs printing."""
     return bool(_BY_THE_DATE.search(text))
-
-
-_BY_THE_DATE = re.compile(r"\b(?:that|this|the same|that particular|this particular)\s+(?:date|day)\b|"
-                          r"\beverything\s+(?:dated|from|on)\b", re.I)
 
 
 _NARROW_VERBS = {"only", "just", "filter", "narrow", "restrict", "limit"}  # not "drop", "without": they exclude
@@ -714,7 +716,8 @@ _AFTERWORD = re.compile(r"(?<=[?.!])\s+(?:i\s+)?(?:need(?:ed)? (?:to|it|them|thi
 
 
 # A phrase in quotes, single or double, straight or curly; an apostrophe inside a word ("Nando's") opens none
-_QUOTED = re.compile(r"(?:(?<=\s)|^)['\"\u2018\u201c]([^'\"\u2018\u2019\u201c\u201d]{2,60})['\"\u2019\u201d](?=[\s,.;:!?)]|$)")
+_QUOTED = re.compile(r"(?:(?<=\s)|^)['\"\u2018\u201c]([^'\"\u2018\u2019\u201c\u201d]{2,60})['\"\u2019\u201d]"
+                     r"(?=[\s,.;:!?)]|$)")
 # What the request rules out names nothing to find: "PETRONAS RECEIPT NOT THE SHELL ONE", "the bistro, not the
 # movie", "any receipt except the IKEA ones"
 _NOT_THIS = re.compile(r"[\s,;-]*\b(?:but\s+)?(?:not\s+(?:the|my|a|an|any|that|those)|except(?:\s+for)?|excluding|"

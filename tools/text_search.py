@@ -99,7 +99,8 @@ please pls plz kindly thanks thank hey hi hello ok okay so just only also too no
 which who why how any anything some something all every each find show get give look search pull see need want
 company companies place places
 looking trying think sure remember bought buy went go got lost store shop receipt receipts reciept reciepts recipt
-recipts receit receits resit resits bill bills invoice invoices photo photos picture pictures pic pics image images scan scans
+recipts receit receits resit resits bill bills invoice invoices photo photos picture pictures pic pics image images
+scan scans
 one ones last month year week day ago before much many spend spent pay paid cost costs price total amount
 everything stuff thing things bunch again already
 like i'd id i'll wonder wondering tell kind lovely cool nice great hmm actually whether u ur slip slips claim claims
@@ -352,7 +353,7 @@ def word_weight(word: str, records_holding: int, records: int) -> float:
     """How much a word of the request counts when judging the share of it a record covers: its rarity in the
     collection (smoothed inverse document frequency), so "sdn" counts for little and "stooges" for much.
 
-    A word no record holds is either the request's subject (a shop the collection lacks: "starbucks") or the
+    A word no record holds is either the request's subject (a shop the collection lacks: "petronas") or the
     story told around it ("after the midnight screening marathon we drove up to Genting Highlands"). A common
     English word is far more often the story, so it counts STORY_WORD_SHARE as much (chosen on the halves of
     evals/text_match_calibration.py: see README, Text search).

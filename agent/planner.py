@@ -44,6 +44,9 @@ from loupe.tools.document_fields import printed_date, printed_total
 from loupe.tools.records import MatchedRecord, MatchLabel, ToolName
 
 LABEL = "rule-based planner"
+# The query of a request whose filter alone names its records: a request word only, so text search names no
+# subject and lists every record the filter chooses (tools/text_search.py, filtered_rest)
+FILTER_CHOOSES = "records"
 CALL_PREFIX = "plan_"  # the planner's own call ids: after a fallback from an LLM it counts only its own steps
 
 
@@ -89,8 +92,9 @@ def plan(turn: Turn, receipts_at: Callable[[str], int] | None = None) -> list[St
         reason = f"you narrowed the previous {previous.name}: " + " and ".join(changes)
         return [Step(ToolName(previous.name), reason, lambda t: args)]
 
+    searched = str(previous.args.get("query", "")) if previous is not None else ""
     if previous is not None and previous.name == ToolName.TEXT_SEARCH and turn.previous_records and not turn.image \
-            and not wanted and not ordered and (added := intents.narrowing_words(text, str(previous.args["query"]))):
+            and not wanted and not ordered and (added := intents.narrowing_words(text, searched)):
         shown = {"column": "id", "op": "in", "value": [r.id for r in turn.previous_records][:50]}
         args = {"query": added, "k": 10, "filters": [*previous.args.get("filters", []), shown]}
         return [Step(ToolName.TEXT_SEARCH, f"you narrowed the previous results to those that match {added!r}",
@@ -133,7 +137,7 @@ def plan(turn: Turn, receipts_at: Callable[[str], int] | None = None) -> list[St
                      "Loupe computes from the printed fields", lambda t: {**asked.to_dict(), "filters": conditions})]
 
     dated = any(c["column"] == "date" for c in wanted)
-    words = "records" if dated and intents.named_by_date(text) else intents.search_words(text)  # the filter chooses
+    words = FILTER_CHOOSES if dated and intents.named_by_date(text) else intents.search_words(text)
     args = {"query": words, "k": 10, "filters": wanted, **(ordered.to_dict() if ordered else {})}
     return [Step(ToolName.TEXT_SEARCH, "you asked in words: I search printed text, captions, tags and metadata",
                  lambda t: args)]

@@ -20,7 +20,7 @@ from typing import Any
 
 from loupe.tools.document_fields import MONTHS
 from loupe.tools.records import MatchedRecord
-from loupe.tools.text_search import CHAT_WORDS
+from loupe.tools.text_search import CHAT_WORDS, common_words
 
 _ORDINALS = {"first": 1, "1st": 1, "top": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
              "fifth": 5, "5th": 5, "sixth": 6, "6th": 6, "seventh": 7, "7th": 7, "eighth": 8, "8th": 8,
@@ -193,6 +193,9 @@ _REFINE_START = re.compile(r"^\s*(?:(?:hmm+|hm+|um+|uh|ok(?:ay)?|so|oh|ah|well|a
                            r"how about)\b", re.I)
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# A sentence after a question that adds to it rather than tells why: "At AEON, I mean.", "Only the 2018 ones."
+_ADDS_CONDITION = re.compile(r"^\s*(?:i mean|at|from|in|on|only|just|not|excluding|except|since|before|after|between|"
+                             r"during|for)\b", re.I)
 _FILLER = [re.compile(p, re.I) for p in (
     r"^\s*(?:hey|hi|hello|ok|okay|um+|hmm+|so|yo)\b[\s,!.]*",
     r"^\s*quick (?:one|question|q)\b[\s,:!.-]*",
@@ -225,7 +228,9 @@ _EARLIEST = re.compile(r"\b(first|frist|fisrt|earliest|oldest)\b", re.I)
 _FIRST_OR_LAST_ONE = re.compile(r"\b(first|frist|fisrt|earliest|oldest|last|latest|most recent|newest)\s+"
                                 r"(?:[\w'-]+\s+)?"
                                 r"(?:receipts?|reciepts?|resits?|bills?|visits?|trips?|purchases?)\b", re.I)
-_MOST = re.compile(r"\b(biggest|largest|highest|priciest|dearest|most expensive|most i (?:ever )?(?:paid|spent)|"
+# "the most I've ever blown on one receipt", "the least we paid"
+_I_PAID = r"(?:that )?(?:i|we)(?:'ve|ve|'d| have| had)? (?:ever )?(?:paid|spent|spend|blown|blew|dropped)"
+_MOST = re.compile(rf"\b(biggest|largest|highest|priciest|dearest|most expensive|most {_I_PAID}|"
                    r"top[- ]priced)\b", re.I)
 # Questions about the single items a receipt prints (tools/receipt_items.py): "the most expensive thing I bought",
 # "what did I buy at IKEA?", "how many products from AEON"; a "thing" or "stuff" only where it was bought.
@@ -233,10 +238,13 @@ _ITEMS = re.compile(r"\b(?:items?|products?|dish(?:es)?|goods)\b|\blines? of\b|"
                     r"\b(?:things?|stuff)\b.*\b(?:bought|buy|got|get|ordered|order|"
                     r"purchased)\b|\bwhat (?:did|do|have) (?:i|we) (?:buy|bought|get|got|order|ordered|purchase)\b",
                     re.I)
-_LEAST = re.compile(r"\b(smallest|lowest|cheapest|least expensive|least i (?:ever )?(?:paid|spent))\b", re.I)
+_LEAST = re.compile(rf"\b(smallest|lowest|cheapest|least expensive|least {_I_PAID})\b", re.I)
 _OF_MANY = re.compile(r"\b(receipts?|reciepts?|recipts?|receits?|resits?|bills?|amount|total|paid|ever|i have|i've got|"
                       r"ive got|i got|trips?|visits?|purchases?|spen[dt])\b", re.I)
 _GROUP = re.compile(r"\b(?:(?:which|what)\s+(shop|store|place|outlet|merchant|vendor|seller|month|year|yr)|"
+                    # "Month with the highest MR DIY spend", "the shop with the most receipts"
+                    r"(month|year|shop|store)\s+(?:with|where|of)\s+(?:the\s+)?(?:highest|most|biggest|largest|top|"
+                    r"lowest|least|fewest)\b|"
                     r"(?:per|by|each|every)\s+(shop|store|vendor|month|year)|at one (shop|store|place)|where do i|"
                     r"(busiest) month)", re.I)
 _GROUP_NAMES = {"store": "shop", "place": "shop", "outlet": "shop", "merchant": "shop", "vendor": "shop",
@@ -267,7 +275,7 @@ every everywhere evrywhere spend spent spending blow blew blown went go going go
 shop shops shopped shopping store stores place places station outlet merchant trip trips buy bought something
 stuff fill up paid pay money month months year years receipt receipts reciepts recipts resit bills bill have
 has got get i've ive i'd did do does was were is are at from to in on for by per each gets much
-spnd mny cash drop dropped damage add added adds come comes came make made keep kept had r everything grand
+spnd mny hv hve cash drop dropped damage add added adds come comes came make made keep kept had r everything grand
 purchase purchases vs versus more fewer less
 item items product products thing things single individual one across diff different distinct unique
 priced top order ordered purchased dish dishes line lines listed branch branches collection library quick
@@ -281,7 +289,13 @@ called named both together frist fisrt
 _DAY_OF_MONTH = re.compile(r"\d{1,2}(?:st|nd|rd|th)", re.I)  # "16th to 31st": the span's, never a shop's
 _SHOP_WORD = re.compile(r"[\w'&-]+(?:\.[\w&-]+)*\.?")
 _ASIDE = re.compile(r"\([^()]*\)")  # "ikano handel (the ikea one)": what the brackets add names no shop
-_AT_SHOP = re.compile(r"\b(?:at|from)\s+([^?!;,]+)", re.I)  # up to the question's end: "at Mr. DIY? any branch"
+# The verb after "did I", "have we": "how many receipts did I rack up", "how many times did I end up going"
+_DID_I_VERB = re.compile(r"\b(?:did|do|does|have|had|will|would|can|could)\s+(?:i|we|you|u)\s+"
+                         r"(?:ever\s+|actually\s+|really\s+)?[\w']+", re.I)
+_LEAD_IN = re.compile(r"^\s*((?:[\w']+\s+){0,2}[\w']+)\s*,\s*(?=(?:how|hw|what|whats|when|which|can|could|tell)\b)",
+                      re.I)
+# a shop after "at", "from" or "issued by", up to the question's end: "at Mr. DIY? any branch"
+_AT_SHOP = re.compile(r"\b(?:at|from|(?:issued|sold|printed|made out|billed) by)\s+([^?!;,]+)", re.I)
 
 
 @dataclass(frozen=True)
@@ -304,6 +318,18 @@ def asks_about_items(text: str) -> bool:
     return bool(_ITEMS.search(text))
 
 
+def question_part(text: str) -> str:
+    """The message up to its last question: what follows is a reason or a story ("... in February 2018? I need to
+    compare it against my allowance"), whose words name no shop and ask for nothing; a following sentence that
+    adds a condition ("At AEON, I mean.", "Only 2018.") stays."""
+    sentences = _SENTENCE_END.split(text.strip())
+    asked = [i for i, sentence in enumerate(sentences) if _QUESTION.search(sentence)]
+    if not asked:
+        return text
+    rest = [sentence for sentence in sentences[asked[-1] + 1:] if _ADDS_CONDITION.search(sentence)]
+    return " ".join(sentences[:asked[-1] + 1] + rest)
+
+
 def aggregation(text: str, dated: bool, earlier_results: bool = True) -> Aggregation | None:
     """The collection question in ``text`` ("how much did I spend at AEON in 2018?", "when did I last go to
     Shell?", "which shop do I spend the most at?"), or None for a search or a question about earlier results.
@@ -316,9 +342,11 @@ def aggregation(text: str, dated: bool, earlier_results: bool = True) -> Aggrega
     ``earlier_results``: the conversation has shown records, which "those" or "these" may point back at;
     before any, "Hon Hwa Hardware: the dearest item on those bills" means the bills of the shop it names.
     """
-    words = _REASON.sub("", _GREETING.sub("", text))  # "Hello, I am needing to know ..." gives no reason
-    if (_THESE.search(words) and earlier_results) or _AMOUNT.search(words) or _LISTS_RECEIPTS.search(words):
-        return None  # "what did i buy after christmas 2017 ... show me all those receipts" asks for the receipts
+    if _LISTS_RECEIPTS.search(text):
+        return None  # "what did i buy after christmas 2017? show me all those receipts" asks for the receipts
+    words = _REASON.sub("", _GREETING.sub("", question_part(text)))  # "Hello, I am needing to know ..."
+    if (_THESE.search(words) and earlier_results) or _AMOUNT.search(words):
+        return None
     if asks_about_items(words) and not _GROUP.search(words):
         measure = "max" if _MOST.search(words) else "min" if _LEAST.search(words) else \
             "sum" if (_SPENDING.search(words) or _ADDS_UP.search(words)) and not _COUNT.search(words) else "count"
@@ -350,10 +378,20 @@ def aggregation(text: str, dated: bool, earlier_results: bool = True) -> Aggrega
 def shop_words(text: str) -> str:
     """The shop a collection question names: its words without the question's own, the dates and the filler
     ("how many receipts do I have from MR D.I.Y.?" -> "MR D.I.Y"); "" when none is left. Where a shop follows
-    "at" or "from", only the words after it: "the dearest book thing I bought from Popular" -> "Popular"."""
-    unconditioned = _ASIDE.sub(" ", _strip_conditions(text))
+    "at", "from" or "issued by", only the words after it: "the dearest book thing I bought from Popular" ->
+    "Popular". The verb after "did I" ("did I rack up") and a lead-in of ordinary words are never a shop."""
+    unconditioned = _DID_I_VERB.sub(" ", _ASIDE.sub(" ", _strip_conditions(_without_lead_in(text))))
     after = _AT_SHOP.search(unconditioned)
     return next(filter(None, (_named(part) for part in ([after.group(1)] if after else []) + [unconditioned])), "")
+
+
+def _without_lead_in(text: str) -> str:
+    """The question without a lead-in of ordinary words before it ("Okay real talk, how many receipts ..."); a
+    lead-in that is a name stays ("Uni Hakka, how many receipts?")."""
+    lead = _LEAD_IN.match(text)
+    if lead and all(word.lower() in common_words() for word in _WORD.findall(lead.group(1))):
+        return text[lead.end():]
+    return text
 
 
 def _named(text: str) -> str:
@@ -370,21 +408,22 @@ _UNREADABLE = [(re.compile(pattern, re.I), what) for pattern, what in (
     (r"\b(?:weight|weigh|grams?|kilos?)\b", "weights"),
     (r"\b(?:opens?|opening|closes?|closing)\b.*\b(?:time|hours?|\w+days?)\b|\bopening hours\b", "opening hours"),
     (r"\b(?:what|wat|wot) time\b|\btime of (?:the )?day\b|\bwhat hour\b", "times of day"),
-    (r"\bweather\b", "the weather"),
+    (r"\bweather\b|\brain(?:s|ed|ing|y)?\b", "the weather"),
     (r"\b(?:what|which|wat) table\b|\btable (?:number|no)\b", "table numbers"),
-    (r"\baddress(?:es)?\b|\bstreet\b|\blocated\b|\blocation\b", "addresses"),
+    (r"\baddress(?:es)?\b|\bstreet\b|\blocated\b|\blocation\b|\bwhere (?:the|that|this) [\w' ]{1,30}? (?:is|was)\b",
+     "addresses"),
     (r"\bkind of (?:food|cuisine)\b|\bcuisine\b|\bserves?\b", "what a shop serves"),
     (r"\b(?:phone|tel|contact|fax)\s*(?:number|no\b)|\btelephone\b|\bphone (?:for|of)\b", "phone numbers"),
     (r"\b(?:receipt|invoice|bill|doc(?:ument)?|order|transaction)\s*(?:number|no\b|#)", "receipt numbers"),
     (r"\b(?:country|countries|origin|made in)\b", "where things were made"),
     (r"\bon sale\b|\bshelf price\b|\busual price\b", "discounts"),
-    (r"\bcalories\b|\bnutrition", "calories"),
+    (r"\bcalories?\b|\bnutrition", "calories"),
     (r"\b(?:gst|sst|vat|tax(?:es)?)\b", "taxes"),
     (r"\b(?:by|with|in) (?:card|cash|visa|mastercard|credit|debit)\b|\bpayment (?:methods?|cards?|types?)\b|"
      r"\bwhich card\b|\b(?:cash|card) or (?:card|cash)\b", "how it was paid"),
     (r"\bchange (?:did|was|do)\b|\bmy change\b", "the change given"),
     (r"\b(?:cashier|waiter|waitress|served)\b", "who served"),
-    (r"\b(?:discounts?|savings?)\b|\b(?:how much|what) (?:\w+ ){0,4}saved?\b", "discounts"),
+    (r"\bdiscounts?\b|\b(?:how much|what) (?:\w+ ){0,4}saved?\b|\bsavings? (?:on|at|from)\b", "discounts"),
     (r"\b(?:loyalty|reward|rewards|bonus|member(?:ship)?)\s+points?\b|\bpoints (?:did|have) (?:i|we)\b",
      "loyalty points"),
     (r"\b(?:member(?:ship)?|loyalty|card)\s*(?:card\s*)?(?:number|no\b|#|id\b)|\bdigits of\b", "card numbers"),
@@ -392,16 +431,29 @@ _UNREADABLE = [(re.compile(pattern, re.I), what) for pattern, what in (
     (r"\btips?\b", "tips"),
     (r"\bservice charge", "service charges"),
     (r"\b(?:average|mean)\b", "averages"),
+    # what happened around a purchase, which no receipt records
+    (r"\bwho (?:did|was|were|came|went|joined|else)\b(?!\s+(?:issue|sell|sold|print|make out))|\bwith whom\b",
+     "who was with you"),
+    (r"\bpa(?:y|id) (?:me|us|you|him|her|them|my \w+) back\b|\bowe[ds]?\b", "who paid back whom"),
+    (r"\bhow long\b(?! ago\b)", "how long anything took"),
+    (r"\benjoy(?:s|ed|ing)?\b|\bdid (?:he|she|they|you|we|i|my \w+) (?:like|love)\b", "what anyone thought of it"),
+    (r"\bparking\b", "parking"),
+    (r"\b(?:ratings?|rated|stars|(?:google|online|customer) reviews?|review (?:scores?|ratings?))\b",
+     "ratings and reviews"),
 )]
 # A question, or a request for a fact ("can you tell me ...", "pls give me the invoice no for ...")
 _QUESTION = re.compile(r"\?|^\s*(?:how|hw|what|whats|what's|wat|wats|wat's|which|who|did|do|does|was|were|when|"
                        r"where)\b|^\s*(?:(?:can|could|would|will) (?:you|u) |pls |please |plz |kindly )*"
-                       r"(?:tell|give|provide|let me know)\b", re.I)
+                       r"(?:tell|give|provide|let me know)\b|"
+                       # a fact named first: "Calorie content of the Nando's order", "Number of receipts from ..."
+                       r"^\s*(?:the\s+)?(?:[\w']+\s+){0,3}(?:content|rating|ratings|number|weather|calories|name|"
+                       r"date|time|total|count|amount)\s+(?:of|for|at|on)\b", re.I)
 
 
 def unreadable(text: str) -> str:
     """What a question asks about that Loupe reads from no receipt ("what did I buy at ...?": the items),
     or "" when it asks about what Loupe reads (the shop, date and total) or is no question."""
+    text = question_part(text)  # "... at Thai Delicious? trying to split the bill": the question is the first part
     if not _QUESTION.search(text) or _LISTS_RECEIPTS.search(text):  # "find every receipt with a Puchong address"
         return ""
     return next((what for pattern, what in _UNREADABLE if pattern.search(text)), "")

@@ -40,6 +40,7 @@ from langchain_core.tools import BaseTool
 
 from loupe.agent import intents
 from loupe.agent.conversation import ATTACHED, SEARCH_TOOLS, Turn, read_turn
+from loupe.agent.wording import in_plain_words
 from loupe.tools.document_fields import printed_date, printed_total
 from loupe.tools.records import MatchedRecord, MatchLabel, ToolName
 
@@ -73,7 +74,7 @@ def plan(turn: Turn, receipts_at: Callable[[str], int] | None = None) -> list[St
     """The steps for this turn. ``receipts_at`` counts the records whose printed shop matches a name (the
     aggregate tool's count): "how much did I spend at X?" adds up X's receipts only when there are several,
     since with one (or none read as X) text search finds the receipt however its name is printed, and reads it."""
-    text = turn.request
+    text = in_plain_words(turn.request)
     wanted = intents.filters(text)
     ordered = intents.order(text)
     previous = turn.previous_search
@@ -146,7 +147,8 @@ def plan(turn: Turn, receipts_at: Callable[[str], int] | None = None) -> list[St
 def explain(steps: list[Step], turn: Turn) -> str:
     """The explanation once every step ran, written from the tool results only (an aggregate's figure is
     stated by the answer node, agent/graph.py, for every model alike)."""
-    if not steps and (unread := intents.unreadable(turn.request)):
+    request = in_plain_words(turn.request)
+    if not steps and (unread := intents.unreadable(request)):
         return (f"({LABEL}) I cannot answer that: Loupe reads four things from each receipt, the shop, the date, "
                 f"the total and the items with their amounts, and {unread} is none of them, so any figure would be "
                 "a guess. I can count or add up receipts by shop and date, find the latest or the largest receipt "
@@ -169,8 +171,8 @@ def explain(steps: list[Step], turn: Turn) -> str:
     elif found and found[0].match == MatchLabel.POSSIBLE:
         lines.append(f"I am not confident: no picture passed the bar for the same object, and "
                      f"{found[0].file_name} is only a possible match ({found[0].why}).")
-    elif found and (intents.ASKS_TOTAL.search(turn.request) or intents.ASKS_DATE.search(turn.request)
-                    or intents.order(turn.request)):
+    elif found and (intents.ASKS_TOTAL.search(request) or intents.ASKS_DATE.search(request)
+                    or intents.order(request)):
         lines.append(_facts_of(found[0], "The first match"))
     return "\n".join(lines)
 

@@ -251,3 +251,36 @@ def test_an_index_built_before_the_shop_column_gets_it_from_its_stored_text(tmp_
                      "019.jpg": "SHELL ISNI PETRO TRADING", "beach.jpg": ""}  # "": read, and no shop printed
     assert aggregate(table, "sum", shop="aeon").value == 75.00 + 17.70
     assert Indexer(Settings(index_dir=index), None, table).run([]).derived_filled == 0  # once only
+
+
+def test_a_brand_printed_at_the_head_of_a_receipt_names_its_shop(tmp_path: Path) -> None:
+    """IKANO HANDEL SDN BHD trades as IKEA, printed on its receipts' third line (or glued to the branch, as OCR
+    reads it): "ikea" finds both; a word printed among the items names no shop."""
+    table = ImageTable.open_or_create(tmp_path / "index", INFO)
+    printed = receipt_row("087")
+    glued = receipt_row("088", [_line("IKANO HANDEL SDN BHD", 0.1), _line("IKEACheras", 0.14),
+                                _line("TOTAL 77.90", 0.5)], "/receipts/glued.jpg")
+    item = receipt_row("081", [_line("MR. D.I.Y. SDN BHD", 0.1), *[_line("ADDRESS LINE", 0.12)] * 8,
+                               _line("IKEA STYLE HOOK 3.90", 0.4)], "/receipts/hook.jpg")
+    table.upsert([printed, glued, item])
+    assert sorted(aggregate(table, "count", shop="ikea").ids) == sorted([printed["id"], glued["id"]])
+    assert aggregate(table, "count", shop="ikea cheras").value == 2
+    assert aggregate(table, "count", shop="hook").value == 0  # an item's word, not a heading's
+
+
+@pytest.mark.parametrize(("typed", "stems"), [
+    ("popular bkstore", ["072"]), ("word hardware their name", ["012"]), ("d uni hakka lunch", [DOLLARS]),
+    ("shell station", [SHELL]),  # a kind of place after a short name
+    ("home depot", []),  # "depot" is a common word: "home" is too short a name to stand for it
+    ("99 spdmart", []),  # "99" is no ordinary word
+])
+def test_ordinary_words_typed_around_a_shop_are_left_out_of_its_name(tmp_path: Path, typed: str,
+                                                                     stems: list[str]) -> None:
+    table = ImageTable.open_or_create(tmp_path / "index", INFO)
+    rows = {"072": receipt_row("072", [_line("POPULAR BOOK CO. (M) SDN BHD", 0.1), _line("TOTAL 49.40", 0.5)]),
+            "012": receipt_row("012", [_line("HOME MASTER HARDWARE", 0.1), _line("TOTAL 15.90", 0.5)]),
+            DOLLARS: receipt_row(DOLLARS), SHELL: receipt_row(SHELL)}
+    table.upsert(list(rows.values()))
+    found = aggregate(table, "count", shop=typed)
+    assert sorted(found.ids) == sorted(rows[stem]["id"] for stem in stems)
+    assert not stems or "words of no shop's name" in found.left_out[-1]

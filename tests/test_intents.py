@@ -9,6 +9,7 @@ import pytest
 from loupe.agent import intents
 from loupe.agent.conversation import Turn, ToolRun
 from loupe.agent.planner import plan
+from loupe.agent.wording import in_plain_words
 from loupe.tools.records import MatchedRecord, MatchLabel, ToolName
 
 pytestmark = pytest.mark.fast  # no model is loaded: part of the fast tier
@@ -249,3 +250,23 @@ def test_a_narrowing_by_words_searches_within_the_shown_records(text: str) -> No
     assert call["filters"] == [{"column": "id", "op": "in", "value": [r.id for r in RECORDS]}]
     assert "Tesco" in call["query"] or "Cheras Leisure Mall" in call["query"]
     assert "aeon" not in call["query"]  # the shown records are the previous search's: its words are not repeated
+
+
+@pytest.mark.parametrize(("said", "read"), [
+    ("berapa resit mr diy ada?", "how many receipts mr diy have?"),
+    ("Bila last time I pergi Shell?", "when last time I went to Shell?"),
+    ("kedai mana paling banyak", "which shop the most"),
+    ("how much in twenty nineteen", "how much in 2019"), ("two thousand and eighteen", "2018"),
+    ("twenty twenty-one", "2021"), ("two thousand seven", "2007"),
+    ("twenty nine receipts", "twenty nine receipts"),  # a number, not a year
+    ("After the end of March 2018, when", "After March 2018, when"),
+])
+def test_manglish_and_spoken_years_are_read_in_plain_words(said: str, read: str) -> None:
+    assert in_plain_words(said) == read
+
+
+def test_only_the_question_is_read_not_the_reason_after_it() -> None:
+    """A story after the question names no shop; a condition after it stays."""
+    assert intents.question_part("How much at AEON? I need it for my allowance.") == "How much at AEON?"
+    assert intents.question_part("How much did I spend? At AEON, I mean.") == "How much did I spend? At AEON, I mean."
+    assert intents.question_part("aeon receipts from 2018") == "aeon receipts from 2018"  # no question: all of it

@@ -38,7 +38,7 @@ from loupe.tools.document_fields import (
     name_pattern,
     printed_currency,
 )
-from loupe.tools.text_search import spelled_as_stored
+from loupe.tools.text_search import CHAT_WORDS, common_words, spelled_as_stored
 
 MEASURES = ("count", "sum", "min", "max", "latest", "earliest")
 # what sum, min and max add up or compare; "item" is the amount of each item line a receipt prints
@@ -49,6 +49,12 @@ GROUPS = ("shop", "month", "year")
 SHOP_LETTERS = 6  # what is left of a typed shop once the words no receipt prints are out: a name, not "home"
 KEPT_SHARE = 2 / 3  # ... and most of what was typed; both set by hand from "home depot", not cross-validated
 BRANCH_LETTERS = 4  # a branch or mall typed beside a shop's name ("maluri", "tebrau"), not "the" or "co"
+# Kinds of place and of meal that people type after a shop's name ("popular bkstore", "uni hakka lunch")
+PLACE_WORDS = frozenset("""
+shop shops store stores bkstore bookstore bookshop kedai restaurant restoran cafe outlet branch mall supermarket
+station place lunch dinner breakfast brunch supper meal
+""".split())
+HEADING_LINES = 8  # a receipt's heading: its shop, company and address lines, before the items
 # "aeon store", "bookstore", "coffeeshop": the name is the rest
 _LEGAL_FORMS = {"co", "company", "sdn", "bhd", "berhad", "inc", "ltd", "llc", "plc", "corp", "pte", "gmbh", "sb"}
 MONEY = ("total", "price", "item")  # summed to the cent; a price is the metadata file's own, in one currency
@@ -108,13 +114,13 @@ def aggregate(table: ImageTable, measure: str, column: str | None = None,
     column = _column(measure, column)
     if group_by is not None and group_by not in GROUPS:
         raise AggregateError(f"cannot group by {str(group_by)[:40]!r}: use one of {', '.join(GROUPS)}")
-    rows, unprinted = _selected(table, where_clause(list(conditions)), shop, column)
+    rows, read_as = _selected(table, where_clause(list(conditions)), shop, column)
     whole = _figure(measure, column, rows)
     groups = _groups(measure, column, rows, group_by) if group_by else []
     ungrouped = len({row["id"] for row in rows if not _group_key(row, group_by)}) if group_by else 0
     left_out = whole.left_out + ([f"in no group: {_many(ungrouped, 'record')} with no {group_by}"] if ungrouped else [])
-    if unprinted:
-        left_out.append(f"the shop read without {' '.join(unprinted)!r}, which no receipt prints")
+    if read_as:
+        left_out.append(read_as)
     return Aggregate(measure=measure, column=column, selected=len({row["id"] for row in rows}), groups=groups,
                      **{**vars(whole), "left_out": left_out})
 
@@ -134,20 +140,21 @@ def _column(measure: str, column: str | None) -> str | None:
 
 
 def _selected(table: ImageTable, where: str, shop: str | None, column: str | None,
-              ) -> tuple[list[dict[str, Any]], list[str]]:
-    """The rows the filter selects, with the columns the figure and the groups need, and the typed words left
-    out of the shop's name because no receipt prints them (see :func:`_without_unprinted_words`)."""
+              ) -> tuple[list[dict[str, Any]], str]:
+    """The rows the filter selects, with the columns the figure and the groups need, and, where words typed
+    with the shop were left out of its name to find it, which and why (else "")."""
     stored = "items" if column == "item" else column
     columns = ["id", "shop", "date", *([stored] if stored and stored != "date" else []),
                *(["ocr_text"] if column in PRINTED_MONEY else [])]
     rows = table.scan(columns, where or None).to_pylist()
-    unprinted: list[str] = []
+    read_as = ""
     if shop is not None:
         words = fold(shop).split()
         if not words:
             raise AggregateError(f"the shop {shop[:40]!r} has no letters or digits to match")
         # where no shop has the words as typed: spelled as the collection prints them ("unihaka" is UNIHAKKA),
-        # else a shop and its branch ("aeon maluri"), else without the words no receipt prints; each tried only
+        # else a shop and its branch ("aeon maluri"), else without the words no receipt prints, else without
+        # ordinary words around a shop's name, else a brand printed at the head of a receipt; each tried only
         # when the one before found nothing
         found = _at_shop(rows, words)
         if not found:
@@ -156,8 +163,14 @@ def _selected(table: ImageTable, where: str, shop: str | None, column: str | Non
             found = _at_shop(rows, respelled) or _at_a_branch(table, rows, words)
             if not found:
                 found, unprinted = _without_unprinted_words(rows, words, respelled, vocabulary)
+                read_as = f"the shop read without {' '.join(unprinted)!r}, which no receipt prints" if found else ""
+            if not found:
+                found, ordinary = _without_ordinary_words(rows, words)
+                read_as = f"the shop read without {' '.join(ordinary)!r}, words of no shop's name" if found else ""
+            if not found:
+                found = _heading_with(table, where, rows, words)
         rows = found
-    return (rows if column != "item" else [line for row in rows for line in _item_lines(row)]), unprinted
+    return (rows if column != "item" else [line for row in rows for line in _item_lines(row)]), read_as
 
 
 def _without_unprinted_words(rows: list[dict[str, Any]], words: list[str], respelled: list[str],
@@ -173,6 +186,43 @@ def _without_unprinted_words(rows: list[dict[str, Any]], words: list[str], respe
         return [], []
     found = _at_shop(rows, [spelled for _, spelled in kept])
     return (found, unprinted) if found else ([], [])
+
+
+def _without_ordinary_words(rows: list[dict[str, Any]], words: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Where no shop has the typed words, the longest run of them that is a shop's name once the words around it
+    are left out, where each of those is ordinary: a kind of place or meal, a chat word or a single letter
+    ("popular bkstore", "d uni hakka lunch", "shell station"), or a common English word, in which case the run
+    must be a name of SHOP_LETTERS letters or more ("word hardware their name" is HARDWARE; "home depot" is no
+    HOME MASTER: "home" is too short to stand for a shop the collection lacks)."""
+    runs = [(start, end) for start in range(len(words)) for end in range(start + 1, len(words) + 1)
+            if end - start < len(words)]
+    for start, end in sorted(runs, key=lambda run: (run[0] - run[1], run[0])):  # the longest, then the leftmost
+        kept, dropped = words[start:end], words[:start] + words[end:]
+        letters = len("".join(kept))
+        if (all(map(_names_no_shop, dropped)) and letters >= BRANCH_LETTERS) or \
+                (all(_names_no_shop(word) or word in common_words() for word in dropped) and letters >= SHOP_LETTERS):
+            if found := _at_shop(rows, kept):
+                return found, dropped
+    return [], []
+
+
+def _names_no_shop(word: str) -> bool:
+    return len(word) == 1 or word in PLACE_WORDS or word in CHAT_WORDS
+
+
+def _heading_with(table: ImageTable, where: str, rows: list[dict[str, Any]], words: list[str]
+                  ) -> list[dict[str, Any]]:
+    """Where no shop's name has the typed name, the rows whose receipt heads a line with it among its first
+    HEADING_LINES lines: the brand a company trades as ("ikea" is IKANO HANDEL SDN BHD, which prints "IKEA
+    Cheras", or as OCR glued it, "IKEACheras"). A heading line, not any line, so an item is no shop; only rows
+    whose shop was read, so an index not yet given its shop column stays without one until it is filled."""
+    letters = "".join(words)
+    if len(letters) < BRANCH_LETTERS:
+        return []
+    texts = {row["id"]: row["ocr_text"] or "" for row in table.scan(["id", "ocr_text"], where or None).to_pylist()}
+    heads = lambda text: any(fold(line).replace(" ", "").startswith(letters)  # noqa: E731
+                             for line in text.splitlines()[:HEADING_LINES])
+    return [row for row in rows if row["shop"] and heads(texts.get(row["id"], ""))]
 
 
 def _at_shop(rows: list[dict[str, Any]], words: list[str]) -> list[dict[str, Any]]:

@@ -128,6 +128,11 @@ _DAY = rf"{_DAY_AND_MONTH}\s*,?\s*((?:19|20)\d\d)\b"
 _HALF_MONTH = re.compile(rf"\b(?:the\s+)?(first|1st|second|2nd|last)\s+half\s+(?:of\s+)?({_MONTH}|may)\.?\s*,?\s*"
                          rf"((?:19|20)\d\d)\b", re.I)
 _WEEK_OF = re.compile(rf"\b(?:the\s+)?week\s+(?:of|from|starting(?:\s+on)?|beginning)\s+{_DAY}", re.I)
+# The first to fourth week of a month (days 1-7, 8-14, ...), or its last (its last seven days)
+_WEEKS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4, "last": 5,
+          "final": 5}
+_NTH_WEEK = re.compile(rf"\b(?:the\s+)?({'|'.join(_WEEKS)})\s+week\s+(?:of|in)\s+({_MONTH}|may)\.?\s*,?\s*"
+                       rf"((?:19|20)\d\d)\b(?:\s*\([^()]*\))?", re.I)
 # Two whole dates: "between 1 October 2018 and 31 December 2018", "from 5 jan 2018 to feb 2018"; the first may
 # leave its year to the second ("between 26 december and 31 december 2017").
 _FIRST_DAY = rf"{_DAY_AND_MONTH}(?:\s*,?\s*((?:19|20)\d\d)\b)?"
@@ -182,12 +187,14 @@ narrow ah oh uh er yeah yes yep go hey hi hello yo lol haha hehe omg btw actuall
 cost costs costing price priced prices paid spent spend pay expensive cheap amount total money
 all every each some something thing things stuff pull think find look looking search searching get
 shop store place
-""".split()) | CHAT_WORDS
+kind thank able possible help assist supporting relevant corresponding related original want need paying pay ringgit rm
+myr dollars bucks
+""".split()) | CHAT_WORDS  # the last two lines: a request's politeness and the money it names in passing
 _WORD = re.compile(r"[\w'-]+")
 _ABOUT_THESE = re.compile(r"^\s*(which|what|who|and|so|ok)\b|\b(these|those|them|the ones|of the)\b", re.I)
 _REFINE_START = re.compile(r"^\s*(?:(?:hmm+|hm+|um+|uh|ok(?:ay)?|so|oh|ah|well|actually|no|nah|cool|nice|wait|hold on|"
-                           r"sorry|oops)[\s,.!]+)*(?:(?:of|from) (?:those|these|them)[\s,]+(?:i\s+)?)?"
-                           r"(?:(?:please|pls|kindly)\s+)?"
+                           r"sorry|oops|now)[\s,.!]+)*(?:(?:of|from) (?:those|these|them)[\s,]+(?:i\s+)?)?"
+                           r"(?:(?:please|pls|kindly)\s+)?(?:i\s+(?=(?:only|just)\s+(?:want|need)))?"
                            r"(only|just|but only|now only|drop|exclude|remove|without|hide|keep only|filter|"
                            r"narrow|restrict|limit|cut (?:it|that|them|those|this) down|and|what about|"
                            r"how about)\b", re.I)
@@ -217,13 +224,13 @@ _FILLER = [re.compile(p, re.I) for p in (
 # Questions about the whole collection (tools/aggregate.py): how many, how much in all, the most, the last time.
 _COUNT = re.compile(r"\b(?:how|hw)\s+(?:many|mny)\b|\bnumber of\b|\bno\.? of\b|\bhow often\b|"
                     r"\bcount (?:my|the|all|of)\b", re.I)
-_MONEY = re.compile(r"\b(how much|spen[dt]|spnd|spending|total|sum|paid|pay|blow|blew|blown|money|damage|"
+_MONEY = re.compile(r"\b(how much|spen[dt]|spnd|spending|total|sum|paid|pay|blow|blew|blown|money|damage|costs?|"
                     r"add(?:ed|s)? (?:it )?up|c[oa]mes? to)\b", re.I)
 _MANY = re.compile(r"\b(altogether|all together|in total|overall|so far|combined|sum of|all (?:my|the)|in all|"
                    r"every\w*|evrywhere|total (?:spen[dt]|spending|for|of))\b", re.I)
 _TIMES = re.compile(r"\bwhen(?:'?s)?\b|\bwhat (?:date|day)\b|\bdate of\b|\b(?:last|first) time\b", re.I)
 _LATEST = re.compile(r"\b(last|latest|most recent|recent(?:ly)?|newest)\b", re.I)
-_EARLIEST = re.compile(r"\b(first|frist|fisrt|earliest|oldest)\b", re.I)
+_EARLIEST = re.compile(r"\b(first|1st|frist|fisrt|earliest|oldest)\b", re.I)
 # "the earliest receipt in Q4 2017", "my first visit to popular": a date asked without "when"
 _FIRST_OR_LAST_ONE = re.compile(r"\b(first|frist|fisrt|earliest|oldest|last|latest|most recent|newest)\s+"
                                 r"(?:[\w'-]+\s+)?"
@@ -280,7 +287,8 @@ purchase purchases vs versus more fewer less
 item items product products thing things single individual one across diff different distinct unique
 priced top order ordered purchased dish dishes line lines listed branch branches collection library quick
 good morning afternoon evening kindly kind grateful if whole over counting thank very wat wat's wats half dated
-between overall amounts reciept recipt receit receits
+between overall amounts reciept recipt receit receits invoice invoices record records file files greatest fewest
+their his her its your assistant
 like know knowing wondering wonder need needing want wanted looking look only just put collect collected
 through thru week weeks weekend monday tuesday wednesday thursday friday saturday sunday second
 vendor vendors seller sellers shops accounts yr yrs hit adding including inclusive i.e e.g not um uh like lol asap
@@ -292,8 +300,16 @@ _ASIDE = re.compile(r"\([^()]*\)")  # "ikano handel (the ikea one)": what the br
 # The verb after "did I", "have we": "how many receipts did I rack up", "how many times did I end up going"
 _DID_I_VERB = re.compile(r"\b(?:did|do|does|have|had|will|would|can|could)\s+(?:i|we|you|u)\s+"
                          r"(?:ever\s+|actually\s+|really\s+)?[\w']+", re.I)
-_LEAD_IN = re.compile(r"^\s*((?:[\w']+\s+){0,2}[\w']+)\s*,\s*(?=(?:how|hw|what|whats|when|which|can|could|tell)\b)",
+_LEAD_IN = re.compile(r"^\s*((?:[\w']+\s+){0,5}[\w']+)\s*,\s*(?=(?:how|hw|what|whats|when|which|can|could|tell)\b)",
                       re.I)
+_SPELLED_OUT = re.compile(r"\b(?:[A-Za-z] ){2,}[A-Za-z]\b")  # a name said letter by letter: "d i y"
+# "all branches, Kuchai, Johor, whichever", "from any of their branches": every branch, so no branch is a condition
+_ANY_BRANCH = re.compile(r"\b(?:all|any|every|whichever)\s+(?:of\s+(?:their|the|its)\s+)?(?:branch|branches|outlets?|"
+                         r"locations?)\b[^.?!]*", re.I)
+# Where the question itself starts: "... at the start of the school year, and I should like to know how many
+# receipts I have from the Popular bookshop": the shop after it, not the "at" before it
+_QUESTION_START = re.compile(r"\b(?:how|hw)\s+(?:many|mny|much|often)\b|\bnumber of\b|\bwhen\b|\bwhich\b|"
+                             r"\btotal\b|\bwhat\b", re.I)
 # a shop after "at", "from" or "issued by", up to the question's end: "at Mr. DIY? any branch"
 _AT_SHOP = re.compile(r"\b(?:at|from|(?:issued|sold|printed|made out|billed) by)\s+([^?!;,]+)", re.I)
 
@@ -380,9 +396,29 @@ def shop_words(text: str) -> str:
     ("how many receipts do I have from MR D.I.Y.?" -> "MR D.I.Y"); "" when none is left. Where a shop follows
     "at", "from" or "issued by", only the words after it: "the dearest book thing I bought from Popular" ->
     "Popular". The verb after "did I" ("did I rack up") and a lead-in of ordinary words are never a shop."""
-    unconditioned = _DID_I_VERB.sub(" ", _ASIDE.sub(" ", _strip_conditions(_without_lead_in(text))))
-    after = _AT_SHOP.search(unconditioned)
+    text = _SPELLED_OUT.sub(lambda m: m[0].replace(" ", ""), _ANY_BRANCH.sub(" ", text))  # "mr d i y" is "mr diy"
+    unconditioned = _DID_I_VERB.sub(" ", _ASIDE.sub(" ", _without_lead_in(_strip_conditions(text))))
+    asked = _QUESTION_START.search(unconditioned)  # the shop named after the question's own words, where one is
+    after = _AT_SHOP.search(unconditioned, asked.end() if asked else 0) or _AT_SHOP.search(unconditioned)
     return next(filter(None, (_named(part) for part in ([after.group(1)] if after else []) + [unconditioned])), "")
+
+
+def names_a_shop(text: str, shop: str) -> bool:
+    """The words read as ``shop`` are said as a shop's name: after "at", "from", "by" or "went to", or before
+    "receipts" ("how many starbucks receipts"), not left over from a story ("running around like mad")."""
+    words = shop.split()
+    if not words:
+        return False
+    first, last = re.escape(words[0]), re.escape(words[-1])
+    return bool(re.search(rf"\b(?:at|from|by|kat|dekat|(?:go|goes|went|gone|been|going|trips?|visits?|visited)\s+to)"
+                          rf"\s+(?:the\s+)?{first}\b", text, re.I)
+                or re.search(rf"\b{last}(?:'s)?\s+(?:receipts?|reciepts?|resits?|bills?|invoices?|visits?|trips?|"
+                             rf"purchases?)\b", text, re.I))
+
+
+def only_ordinary_words(shop: str) -> bool:
+    """Every word is a common English or a chat word: words of a sentence, unless said as a shop's name."""
+    return all(word.lower() in common_words() or word.lower() in CHAT_WORDS for word in _WORD.findall(shop))
 
 
 def _without_lead_in(text: str) -> str:
@@ -438,6 +474,9 @@ _UNREADABLE = [(re.compile(pattern, re.I), what) for pattern, what in (
     (r"\bhow long\b(?! ago\b)", "how long anything took"),
     (r"\benjoy(?:s|ed|ing)?\b|\bdid (?:he|she|they|you|we|i|my \w+) (?:like|love)\b", "what anyone thought of it"),
     (r"\bparking\b", "parking"),
+    (r"\bwhy (?:did |do |was |were )?(?:i|we)\b|\b(?:what|which) (?:was |is )?the (?:occasion|reason)\b",
+     "why you went"),
+    (r"\breimburs\w*|\bclaimed back\b", "what was paid back to you"),
     (r"\b(?:ratings?|rated|stars|(?:google|online|customer) reviews?|review (?:scores?|ratings?))\b",
      "ratings and reviews"),
 )]
@@ -472,9 +511,43 @@ def references(text: str, records: list[MatchedRecord]) -> list[MatchedRecord]:
             return records[-count:]
         start = (position - 1) if count == 1 else 0  # "the first two" are #1 and #2
         return records[start:start + count] if start < len(records) else []
+    if compared := _COMPARED.search(text):  # "the larger of the two", "the earlier one"
+        return _by_comparison(records, compared.group(1).lower())
+    if _ONE_DATED.search(text) and (conditions := [c for c in filters(text) if c["column"] in ("date", "year")]):
+        return [record for record in records if _dated_within(record, conditions)][:1]  # "the one from Feb 2017"
     if _PRONOUN.search(text):
         return records[:1]  # "it", "that one": the best match of the last search
     return []
+
+
+# One of the records shown named by comparing them ("the larger of the two", "the earlier one") or by its date
+_COMPARED = re.compile(r"\bthe\s+(larger|bigger|higher|dearer|pricier|more expensive|smaller|lower|cheaper|"
+                       r"less expensive|earlier|older|later|newer|more recent)\s+(?:one\b|of\b)", re.I)
+_LARGER = {"larger", "bigger", "higher", "dearer", "pricier", "more expensive"}
+_LATER = {"later", "newer", "more recent"}
+_ONE_DATED = re.compile(rf"\bthe\s+(?:one|{_THING}|documents?|invoices?|bills?)\s+(?:from|dated|of|on)\b", re.I)
+
+
+def _by_comparison(records: list[MatchedRecord], word: str) -> list[MatchedRecord]:
+    """The record a comparison picks among those shown, by its total (or price) or its date; none where none
+    of them has the field."""
+    by_date = word in ("earlier", "older") or word in _LATER
+    value = (lambda r: r.metadata.get("date") or r.metadata.get("taken_at")) if by_date else \
+        (lambda r: r.metadata.get("total") if r.metadata.get("total") is not None else r.metadata.get("price"))
+    known = [record for record in records if value(record) is not None]
+    if not known:
+        return []
+    return [(max if word in _LARGER or word in _LATER else min)(known, key=value)]
+
+
+def _dated_within(record: MatchedRecord, conditions: list[dict[str, Any]]) -> bool:
+    """The record's date (printed or given) meets every date or year condition of a message."""
+    day = str(record.metadata.get("date") or record.metadata.get("taken_at") or "")[:10]
+    if not day:
+        return False
+    tests = {">=": lambda v: day >= v, "<=": lambda v: day <= v, "contains": lambda v: v in day,
+             "=": lambda v: day[:4] == str(v), "in": lambda v: int(day[:4]) in v}
+    return all(tests[c["op"]](c["value"]) for c in conditions if c["op"] in tests)
 
 
 def points_back(text: str, records: list[MatchedRecord], has_image: bool) -> list[MatchedRecord]:
@@ -559,6 +632,11 @@ def _span(text: str) -> tuple[str | None, str | None] | None:
         second = half.group(1).lower() in ("second", "2nd", "last")
         first, last = (16, days) if second else (1, 15)
         return f"{year:04d}-{month:02d}-{first:02d}", f"{year:04d}-{month:02d}-{last:02d}"
+    if week := _NTH_WEEK.search(text):
+        year, month, number = int(week.group(3)), _month_number(week.group(2)), _WEEKS[week.group(1).lower()]
+        days = calendar.monthrange(year, month)[1]
+        first = days - 6 if number == 5 else 7 * number - 6
+        return f"{year:04d}-{month:02d}-{first:02d}", f"{year:04d}-{month:02d}-{min(first + 6, days):02d}"
     if (week := _WEEK_OF.search(text)) and week.group(1):
         try:
             first = date(int(week.group(3)), _month_number(week.group(2)), int(week.group(1)))
@@ -618,7 +696,7 @@ def _without_days(text: str) -> str:
 
 def _without_spans(text: str) -> str:
     """The text with the spans :func:`_span` reads taken out (quarters, "oct to dec 2017", "since march 2018")."""
-    for pattern in (_HALF_MONTH, _WEEK_OF, _HALF, _QUARTER, _DAY_SPAN, _SPAN, _OPEN_SPAN):
+    for pattern in (_HALF_MONTH, _NTH_WEEK, _WEEK_OF, _HALF, _QUARTER, _DAY_SPAN, _SPAN, _OPEN_SPAN):
         text = pattern.sub(" ", text)
     return text
 

@@ -28,6 +28,8 @@ words ask for is read by agent/intents.py. Rules, in order:
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,11 +77,16 @@ def plan(turn: Turn, receipts_at: Callable[[str], int] | None = None) -> list[St
     aggregate tool's count): "how much did I spend at X?" adds up X's receipts only when there are several,
     since with one (or none read as X) text search finds the receipt however its name is printed, and reads it."""
     text = in_plain_words(turn.request)
-    wanted = intents.filters(text)
+    wanted = _of_receipts(intents.filters(text), text, turn.previous_records)
     ordered = intents.order(text)
     previous = turn.previous_search
-    asked = None if turn.image else intents.aggregation(text, any(c["column"] in ("date", "year") for c in wanted),
-                                                        earlier_results=bool(turn.previous_records))
+    # a collection question's conditions are the question's, not a guess after it ("I suspect it was Christmas")
+    asked_within = intents.filters(intents.question_part(text))
+    asks_dated = any(c["column"] in ("date", "year") for c in asked_within)
+    asked = None if turn.image else intents.aggregation(text, asks_dated, earlier_results=bool(turn.previous_records))
+    if asked is not None and asked.shop and receipts_at is not None and not intents.names_a_shop(text, asked.shop) \
+            and intents.only_ordinary_words(asked.shop) and not receipts_at(asked.shop):
+        asked = dataclasses.replace(asked, shop="")  # "CNY 2018 i was running around like mad": no shop's name
     if asked is not None and asked.maybe_one and (receipts_at is None or receipts_at(asked.shop) < 2):
         asked = None
     about_all = asked is not None and bool(asked.shop or asked.group_by or asked.measure in ("count", "sum"))
@@ -131,7 +138,7 @@ def plan(turn: Turn, receipts_at: Callable[[str], int] | None = None) -> list[St
         return []  # explain() says what Loupe reads instead
     if asked is not None:
         # A price asked of receipts is their printed total, the amount every aggregate is of.
-        conditions = [{**c, "column": "total"} if c["column"] == "price" else c for c in wanted]
+        conditions = [{**c, "column": "total"} if c["column"] == "price" else c for c in asked_within]
         scope = f" at {asked.shop!r}" if asked.shop else ""
         per = f" per {asked.group_by}" if asked.group_by else ""
         return [Step(ToolName.AGGREGATE, f"you asked for the {asked.measure}{per}{scope} over every record, which "
@@ -142,6 +149,17 @@ def plan(turn: Turn, receipts_at: Callable[[str], int] | None = None) -> list[St
     args = {"query": words, "k": 10, "filters": wanted, **(ordered.to_dict() if ordered else {})}
     return [Step(ToolName.TEXT_SEARCH, "you asked in words: I search printed text, captions, tags and metadata",
                  lambda t: args)]
+
+
+_RECEIPT_MONEY = re.compile(r"\b(?:receipts?|reciepts?|resits?|bills?|invoices?|ringgit|rm|myr)\b|\bRM\s?\d", re.I)
+
+
+def _of_receipts(conditions: list[dict[str, Any]], text: str, shown: list[MatchedRecord]) -> list[dict[str, Any]]:
+    """A price asked of receipts is their printed total: "which one is more than 100 ringgit?" after receipts were
+    shown, or "receipts under RM 20"; a price stays the price a metadata file gives a catalogue item."""
+    receipts = _RECEIPT_MONEY.search(text) or (shown and all(r.metadata.get("price") is None for r in shown)
+                                                and any(r.metadata.get("total") is not None for r in shown))
+    return [{**c, "column": "total"} if c["column"] == "price" and receipts else c for c in conditions]
 
 
 def explain(steps: list[Step], turn: Turn) -> str:

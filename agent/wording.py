@@ -3,9 +3,11 @@
 SROIE's receipts come from Malaysian shops, and their owners ask in Manglish ("berapa resit mr diy ada?",
 "bila last time I pergi Shell?") or speak into a phone ("how much in twenty nineteen", "from the fifteenth of
 march twenty eighteen onwards"). Rather than teach every rule each way of saying a thing, the request is
-first rewritten once: Malay question words to their English meaning, years said as words to digits, and
-"after the end of March 2018" to "after March 2018". Only words the rules read are rewritten; names are
-left as typed, so a shop or a printed word still matches.
+first rewritten once: Malay question words to their English meaning, years said as words to digits,
+"after the end of March 2018" to "after March 2018", "until the end of that month" to the month named before
+it, "since we moved in October 2018" to "since October 2018 we moved", a span of days without a year to the
+one year the request names, and "mister" to "mr". Only words the rules read are rewritten; names are left as
+typed, so a shop or a printed word still matches.
 """
 
 from __future__ import annotations
@@ -43,18 +45,30 @@ _SPOKEN_YEAR = re.compile(rf"\b(?:two thousand(?:\s+and)?[\s-]+({'|'.join(_UNITS
 # "after the end of March 2018" is after March 2018; "before the start of 2018" is before 2018
 _EDGE_OF = re.compile(r"\b(after|since|from|before|until|till|to|through)\s+(?:the\s+)?(?:very\s+)?"
                       r"(?:end|close|start|beginning)\s+of\s+", re.I)
+_MONTH = "|".join(sorted(MONTHS, key=len, reverse=True))
+# "since we moved down to johor in october 2018": since October 2018, the story after it
+_SINCE_EVENT = re.compile(rf"\b(since|ever since)\b((?:\s+[\w']+){{1,6}}?)\s+in\s+((?:{_MONTH})\.?\s+(?:19|20)\d\d)\b",
+                          re.I)
+_YEAR = re.compile(r"(?<![\d.,])((?:19|20)\d\d)(?![\d.,]\d)")
+_DAY_OF = rf"\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTH})\b\.?"
+_YEARLESS_SPAN = re.compile(rf"\b{_DAY_OF}\s*(?:to|till|until|through|-)\s*{_DAY_OF}(?!\s*,?\s*(?:19|20)\d\d)", re.I)
+_MISTER = re.compile(r"\bmister\b", re.I)  # "mister d i y" is MR D.I.Y.
 # "from 20 march 2018 until the end of that month": the month named before it
-_MONTH_YEAR = re.compile(rf"\b(?:{'|'.join(MONTHS)})\.?\s+(?:19|20)\d\d\b", re.I)
+_MONTH_YEAR = re.compile(rf"\b(?:{_MONTH})\.?\s+(?:19|20)\d\d\b", re.I)
 _THAT_MONTH = re.compile(r"\b(after|since|before|until|till|to|through)\s+((?:that|the same)\s+month)\b", re.I)
 
 
 def in_plain_words(text: str) -> str:
-    """``text`` with its Malay question words in English, its spoken years in digits, "the end of" a month
-    after "after" or "until" dropped, and "that month" named (see the module's docstring)."""
+    """``text`` rewritten in the words the planner's rules read (see the module's docstring)."""
     text = _MALAY_WORDS.sub(lambda m: _MALAY[m[1].lower()], text)
     text = _EDGE_OF.sub(lambda m: m[1] + " ", _SPOKEN_YEAR.sub(_year, text))
     text = _THAT_MONTH.sub(lambda m: m[1] + " " + (_last_month_before(text, m.start()) or m[2]), text)
-    return re.sub(r"[ \t]{2,}", " ", text)
+    text = _SINCE_EVENT.sub(lambda m: f"{m[1]} {m[3]}{m[2]}", text)
+    years = set(_YEAR.findall(text))
+    if len(years) == 1:  # "CNY 2018 ... from 12 feb to 20 feb": the one year named
+        year = years.pop()
+        text = _YEARLESS_SPAN.sub(lambda m: f"{m[0]} {year}", text)
+    return re.sub(r"[ \t]{2,}", " ", _MISTER.sub("mr", text))
 
 
 def _last_month_before(text: str, end: int) -> str | None:

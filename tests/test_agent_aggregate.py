@@ -41,6 +41,10 @@ def _year(year: int) -> dict:
     return {"column": "year", "op": "=", "value": year}
 
 
+def _days(first: str, last: str) -> list[dict]:
+    return [{"column": "date", "op": ">=", "value": first}, {"column": "date", "op": "<=", "value": last}]
+
+
 @pytest.mark.fast
 @pytest.mark.parametrize(("text", "args"), [
     ("how much did I spend at AEON in 2018?", {"measure": "sum", "shop": "AEON", "filters": [_year(2018)]}),
@@ -140,6 +144,18 @@ def _year(year: int) -> dict:
     ("Month with the highest MR DIY spend.", {"measure": "sum", "shop": "MR DIY", "group_by": "month",
                                                "filters": []}),
     ("What's the most I've ever blown on one single receipt?", {"measure": "max", "filters": []}),
+    ("hey assistant how many times have i been to mister d i y altogether just count all the receipts from any of "
+     "their branches thanks", {"measure": "count", "shop": "mr diy", "filters": []}),
+    ("Good afternoon. My granddaughter required many exercise books at the start of the school year, and I should "
+     "like to know how many receipts I have from the Popular bookshop dated in January 2018. Thank you kindly.", {
+        "measure": "count", "shop": "Popular bookshop", "filters": _days("2018-01-01", "2018-01-31")}),
+    ("Mr DIY - all branches, Kuchai, Johor, whichever. Total I spent there adding up every receipt?", {
+        "measure": "sum", "shop": "Mr DIY", "filters": []}),
+    ("first week of march 2018 (1st-7th) how many receipts did i snap??", {
+        "measure": "count", "filters": _days("2018-03-01", "2018-03-07")}),
+    ("Looking back over the whole of 2017, what was the single most expensive receipt I kept?", {
+        "measure": "max", "filters": [_year(2017)]}),
+    ("when was my very 1st unihakka receipt?", {"measure": "earliest", "shop": "unihakka", "filters": []}),
 ])
 def test_collection_questions_go_to_aggregate_with_their_arguments(text: str, args: dict) -> None:
     assert _call(text) == (ToolName.AGGREGATE, args)
@@ -204,10 +220,28 @@ def test_what_no_field_holds_runs_no_tool(text: str) -> None:
     "Did my friends ever pay me back for that Timeless Kitchenette dinner up in Genting?",
     "how long did it take me to drive down to the pagoh rest area that day roughly",
     "Could you kindly tell me whether my grandson enjoyed the books I bought him at Popular? He never did say.",
-    "Parking kat mr diy hari tu berapa ringgit ah?", "Google review rating of Uni Hakka International."])
+    "Parking kat mr diy hari tu berapa ringgit ah?", "Google review rating of Uni Hakka International.",
+    "Why I went to Morganfield's in Genting and spent so much that day, what was the occasion actually?",
+    "Which of these receipts has the director already reimbursed to me?"])
 def test_what_happened_around_a_purchase_is_no_field_either(text: str) -> None:
     """Who came along, the weather, a rating, parking: asked as people ask, in Manglish or as a noun phrase."""
     assert _call(text) == (None, {})
+
+
+@pytest.mark.fast
+def test_words_of_a_story_are_no_shop_unless_said_as_one() -> None:
+    """Left-over words that name no shop with receipts are dropped, unless said as a shop's name ("from ...",
+    "... receipts"): then a shop the collection lacks gets its honest 0."""
+    none = lambda shop: 0  # noqa: E731  (no shop of the collection has any of these words)
+    story = "i was running around like mad. how many receipts did i collect in 2018?"
+    assert _call(story, none)[1] == {"measure": "count", "filters": [_year(2018)]}
+    assert _call("since we moved down to johor in october twenty eighteen how many receipts have i saved", none)[1] \
+        == {"measure": "count", "filters": [{"column": "date", "op": ">=", "value": "2018-10-01"}]}
+    assert _call("In the year 2017, which month produced the greatest number of receipts? I suspect it was the "
+                 "Christmas season, but I should like to be certain.", none)[1] == {
+        "measure": "count", "group_by": "month", "filters": [_year(2017)]}  # the guess after it is no condition
+    assert _call("how many receipts from home depot in 2018?", lambda shop: 0)[1]["shop"] == "home depot"
+    assert _call("how many starbucks receipts in 2018?", lambda shop: 0)[1]["shop"] == "starbucks"
 
 
 @pytest.mark.fast

@@ -284,3 +284,13 @@ def test_ordinary_words_typed_around_a_shop_are_left_out_of_its_name(tmp_path: P
     found = aggregate(table, "count", shop=typed)
     assert sorted(found.ids) == sorted(rows[stem]["id"] for stem in stems)
     assert not stems or "words of no shop's name" in found.left_out[-1]
+
+
+def test_a_word_printed_on_a_receipt_is_no_branch_when_it_is_an_ordinary_word(tmp_path: Path) -> None:
+    """"teo heng stationery books file": one receipt prints "FILE" among its items; the word is the question's
+    ("on file"), so every receipt of the shop counts, not that one."""
+    table = ImageTable.open_or_create(tmp_path / "index", INFO)
+    with_file = receipt_row("026", [_line("TEO HENG STATIONERY & BOOKS", 0.1), _line("FILE A4 3.50", 0.4)])
+    plain = receipt_row("027", [_line("TEO HENG STATIONERY & BOOKS", 0.1), _line("PEN 1.20", 0.4)], "/r/027.jpg")
+    table.upsert([with_file, plain])
+    assert aggregate(table, "count", shop="teo heng stationery books file").value == 2

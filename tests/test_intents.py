@@ -260,6 +260,10 @@ def test_a_narrowing_by_words_searches_within_the_shown_records(text: str) -> No
     ("twenty twenty-one", "2021"), ("two thousand seven", "2007"),
     ("twenty nine receipts", "twenty nine receipts"),  # a number, not a year
     ("After the end of March 2018, when", "After March 2018, when"),
+    ("from 20 march 2018 until the end of that month", "from 20 march 2018 until march 2018"),
+    ("since we moved to johor in october 2018 how many", "since october 2018 we moved to johor how many"),
+    ("CNY 2018: from 12 feb to 20 feb how many", "CNY 2018: from 12 feb to 20 feb 2018 how many"),
+    ("how often at mister d i y", "how often at mr d i y"),
 ])
 def test_manglish_and_spoken_years_are_read_in_plain_words(said: str, read: str) -> None:
     assert in_plain_words(said) == read
@@ -270,3 +274,36 @@ def test_only_the_question_is_read_not_the_reason_after_it() -> None:
     assert intents.question_part("How much at AEON? I need it for my allowance.") == "How much at AEON?"
     assert intents.question_part("How much did I spend? At AEON, I mean.") == "How much did I spend? At AEON, I mean."
     assert intents.question_part("aeon receipts from 2018") == "aeon receipts from 2018"  # no question: all of it
+
+
+DATED = [MatchedRecord(id=f"d{n}", file_name=f"{n}.jpg", path=f"/c/{n}.jpg", score=0.9, match=MatchLabel.TEXT_MATCH,
+                       why="its printed text matches", metadata={"date": day, "total": total})
+         for n, (day, total) in enumerate([("2017-09-21", 40.0), ("2017-02-08", 277.0), ("2018-03-12", 3.5)], 1)]
+SHOWN = ToolRun(ToolName.TEXT_SEARCH, {"query": "hon hwa", "k": 10, "filters": []}, "plan_1", {"records": DATED})
+
+
+@pytest.mark.parametrize(("text", "record"), [
+    ("The larger of the two - read me its total for the report.", "d2"),
+    ("the cheaper one, what does it say?", "d3"), ("read me the earlier one", "d2"),
+    ("the one from February 2017, how much I was paying?", "d2"),  # named by its date, not the first shown
+    ("the receipt dated 12 march 2018 - what's the total?", "d3"),
+])
+def test_a_record_named_by_comparing_or_by_its_date_is_read(text: str, record: str) -> None:
+    steps = plan(_turn(text, previous=SHOWN))
+    assert [step.tool for step in steps] == [ToolName.OCR]
+    assert steps[0].args(_turn(text, previous=SHOWN)) == {"record_id": record}
+
+
+def test_a_price_asked_of_receipts_is_their_total() -> None:
+    """"more than 100 ringgit" after receipts were shown narrows them by the printed total they carry."""
+    steps = plan(_turn("which one is more than 100 ringgit?", previous=SHOWN))
+    call = steps[0].args(_turn("which one is more than 100 ringgit?", previous=SHOWN))
+    assert steps[0].tool is ToolName.TEXT_SEARCH and call["query"] == "hon hwa"
+    assert call["filters"] == [{"column": "total", "op": ">", "value": 100.0}]
+    assert intents.refines("Thank you. Now I only want the one dated the 12th of January, please.")
+
+
+def test_a_story_carries_the_subject_when_the_request_names_none() -> None:
+    text = ("Good afternoon. My grandson took me out for that Portuguese peri-peri chicken in Mont Kiara, and I am "
+            "quite sure I kept the receipt. Would you be so kind as to find it for me? Thank you.")
+    assert "peri-peri chicken in Mont Kiara" in intents.search_words(text)

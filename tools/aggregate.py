@@ -165,10 +165,10 @@ def _selected(table: ImageTable, where: str, shop: str | None, column: str | Non
                 found, unprinted = _without_unprinted_words(rows, words, respelled, vocabulary)
                 read_as = f"the shop read without {' '.join(unprinted)!r}, which no receipt prints" if found else ""
             if not found:
-                found, ordinary = _without_ordinary_words(rows, words)
+                found, ordinary = _without_ordinary_words(table, where, rows, words)
                 read_as = f"the shop read without {' '.join(ordinary)!r}, words of no shop's name" if found else ""
             if not found:
-                found = _heading_with(table, where, rows, words)
+                found = _heading_with(_printed_texts(table, where), rows, words)
         rows = found
     return (rows if column != "item" else [line for row in rows for line in _item_lines(row)]), read_as
 
@@ -188,20 +188,23 @@ def _without_unprinted_words(rows: list[dict[str, Any]], words: list[str], respe
     return (found, unprinted) if found else ([], [])
 
 
-def _without_ordinary_words(rows: list[dict[str, Any]], words: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+def _without_ordinary_words(table: ImageTable, where: str, rows: list[dict[str, Any]], words: list[str]
+                            ) -> tuple[list[dict[str, Any]], list[str]]:
     """Where no shop has the typed words, the longest run of them that is a shop's name once the words around it
     are left out, where each of those is ordinary: a kind of place or meal, a chat word or a single letter
     ("popular bkstore", "d uni hakka lunch", "shell station"), or a common English word, in which case the run
     must be a name of SHOP_LETTERS letters or more ("word hardware their name" is HARDWARE; "home depot" is no
-    HOME MASTER: "home" is too short to stand for a shop the collection lacks)."""
+    HOME MASTER: "home" is too short to stand for a shop the collection lacks). The run may also be a brand at
+    the head of a receipt (:func:`_heading_with`: "two trips to ikea in cheras")."""
     runs = [(start, end) for start in range(len(words)) for end in range(start + 1, len(words) + 1)
             if end - start < len(words)]
+    texts = _printed_texts(table, where)
     for start, end in sorted(runs, key=lambda run: (run[0] - run[1], run[0])):  # the longest, then the leftmost
         kept, dropped = words[start:end], words[:start] + words[end:]
         letters = len("".join(kept))
         if (all(map(_names_no_shop, dropped)) and letters >= BRANCH_LETTERS) or \
                 (all(_names_no_shop(word) or word in common_words() for word in dropped) and letters >= SHOP_LETTERS):
-            if found := _at_shop(rows, kept):
+            if found := _at_shop(rows, kept) or _heading_with(texts, rows, kept):
                 return found, dropped
     return [], []
 
@@ -210,8 +213,7 @@ def _names_no_shop(word: str) -> bool:
     return len(word) == 1 or word in PLACE_WORDS or word in CHAT_WORDS
 
 
-def _heading_with(table: ImageTable, where: str, rows: list[dict[str, Any]], words: list[str]
-                  ) -> list[dict[str, Any]]:
+def _heading_with(texts: dict[str, str], rows: list[dict[str, Any]], words: list[str]) -> list[dict[str, Any]]:
     """Where no shop's name has the typed name, the rows whose receipt heads a line with it among its first
     HEADING_LINES lines: the brand a company trades as ("ikea" is IKANO HANDEL SDN BHD, which prints "IKEA
     Cheras", or as OCR glued it, "IKEACheras"). A heading line, not any line, so an item is no shop; only rows
@@ -219,10 +221,14 @@ def _heading_with(table: ImageTable, where: str, rows: list[dict[str, Any]], wor
     letters = "".join(words)
     if len(letters) < BRANCH_LETTERS:
         return []
-    texts = {row["id"]: row["ocr_text"] or "" for row in table.scan(["id", "ocr_text"], where or None).to_pylist()}
     heads = lambda text: any(fold(line).replace(" ", "").startswith(letters)  # noqa: E731
                              for line in text.splitlines()[:HEADING_LINES])
     return [row for row in rows if row["shop"] and heads(texts.get(row["id"], ""))]
+
+
+def _printed_texts(table: ImageTable, where: str) -> dict[str, str]:
+    """Each selected row's OCR text by id, read once for the name readings that need the lines."""
+    return {row["id"]: row["ocr_text"] or "" for row in table.scan(["id", "ocr_text"], where or None).to_pylist()}
 
 
 def _at_shop(rows: list[dict[str, Any]], words: list[str]) -> list[dict[str, Any]]:
@@ -240,8 +246,8 @@ def _at_a_branch(table: ImageTable, rows: list[dict[str, Any]], words: list[str]
     for length in range(len(words) - 1, 0, -1):
         for start in range(len(words) - length + 1):
             rest = words[:start] + words[start + length:]
-            if any(len(word) < BRANCH_LETTERS for word in rest):
-                continue
+            if any(len(word) < BRANCH_LETTERS or word in common_words() or _names_no_shop(word) for word in rest):
+                continue  # "teo heng stationery books file": "file" is printed on one of its receipts, no branch
             readings, printed = _name_readings(words[start:start + length]), [name_pattern(word) for word in rest]
             found = [row for row in rows if row["shop"] and _found(fold(row["shop"]), readings)
                      and all(pattern.search(folded.get(row["id"], "")) for pattern in printed)]

@@ -136,7 +136,8 @@ def collection_answers(root: Path) -> None:
     # unseen set so too (the unseen one's first run is its held-out figure)
     for name in ("collection_questions", "collection_questions_heldout", "collection_questions_fresh",
                  "collection_items", "collection_questions_unseen", "collection_questions_unseen2",
-                 "collection_questions_unseen3", "collection_questions_unseen4", "collection_questions_unseen5"):
+                 "collection_questions_unseen3", "collection_questions_unseen4", "collection_questions_unseen5",
+                 "collection_questions_unseen6"):
         path = QUERY_SETS / f"{name}.jsonl"
         header, *entries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
                             if line.strip()]

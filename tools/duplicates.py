@@ -26,7 +26,6 @@ import re
 import shutil
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +37,7 @@ from loupe.base.errors import LoupeError
 from loupe.store.image_table import ImageTable, vector_matrix
 from loupe.tools.boundary import CollectionBoundary
 from loupe.tools.image_search import NEAR_DUPLICATE_PHASH_BITS, copy_label
-from loupe.tools.local_features import LocalFeatures, count_inliers
+from loupe.tools.local_features import LocalFeatures, inliers_of_pairs
 from loupe.tools.records import MATCH_ORDER, MatchLabel
 
 # Nearest rows by embedding that each row is checked against. 20, chosen on duplicates_bench's first end and its
@@ -324,9 +323,7 @@ def _verify(table: ImageTable, rows: list[dict[str, Any]], pairs: list[tuple[int
             row = stored.get(rows[index]["id"])
             features[index] = LocalFeatures.from_bytes(row["orb_keypoints"] if row else None,
                                                        row["orb_descriptors"] if row else None)
-    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8)) as pool:
-        counts = pool.map(lambda pair: count_inliers(features[pair[0]], features[pair[1]]), pairs)
-        return dict(zip(pairs, counts))
+    return dict(zip(pairs, inliers_of_pairs([(features[first], features[second]) for first, second in pairs])))
 
 
 def _different_documents(first: dict[str, Any], second: dict[str, Any]) -> bool:

@@ -25,9 +25,7 @@ the query is indexed.
 
 from __future__ import annotations
 
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +41,8 @@ from loupe.tools.local_features import (
     SECOND_LOOK_MAX_SIDE,
     SOME_OBJECT_INLIERS,
     LocalFeatures,
-    count_inliers,
     extract_features,
+    inliers_of_pairs,
 )
 from loupe.tools.models import Models
 from loupe.tools.records import MATCH_ORDER, MatchLabel, SearchResult, ToolName, attach_thumbnails, record_from_row
@@ -203,11 +201,8 @@ def _second_look(table: ImageTable, models: Models, query: QueryImage, candidate
 
 def verify(query: LocalFeatures, candidates: dict[str, LocalFeatures],
            least: int = SOME_OBJECT_INLIERS) -> dict[str, int]:
-    """Inliers of each candidate (0 below ``least``), the pairs spread over the cores: OpenCV's matcher and
-    RANSAC release the GIL, and each pair runs single-threaded (tools/process.py), so threads use both cores."""
-    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8)) as pool:
-        counts = pool.map(lambda features: count_inliers(query, features, least), candidates.values())
-        return dict(zip(candidates, counts))
+    """Inliers of each candidate (0 below ``least``), the pairs spread over the cores."""
+    return dict(zip(candidates, inliers_of_pairs([(query, features) for features in candidates.values()], least)))
 
 
 def _candidates(table: ImageTable, query: QueryImage, where: str | None) -> dict[str, dict]:

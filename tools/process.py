@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 import cv2
+import faiss
 from PIL import Image
 from threadpoolctl import threadpool_limits
 
@@ -18,8 +19,8 @@ from threadpoolctl import threadpool_limits
 def configure_process(home: Path | None = None) -> None:
     """Set what Loupe needs process-wide; calling it again changes nothing.
 
-    * OpenCV runs single-threaded: local features are many small calls, where threads cost more than
-      they save (measured in tools/local_features.py).
+    * OpenCV and faiss run single-threaded: local features are many small calls, where threads cost more
+      than they save (measured in tools/local_features.py); verification spreads the pairs over the cores.
     * numpy's BLAS runs single-threaded too: Loupe's products are small (the text bridge's 384 x 1280 map),
       and a threaded BLAS keeps its threads spinning after each one, taking the cores from what runs next:
       at 10,000 rows the text query's p50 went from about 140 to 118 ms with one BLAS thread.
@@ -29,6 +30,7 @@ def configure_process(home: Path | None = None) -> None:
       tools/models/text_detection.py puts the font it would otherwise download.
     """
     cv2.setNumThreads(1)
+    faiss.omp_set_num_threads(1)
     threadpool_limits(1, user_api="blas")
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     folder = home or Path(os.environ.get("LOUPE_HOME", "~/.loupe")).expanduser()

@@ -582,7 +582,7 @@ def filters(text: str, today: date | None = None) -> list[dict[str, Any]]:
     store.filters)."""
     today = today or date.today()
     found: list[dict[str, Any]] = []
-    text = _with_named_days(text)
+    text = _with_span_end_years(_with_named_days(text))
     if span := _span(text):
         found += [_condition("date", op, day) for op, day in ((">=", span[0]), ("<=", span[1])) if day]
         text = _without_spans(text)
@@ -598,7 +598,7 @@ def filters(text: str, today: date | None = None) -> list[dict[str, Any]]:
         last_day = calendar.monthrange(year, month)[1]
         found += [_condition("date", ">=", f"{year:04d}-{month:02d}-01"),
                   _condition("date", "<=", f"{year:04d}-{month:02d}-{last_day:02d}")]
-    elif not month_years:
+    elif not month_years and not span:  # beside a span, a month named again is the span's ("... new year's day")
         months = sorted({_month_number(m.group(1) or m.group(2)) for m in _MONTH_ALONE.finditer(rest)})
         if len(months) == 1:
             found.append(_condition("date", "contains", f"-{months[0]:02d}-"))
@@ -661,6 +661,21 @@ def _span(text: str) -> tuple[str | None, str | None] | None:
     return None
 
 
+# A span whose first day has its year and whose last has none ("between christmas 2017 and new year's day", once
+# the days are numbers): the last in the same year, or the next where the span crosses New Year
+_YEARLESS_END = re.compile(rf"\b\d{{1,2}}(?:st|nd|rd|th)?(?:\s+of)?\s+({_MONTH}|may)\.?\s*,?\s*((?:19|20)\d\d)"
+                           rf"\s*(?:to|till|until|through|and|-)\s*(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)?(?:\s+of)?\s+"
+                           rf"({_MONTH}|may)\b\.?(?!\.?\s*,?\s*(?:19|20)\d\d)", re.I)
+
+
+def _with_span_end_years(text: str) -> str:
+    """The text with the year of a span's first day written after its last day too (see _YEARLESS_END)."""
+    def ended(span: re.Match) -> str:
+        year = int(span[2]) + (_month_number(span[1]) > _month_number(span[3]))
+        return f"{span[0]} {year}"
+    return _YEARLESS_END.sub(ended, text)
+
+
 def _with_named_days(text: str) -> str:
     """The text with the days it names in words written as numbers ("the fourth of december" -> "the 4 of
     december", "christmas day" -> "25 december")."""
@@ -718,9 +733,11 @@ def _open_span(match: re.Match) -> tuple[str | None, str | None] | None:
 
 
 def _dated_span(match: re.Match) -> tuple[str, str] | None:
-    """From one day or month of a year to another's: the first day of the first, the last day of the last."""
-    first_year, last_year = int(match.group(3) or match.group(6)), int(match.group(6))
+    """From one day or month of a year to another's: the first day of the first, the last day of the last; a
+    first day without its year is in the year before where the span would end before it ("25 dec to 1 jan 2018")."""
     first_month, last_month = _month_number(match.group(2)), _month_number(match.group(5))
+    last_year = int(match.group(6))
+    first_year = int(match.group(3)) if match.group(3) else last_year - (first_month > last_month)
     last_of_month = calendar.monthrange(last_year, last_month)[1]
     try:
         first = date(first_year, first_month, int(match.group(1) or 1))

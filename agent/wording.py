@@ -6,8 +6,8 @@ march twenty eighteen onwards"). Rather than teach every rule each way of saying
 first rewritten once: Malay question words to their English meaning, years said as words to digits,
 "after the end of March 2018" to "after March 2018", "until the end of that month" to the month named before
 it, "since we moved in October 2018" to "since October 2018 we moved", a span of days without a year to the
-one year the request names, and "mister" to "mr". Only words the rules read are rewritten; names are left as
-typed, so a shop or a printed word still matches.
+one year the request names (the next for its end where it crosses New Year), and "mister" to "mr". Only words
+the rules read are rewritten; names are left as typed, so a shop or a printed word still matches.
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ _MONTH = "|".join(sorted(MONTHS, key=len, reverse=True))
 _SINCE_EVENT = re.compile(rf"\b(since|ever since)\b((?:\s+[\w']+){{1,6}}?)\s+in\s+((?:{_MONTH})\.?\s+(?:19|20)\d\d)\b",
                           re.I)
 _YEAR = re.compile(r"(?<![\d.,])((?:19|20)\d\d)(?![\d.,]\d)")
-_DAY_OF = rf"\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTH})\b\.?"
-_YEARLESS_SPAN = re.compile(rf"\b{_DAY_OF}\s*(?:to|till|until|through|-)\s*{_DAY_OF}(?!\s*,?\s*(?:19|20)\d\d)", re.I)
+_DAY_OF = rf"\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH})\b\.?"
+_YEARLESS_SPAN = re.compile(rf"\b({_DAY_OF})(\s*(?:to|till|until|through|-)\s*)({_DAY_OF})(?!\.?\s*,?\s*(?:19|20)\d\d)",
+                            re.I)
 _MISTER = re.compile(r"\bmister\b", re.I)  # "mister d i y" is MR D.I.Y.
 # "from 20 march 2018 until the end of that month": the month named before it
 _MONTH_YEAR = re.compile(rf"\b(?:{_MONTH})\.?\s+(?:19|20)\d\d\b", re.I)
@@ -67,8 +68,16 @@ def in_plain_words(text: str) -> str:
     years = set(_YEAR.findall(text))
     if len(years) == 1:  # "CNY 2018 ... from 12 feb to 20 feb": the one year named
         year = years.pop()
-        text = _YEARLESS_SPAN.sub(lambda m: f"{m[0]} {year}", text)
+        text = _YEARLESS_SPAN.sub(lambda m: _span_in(m, int(year)), text)
     return re.sub(r"[ \t]{2,}", " ", _MISTER.sub("mr", text))
+
+
+def _span_in(span: re.Match, year: int) -> str:
+    """A span of days in the one year a request names; one across New Year ("xmas 2017 ... 25 dec to 1 jan")
+    starts in that year and ends in the next."""
+    first, first_month, link, last, last_month = span.groups()
+    crosses = MONTHS[first_month.lower()] > MONTHS[last_month.lower()]
+    return f"{first} {year}{link}{last} {year + 1 if crosses else year}"
 
 
 def _last_month_before(text: str, end: int) -> str | None:

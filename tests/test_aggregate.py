@@ -72,6 +72,17 @@ def test_a_run_of_the_typed_words_may_have_one_letter_misread_or_lost(tmp_path: 
     assert aggregate(table, "count", shop="stationery lian king").value == 0  # one letter in one run, no more
 
 
+def test_a_long_name_may_be_typed_with_its_vowels_left_out(tmp_path: Path) -> None:
+    """"99 spdmart" is 99 SPEED MART; the typed consonants must all be printed, in order, with only vowels between."""
+    table = ImageTable.open_or_create(tmp_path / "index", INFO)
+    mart = receipt_row("040", [_line("99 SPEED MART S/B", 0.1), _line("TOTAL 12.30", 0.5)])
+    other = receipt_row("041", [_line("99 SPECTRUM ART SDN BHD", 0.1), _line("TOTAL 8.00", 0.5)], "/r/041.jpg")
+    table.upsert([mart, other])
+    for typed in ("99 spdmart", "99spdmrt", "99 speedmart"):
+        assert aggregate(table, "count", shop=typed).ids == [mart["id"]]
+    assert aggregate(table, "count", shop="spdm").value == 0  # a short run says no name: no vowels are filled in
+
+
 def test_words_no_receipt_prints_are_left_out_of_a_shop_only_where_a_name_is_left(tmp_path: Path) -> None:
     """"hit lightroom gallery": a word of the question left in the shop's name; "home depot" is no HOME MASTER."""
     table = ImageTable.open_or_create(tmp_path / "index", INFO)

@@ -262,11 +262,24 @@ def test_a_narrowing_by_words_searches_within_the_shown_records(text: str) -> No
     ("After the end of March 2018, when", "After March 2018, when"),
     ("from 20 march 2018 until the end of that month", "from 20 march 2018 until march 2018"),
     ("since we moved to johor in october 2018 how many", "since october 2018 we moved to johor how many"),
-    ("CNY 2018: from 12 feb to 20 feb how many", "CNY 2018: from 12 feb to 20 feb 2018 how many"),
+    ("CNY 2018: from 12 feb to 20 feb how many", "CNY 2018: from 12 feb 2018 to 20 feb 2018 how many"),
+    ("xmas 2017 ... 25 dec to 1 jan. how many", "xmas 2017 ... 25 dec 2017 to 1 jan. 2018 how many"),
     ("how often at mister d i y", "how often at mr d i y"),
 ])
 def test_manglish_and_spoken_years_are_read_in_plain_words(said: str, read: str) -> None:
     assert in_plain_words(said) == read
+
+
+@pytest.mark.parametrize("said", [
+    "how many receipts from 25 dec to 1 jan 2018",  # the first day in the year before the end's
+    "how many receipts between xmas 2017 and new years day??",  # the last day in the year after the first's
+    "receipts 25 dec 2017 to 1 jan. 2018, how many",  # a dot after the month: the year is still the span's
+    "how many receipts between xmas 2017 and new years day?? 25 dec to 1 jan. was supposed to be a no spend week",
+])
+def test_a_span_across_new_year_ends_in_the_next_year(said: str) -> None:
+    """The month named again beside the span (new year's day is 1 January) adds no condition of its own."""
+    assert intents.filters(in_plain_words(said)) == [{"column": "date", "op": ">=", "value": "2017-12-25"},
+                                                     {"column": "date", "op": "<=", "value": "2018-01-01"}]
 
 
 def test_only_the_question_is_read_not_the_reason_after_it() -> None:

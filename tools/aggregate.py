@@ -32,6 +32,7 @@ from loupe.store.image_table import ImageTable
 from loupe.tools.document_fields import (
     KIND_OF_SHOP,
     MIN_MISREAD_LETTERS,
+    abbreviated_name_pattern,
     dollar_for_ringgit,
     fold,
     misread_name_pattern,
@@ -272,9 +273,9 @@ def _name_readings(words: list[str]) -> list[list[re.Pattern]]:
     its letters with spaces anywhere ("mrdiy" in "mr d i y"), each typed word in any order ("stationery lian
     hing" is LIAN HING STATIONERY SDN BHD), and, where a run of typed words has MIN_MISREAD_LETTERS or more,
     that run with one character misread or lost and the other words as typed ("stationery lian hing" is also
-    LAN HING STATIONERY, as OCR read it). A word that ends in the kind of shop is also read without it
-    ("popular bookstore" is POPULAR BOOK CO.), and the company's legal form may be left out ("popular book co"
-    is also POPULAR BOOK (M) SDN BHD, where OCR did not read the "CO.")."""
+    LAN HING STATIONERY, as OCR read it), or with vowels left out ("99 spdmart"). A word that ends in the kind
+    of shop is also read without it ("popular bookstore" is POPULAR BOOK CO.), and the company's legal form may
+    be left out ("popular book co" is also POPULAR BOOK (M) SDN BHD, where OCR did not read the "CO.")."""
     spellings = [words]
     without_kind = [shorter for word in words if (shorter := KIND_OF_SHOP.sub("", word))]
     without_legal_form = [word for word in words if word not in _LEGAL_FORMS]
@@ -288,7 +289,7 @@ def _name_readings(words: list[str]) -> list[list[re.Pattern]]:
                 run, rest = "".join(typed[start:end]), [name_pattern(word) for word in typed[:start] + typed[end:]]
                 readings.append([name_pattern(run), *rest])
                 if len(run) >= MIN_MISREAD_LETTERS:
-                    readings.append([misread_name_pattern(run), *rest])
+                    readings += [[misread_name_pattern(run), *rest], [abbreviated_name_pattern(run), *rest]]
     return readings
 
 

@@ -122,6 +122,13 @@ def misread_name_pattern(letters: str) -> re.Pattern:
     return _whole_words("(?:" + "|".join(misread + lost + typed_short) + ")")
 
 
+def abbreviated_name_pattern(letters: str) -> re.Pattern:
+    """Like :func:`name_pattern`, but the person typing may have left vowels out, as people shorten a name
+    ("99 spdmart" is 99 SPEED MART, "lnhing" is LIAN HING): only vowels and spaces may stand between two typed
+    letters, so the typed consonants still say which name it is. For names of MIN_MISREAD_LETTERS or more."""
+    return _whole_words("[aeiou ]*".join(map(re.escape, letters)), after_digit=letters[:1].isalpha())
+
+
 def _whole_words(body: str, after_digit: bool = False) -> re.Pattern:
     """``body`` matched only from a word's start (or, ``after_digit``, the end of a number) to a word's end."""
     return re.compile((r"(?<![^\W\d_])" if after_digit else r"(?<![^\W_])") + body + r"(?![^\W_])")

@@ -57,3 +57,13 @@ def test_pairs_spread_over_threads_come_back_in_order(stored: list[LocalFeatures
     pairs = [(stored[i], stored[j]) for i in range(6) for j in range(len(stored))]
     assert inliers_of_pairs(pairs, 8) == [count_inliers(a, b, 8) for a, b in pairs]
     assert inliers_of_pairs([]) == []
+
+
+def test_a_forked_child_verifies_with_its_own_threads(stored: list[LocalFeatures]) -> None:
+    """After the parent's pool has run, a forked child (multiprocessing's default start on Linux) still counts."""
+    import multiprocessing
+
+    pairs = [(stored[0], stored[j]) for j in range(4)]
+    expected = inliers_of_pairs(pairs, 8)
+    with multiprocessing.get_context("fork").Pool(1) as child:
+        assert child.apply_async(inliers_of_pairs, (pairs, 8)).get(timeout=60) == expected

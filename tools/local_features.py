@@ -101,8 +101,21 @@ def count_inliers(query: LocalFeatures, candidate: LocalFeatures, least: int = S
     return inliers if inliers >= least else 0
 
 
-# One pool for the life of the process: starting a query's threads took about 3 ms.
-_POOL = ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8), thread_name_prefix="loupe-verify")
+def _thread_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8), thread_name_prefix="loupe-verify")
+
+
+# One pool for the life of the process (starting a query's threads took about 3 ms); a forked child gets its
+# own, as the parent's threads do not exist there and tasks given to their pool would never run.
+_POOL = _thread_pool()
+
+
+def _new_pool_after_fork() -> None:
+    global _POOL
+    _POOL = _thread_pool()
+
+
+os.register_at_fork(after_in_child=_new_pool_after_fork)
 
 
 def inliers_of_pairs(pairs: list[tuple[LocalFeatures, LocalFeatures]], least: int = SOME_OBJECT_INLIERS) -> list[int]:

@@ -88,7 +88,8 @@ class ImageTable:
         self._hashes: tuple[int, list[str], np.ndarray] | None = None  # (table version, ids, hashes)
         self._folded: tuple[int, list[str], list[str]] | None = None  # (table version, ids, folded texts)
         self._words: tuple[int, set[str]] | None = None  # (table version, words of the folded texts)
-        self._unit_vectors: dict[str, tuple[int, list[str], np.ndarray]] = {}  # column -> (version, ids, rows)
+        # column -> (version, ids, unit vectors, each vector's row offset in that version)
+        self._unit_vectors: dict[str, tuple[int, list[str], np.ndarray, np.ndarray]] = {}
         self._searched: set[str] = set()  # vector columns searched unfiltered in this process
 
     @classmethod
@@ -282,6 +283,16 @@ class ImageTable:
         by_id = {row["id"]: row for row in rows}
         return [by_id[i] for i in ids if i in by_id]
 
+    def _rows_at(self, offsets: list[int], ids: list[str], columns: list[str]) -> list[dict[str, Any]]:
+        """The rows at these offsets of the version the ids were scanned from, in the order of ``ids``: a take by
+        position reads 50 rows of 10,000 in 3-6 ms, a filter on the ids 6-11. Where the rows there are not those
+        ids (another process wrote a version since), they are read by id."""
+        rows = self._table.take_offsets(offsets).select(["id", *(c for c in columns if c != "id")]).to_list()
+        by_id = {row["id"]: row for row in rows}
+        if len(by_id) != len(ids) or not all(i in by_id for i in ids):
+            return self.get(ids, columns)
+        return [by_id[i] for i in ids]
+
     def record(self, record_id: str, columns: list[str]) -> dict[str, Any]:
         """One row by id; a LoupeError naming the id if there is none."""
         rows = self.get([record_id], columns=["id", *(c for c in columns if c != "id")])
@@ -330,8 +341,8 @@ class ImageTable:
                 vectors, norms = vectors[kept], norms[kept]
             vectors /= norms[:, None]  # in place: a second 50 MB copy took longer than the scan
             self._unit_vectors[column] = (version, [i for i, k in zip(scanned["id"].to_pylist(), kept) if k],
-                                          vectors)
-        _, ids, units = self._unit_vectors[column]
+                                          vectors, np.flatnonzero(kept))
+        _, ids, units, offsets = self._unit_vectors[column]
         if not ids:
             return []
         query = vector.astype(np.float32) / max(float(np.linalg.norm(vector)), 1e-12)
@@ -340,7 +351,8 @@ class ImageTable:
         nearest = nearest[np.argsort(distances[nearest], kind="stable")]
         if ids_only:
             return [{"id": ids[i], "_distance": float(distances[i])} for i in nearest]
-        rows = self.get([ids[i] for i in nearest], columns=[*RECORD_COLUMNS, *(extra_columns or [])])
+        rows = self._rows_at([int(offsets[i]) for i in nearest], [ids[i] for i in nearest],
+                             [*RECORD_COLUMNS, *(extra_columns or [])])
         distance_of = {ids[i]: float(distances[i]) for i in nearest}
         return [{**row, "_distance": distance_of[row["id"]]} for row in rows]
 

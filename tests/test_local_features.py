@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import cv2
-import numpy as np
 import pytest
 from PIL import Image
 
+from loupe.evals.verification_compare import inliers as brute_force_inliers
+from loupe.evals.verification_compare import orb
+from loupe.tools.image_search import COUNTED_INLIERS
 from loupe.tools.local_features import (
-    RANSAC_REPROJECTION_PX,
-    RATIO_TEST,
     SECOND_LOOK_KEYPOINTS,
     SECOND_LOOK_MAX_SIDE,
     LocalFeatures,
@@ -20,21 +20,6 @@ from loupe.tools.local_features import (
 from tests.conftest import holidays_files
 
 pytestmark = pytest.mark.fast  # no model is loaded: part of the fast tier
-
-
-def _bf_inliers(query: LocalFeatures, candidate: LocalFeatures, least: int) -> int:
-    """The reference: BFMatcher.knnMatch(k=2), the ratio test, one RANSAC homography."""
-    if min(len(query.descriptors), len(candidate.descriptors)) < least:
-        return 0
-    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(query.descriptors, candidate.descriptors, k=2)
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO_TEST * p[1].distance]
-    if len(good) < least:
-        return 0
-    source = query.keypoints[[m.queryIdx for m in good]].astype(np.float32)
-    target = candidate.keypoints[[m.trainIdx for m in good]].astype(np.float32)
-    _, mask = cv2.findHomography(source, target, cv2.RANSAC, RANSAC_REPROJECTION_PX)
-    inliers = int(mask.sum()) if mask is not None else 0
-    return inliers if inliers >= least else 0
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +33,9 @@ def stored() -> list[LocalFeatures]:
 def test_inlier_counts_are_the_brute_force_matchers(stored: list[LocalFeatures], second_look: bool) -> None:
     queries = [extract_features(Image.open(path), SECOND_LOOK_MAX_SIDE, SECOND_LOOK_KEYPOINTS) if second_look
                else extract_features(Image.open(path)) for path in holidays_files(6)]
-    expected = [_bf_inliers(q, c, 8) for q in queries for c in stored]
-    assert [count_inliers(q, c, 8) for q in queries for c in stored] == expected
+    # the reference: OpenCV's BFMatcher.knnMatch(k=2), the ratio test and RANSAC, gated at COUNTED_INLIERS
+    expected = [brute_force_inliers(orb(q), orb(c), cv2.NORM_HAMMING, cv2.RANSAC) for q in queries for c in stored]
+    assert [count_inliers(q, c, COUNTED_INLIERS) for q in queries for c in stored] == expected
     assert sum(count > 0 for count in expected) >= len(queries)  # each photo at least matches its stored self
 
 

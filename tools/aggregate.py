@@ -166,10 +166,10 @@ def _selected(table: ImageTable, where: str, shop: str | None, column: str | Non
                 found, unprinted = _without_unprinted_words(rows, words, respelled, vocabulary)
                 read_as = f"the shop read without {' '.join(unprinted)!r}, which no receipt prints" if found else ""
             if not found:
-                found, ordinary = _without_ordinary_words(table, where, rows, words)
+                texts = _printed_texts(table, where)  # the lines both of the last two readings look at
+                found, ordinary = _without_ordinary_words(texts, rows, words)
                 read_as = f"the shop read without {' '.join(ordinary)!r}, words of no shop's name" if found else ""
-            if not found:
-                found = _heading_with(_printed_texts(table, where), rows, words)
+                found = found or _heading_with(texts, rows, words)
         rows = found
     return (rows if column != "item" else [line for row in rows for line in _item_lines(row)]), read_as
 
@@ -189,7 +189,7 @@ def _without_unprinted_words(rows: list[dict[str, Any]], words: list[str], respe
     return (found, unprinted) if found else ([], [])
 
 
-def _without_ordinary_words(table: ImageTable, where: str, rows: list[dict[str, Any]], words: list[str]
+def _without_ordinary_words(texts: dict[str, str], rows: list[dict[str, Any]], words: list[str]
                             ) -> tuple[list[dict[str, Any]], list[str]]:
     """Where no shop has the typed words, the longest run of them that is a shop's name once the words around it
     are left out, where each of those is ordinary: a kind of place or meal, a chat word or a single letter
@@ -199,7 +199,6 @@ def _without_ordinary_words(table: ImageTable, where: str, rows: list[dict[str, 
     the head of a receipt (:func:`_heading_with`: "two trips to ikea in cheras")."""
     runs = [(start, end) for start in range(len(words)) for end in range(start + 1, len(words) + 1)
             if end - start < len(words)]
-    texts = _printed_texts(table, where)
     for start, end in sorted(runs, key=lambda run: (run[0] - run[1], run[0])):  # the longest, then the leftmost
         kept, dropped = words[start:end], words[:start] + words[end:]
         letters = len("".join(kept))
